@@ -18,7 +18,12 @@ export const RetrySettings = z
      * A record that keeps failing transiently is dead-lettered only once it is also older than this.
      * It stops a downstream outage from flooding the DLQ; offset lag alarms fire meanwhile.
      */
-    maxRecordAgeSeconds: z.number().int().min(0).max(7 * 24 * 3600).default(3600),
+    maxRecordAgeSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(7 * 24 * 3600)
+      .default(3600),
   })
   .strict()
   .refine((r) => r.maxDelayMs >= r.baseDelayMs, { message: 'retry.maxDelayMs must be >= retry.baseDelayMs' });

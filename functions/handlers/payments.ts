@@ -1,0 +1,81 @@
+import type { TransactWriteItem } from '@aws-sdk/client-dynamodb';
+import { z } from 'zod';
+import { BridgeError } from '../runtime/errors.ts';
+import { kafkaHandler } from '../runtime/kafkaHandler.ts';
+
+/**
+ * Example route `payments`: a financial transaction log applied exactly once, in
+ * `transact` mode. The ledger entry, the balance update (which refuses an overdraft
+ * or a currency mismatch) and the dedupe marker commit in ONE DynamoDB transaction.
+ */
+export const PaymentEvent = z.object({
+  txId: z.string().min(1).max(128),
+  accountId: z.string().min(1).max(128),
+  /** Minor units (cents): integers keep balances exact. Negative is a debit. */
+  amount: z
+    .number()
+    .int()
+    .refine((n) => n !== 0, 'amount must not be 0'),
+  currency: z.string().regex(/^[A-Z]{3}$/, 'an ISO 4217 code'),
+  ts: z.iso.datetime(),
+});
+export type PaymentEvent = z.infer<typeof PaymentEvent>;
+
+const tableFromEnv = (name: string): string => {
+  const value = process.env[name];
+  if (!value) throw new BridgeError(`route payments: environment variable ${name} is not set`);
+  return value;
+};
+
+export const paymentItems = (tx: PaymentEvent): TransactWriteItem[] => {
+  const amount = { N: String(tx.amount) };
+  const currency = { S: tx.currency };
+  const balanceUpdate: TransactWriteItem =
+    tx.amount > 0
+      ? {
+          Update: {
+            TableName: tableFromEnv('ACCOUNTS_TABLE_NAME'),
+            Key: { accountId: { S: tx.accountId } },
+            UpdateExpression: 'SET balance = if_not_exists(balance, :zero) + :amount, currency = :currency',
+            ConditionExpression: 'attribute_not_exists(accountId) OR currency = :currency',
+            ExpressionAttributeValues: { ':zero': { N: '0' }, ':amount': amount, ':currency': currency },
+          },
+        }
+      : {
+          Update: {
+            TableName: tableFromEnv('ACCOUNTS_TABLE_NAME'),
+            Key: { accountId: { S: tx.accountId } },
+            UpdateExpression: 'SET balance = balance + :amount',
+            // A debit needs an account in the same currency holding at least the amount.
+            ConditionExpression: 'currency = :currency AND balance >= :needed',
+            ExpressionAttributeValues: {
+              ':amount': amount,
+              ':currency': currency,
+              ':needed': { N: String(-tx.amount) },
+            },
+          },
+        };
+  return [
+    {
+      Put: {
+        TableName: tableFromEnv('LEDGER_TABLE_NAME'),
+        Item: {
+          txId: { S: tx.txId },
+          accountId: { S: tx.accountId },
+          amount,
+          currency,
+          ts: { S: tx.ts },
+        },
+        ConditionExpression: 'attribute_not_exists(txId)',
+      },
+    },
+    balanceUpdate,
+  ];
+};
+
+export const handler = kafkaHandler({
+  route: 'payments',
+  value: PaymentEvent,
+  idempotencyKey: (record) => record.value.txId,
+  transact: (record) => paymentItems(record.value),
+});

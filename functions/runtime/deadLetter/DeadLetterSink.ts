@@ -1,0 +1,8 @@
+import type { DeadLetterEnvelope } from './envelope.ts';
+
+/** Where dead letters go. `send` resolves once the letter is durably queued, and rejects if it never is. */
+export interface DeadLetterSink {
+  send(envelope: DeadLetterEnvelope): Promise<void>;
+  /** Sends whatever is buffered and waits for every pending `send`. */
+  flush(): Promise<void>;
+}

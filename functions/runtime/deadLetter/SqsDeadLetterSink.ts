@@ -1,0 +1,107 @@
+import { SendMessageBatchCommand, type SendMessageBatchRequestEntry, type SQSClient } from '@aws-sdk/client-sqs';
+import { DeadLetterError } from '../errors.ts';
+import { backoffDelay, sleep } from '../retry.ts';
+import type { DeadLetterSink } from './DeadLetterSink.ts';
+import { type DeadLetterEnvelope, fitEnvelope, messageAttributes } from './envelope.ts';
+
+/** SendMessageBatch takes at most 10 entries. */
+export const SQS_BATCH_ENTRIES = 10;
+const FAILED_ENTRY_RETRIES = 5;
+const FAILED_ENTRY_BACKOFF = {
+  maxAttempts: FAILED_ENTRY_RETRIES,
+  baseDelayMs: 50,
+  maxDelayMs: 1_000,
+  maxRecordAgeSeconds: 0,
+};
+
+type Pending = {
+  entry: SendMessageBatchRequestEntry;
+  bytes: number;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+};
+
+export type SqsDeadLetterSinkOptions = { client: SQSClient; queueUrl: string; maxMessageBytes: number };
+
+/**
+ * Buffers dead letters and sends them with SendMessageBatch: at most 10 entries and at
+ * most `maxMessageBytes` per call (SQS limits the batch's total size, not only each
+ * message's). Entries reported as Failed are retried with backoff.
+ */
+export class SqsDeadLetterSink implements DeadLetterSink {
+  readonly #client: SQSClient;
+  readonly #queueUrl: string;
+  readonly #maxBytes: number;
+  #buffer: Pending[] = [];
+  #bufferedBytes = 0;
+  readonly #inFlight = new Set<Promise<void>>();
+  #sequence = 0;
+
+  constructor(options: SqsDeadLetterSinkOptions) {
+    this.#client = options.client;
+    this.#queueUrl = options.queueUrl;
+    this.#maxBytes = options.maxMessageBytes;
+  }
+
+  send(envelope: DeadLetterEnvelope): Promise<void> {
+    const fitted = fitEnvelope(envelope, this.#maxBytes);
+    return new Promise<void>((resolve, reject) => {
+      if (this.#bufferedBytes + fitted.bytes > this.#maxBytes) this.#sendBuffered();
+      this.#buffer.push({
+        entry: {
+          Id: String(this.#sequence++),
+          MessageBody: fitted.body,
+          MessageAttributes: messageAttributes(fitted.envelope),
+        },
+        bytes: fitted.bytes,
+        resolve,
+        reject,
+      });
+      this.#bufferedBytes += fitted.bytes;
+      if (this.#buffer.length >= SQS_BATCH_ENTRIES) this.#sendBuffered();
+    });
+  }
+
+  async flush(): Promise<void> {
+    this.#sendBuffered();
+    while (this.#inFlight.size > 0) await Promise.allSettled(this.#inFlight);
+  }
+
+  #sendBuffered(): void {
+    const batch = this.#buffer;
+    if (batch.length === 0) return;
+    this.#buffer = [];
+    this.#bufferedBytes = 0;
+    const sending = this.#sendBatch(batch).finally(() => this.#inFlight.delete(sending));
+    this.#inFlight.add(sending);
+  }
+
+  async #sendBatch(batch: Pending[]): Promise<void> {
+    let remaining = batch;
+    for (let attempt = 1; remaining.length > 0; attempt++) {
+      let failedIds: Map<string, string>;
+      try {
+        const result = await this.#client.send(
+          new SendMessageBatchCommand({ QueueUrl: this.#queueUrl, Entries: remaining.map((p) => p.entry) }),
+        );
+        failedIds = new Map((result.Failed ?? []).map((f) => [f.Id ?? '', `${f.Code}: ${f.Message ?? ''}`]));
+      } catch (error) {
+        const failure = new DeadLetterError(`dead-letter queue unreachable: ${(error as Error).message}`, {
+          cause: error,
+        });
+        for (const pending of remaining) pending.reject(failure);
+        return;
+      }
+      const retry: Pending[] = [];
+      for (const pending of remaining) {
+        const reason = failedIds.get(pending.entry.Id ?? '');
+        if (reason === undefined) pending.resolve();
+        else if (attempt >= FAILED_ENTRY_RETRIES) {
+          pending.reject(new DeadLetterError(`dead-letter queue refused a message ${attempt} times: ${reason}`));
+        } else retry.push(pending);
+      }
+      remaining = retry;
+      if (remaining.length > 0) await sleep(backoffDelay(attempt, FAILED_ENTRY_BACKOFF));
+    }
+  }
+}

@@ -1,0 +1,111 @@
+import { z } from 'zod';
+import { DeadLetterError, describeError, type ErrorKind } from '../errors.ts';
+import { WireHeader, type WireRecord } from '../event.ts';
+
+/** The SQS message body of a dead letter (DESIGN §7). The record stays in wire form for a byte-exact replay. */
+export const DeadLetterEnvelope = z.object({
+  version: z.literal(1),
+  route: z.string(),
+  idempotencyKey: z.string(),
+  source: z.object({
+    eventSource: z.enum(['aws:kafka', 'SelfManagedKafka']),
+    eventSourceArn: z.string().optional(),
+    topic: z.string(),
+    partition: z.number().int(),
+    offset: z.number().int(),
+    timestamp: z.number(),
+    timestampType: z.enum(['CREATE_TIME', 'LOG_APPEND_TIME', 'NO_TIMESTAMP_TYPE']),
+  }),
+  record: z.object({
+    key: z.string().nullable(),
+    value: z.string().nullable(),
+    headers: z.array(WireHeader),
+    truncated: z.boolean(),
+  }),
+  error: z.object({ kind: z.enum(['permanent', 'transient', 'exhausted']), name: z.string(), message: z.string() }),
+  attempts: z.number().int(),
+  firstFailedAt: z.string(),
+  deadLetteredAt: z.string(),
+});
+export type DeadLetterEnvelope = z.infer<typeof DeadLetterEnvelope>;
+
+export type DeadLetterSource = { eventSource: 'aws:kafka' | 'SelfManagedKafka'; eventSourceArn?: string };
+
+export type DeadLetterInput = {
+  route: string;
+  idempotencyKey: string;
+  source: DeadLetterSource;
+  record: WireRecord;
+  kind: ErrorKind;
+  error: unknown;
+  attempts: number;
+  firstFailedAt: Date;
+};
+
+const MAX_ERROR_MESSAGE = 4_096;
+
+export const buildEnvelope = (input: DeadLetterInput, now: Date = new Date()): DeadLetterEnvelope => {
+  const { record } = input;
+  const message = describeError(input.error);
+  return {
+    version: 1,
+    route: input.route,
+    idempotencyKey: input.idempotencyKey,
+    source: {
+      eventSource: input.source.eventSource,
+      ...(input.source.eventSourceArn ? { eventSourceArn: input.source.eventSourceArn } : {}),
+      topic: record.topic,
+      partition: record.partition,
+      offset: record.offset,
+      timestamp: record.timestamp,
+      timestampType: record.timestampType,
+    },
+    record: { key: record.key ?? null, value: record.value ?? null, headers: record.headers, truncated: false },
+    error: {
+      kind: input.kind,
+      name: input.error instanceof Error ? input.error.name : 'Error',
+      message: message.length > MAX_ERROR_MESSAGE ? `${message.slice(0, MAX_ERROR_MESSAGE)}…` : message,
+    },
+    attempts: input.attempts,
+    firstFailedAt: input.firstFailedAt.toISOString(),
+    deadLetteredAt: now.toISOString(),
+  };
+};
+
+/** SQS counts each attribute's name, type and value towards the message size. */
+export const messageAttributes = (envelope: DeadLetterEnvelope) => ({
+  route: { DataType: 'String', StringValue: envelope.route },
+  topic: { DataType: 'String', StringValue: envelope.source.topic },
+  errorKind: { DataType: 'String', StringValue: envelope.error.kind },
+});
+
+export const messageBytes = (body: string, envelope: DeadLetterEnvelope): number => {
+  let bytes = Buffer.byteLength(body);
+  for (const [name, attribute] of Object.entries(messageAttributes(envelope))) {
+    bytes += Buffer.byteLength(name) + Buffer.byteLength(attribute.DataType) + Buffer.byteLength(attribute.StringValue);
+  }
+  return bytes;
+};
+
+/**
+ * The body to send, within `maxBytes`. An oversized record first loses its value, then its
+ * headers; the coordinates and the key always stay, so the record can be read again from Kafka.
+ */
+export const fitEnvelope = (
+  envelope: DeadLetterEnvelope,
+  maxBytes: number,
+): { body: string; bytes: number; envelope: DeadLetterEnvelope } => {
+  const candidates: DeadLetterEnvelope[] = [
+    envelope,
+    { ...envelope, record: { ...envelope.record, value: null, truncated: true } },
+    { ...envelope, record: { ...envelope.record, value: null, headers: [], truncated: true } },
+  ];
+  for (const candidate of candidates) {
+    const body = JSON.stringify(candidate);
+    const bytes = messageBytes(body, candidate);
+    if (bytes <= maxBytes) return { body, bytes, envelope: candidate };
+  }
+  throw new DeadLetterError(
+    `dead letter for ${envelope.source.topic}-${envelope.source.partition}@${envelope.source.offset} exceeds ${maxBytes} bytes even without value and headers`,
+  );
+};

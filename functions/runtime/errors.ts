@@ -1,0 +1,129 @@
+/**
+ * One error hierarchy for the whole runtime. Every subclass sets `name` and accepts
+ * `ErrorOptions`, so `cause` chains survive logging and dead-lettering.
+ */
+
+export const ErrorKind = {
+  permanent: 'permanent',
+  transient: 'transient',
+  exhausted: 'exhausted',
+} as const;
+export type ErrorKind = (typeof ErrorKind)[keyof typeof ErrorKind];
+
+/** `topic-partition@offset`, the way every message names a record. */
+export type RecordCoordinates = { topic: string; partition: number; offset: number };
+export const formatCoordinates = (c: RecordCoordinates): string => `${c.topic}-${c.partition}@${c.offset}`;
+
+export class BridgeError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'BridgeError';
+  }
+}
+
+/** Retrying cannot help: bad bytes, a schema violation, a business rule. Dead-lettered at once. */
+export class PermanentError extends BridgeError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'PermanentError';
+  }
+}
+
+/** Retrying may help: throttling, 5xx, timeouts, network. Retried with backoff. */
+export class TransientError extends BridgeError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'TransientError';
+  }
+}
+
+/** The record's bytes could not be turned into a value: bad base64, bad JSON, a failing decoder. */
+export class DecodeError extends PermanentError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'DecodeError';
+  }
+}
+
+/** The decoded value (or key) does not match the route's schema. */
+export class ValidationError extends PermanentError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'ValidationError';
+  }
+}
+
+/** The value is well-formed, but the domain refuses it (an illegal transition, an overdraft). */
+export class BusinessRuleError extends PermanentError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'BusinessRuleError';
+  }
+}
+
+/** The event itself is not a Kafka event: nothing per-record can be dead-lettered. */
+export class InvalidEventError extends PermanentError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'InvalidEventError';
+  }
+}
+
+/** Another invocation holds a live lease on the record (a rebalance overlap). */
+export class RecordLockedError extends TransientError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'RecordLockedError';
+  }
+}
+
+/** The idempotency table could not be reached or refused a write. The batch fails. */
+export class IdempotencyStoreError extends TransientError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'IdempotencyStoreError';
+  }
+}
+
+/** The dead-letter queue could not take a record. The batch fails so nothing is lost. */
+export class DeadLetterError extends TransientError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'DeadLetterError';
+  }
+}
+
+/**
+ * A record failed: wraps the cause with the route, the coordinates and the kind,
+ * so the message alone tells an on-call engineer where to look.
+ */
+export class RecordProcessingError extends BridgeError {
+  readonly route: string;
+  readonly coordinates: RecordCoordinates;
+  readonly kind: ErrorKind;
+  constructor(route: string, coordinates: RecordCoordinates, kind: ErrorKind, cause: unknown) {
+    super(`route ${route}: ${formatCoordinates(coordinates)}: ${kind}: ${describeError(cause)}`, { cause });
+    this.name = 'RecordProcessingError';
+    this.route = route;
+    this.coordinates = coordinates;
+    this.kind = kind;
+  }
+}
+
+/** Thrown by the handler so the event source re-delivers the batch from its first unfinished record. */
+export class BatchFailedError extends BridgeError {
+  readonly failures: readonly RecordProcessingError[];
+  constructor(route: string, failures: readonly RecordProcessingError[], cause?: unknown) {
+    const detail = failures.length
+      ? failures.map((f) => f.message).join('; ')
+      : `route ${route}: ${describeError(cause)}`;
+    super(`batch failed, it will be re-delivered: ${detail}`, { cause: cause ?? failures[0] });
+    this.name = 'BatchFailedError';
+    this.failures = failures;
+  }
+}
+
+export const describeError = (error: unknown): string => {
+  if (error instanceof Error) return `${error.name}: ${error.message}`;
+  return String(error);
+};

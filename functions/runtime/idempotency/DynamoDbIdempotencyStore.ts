@@ -1,0 +1,408 @@
+import { createHash } from 'node:crypto';
+import {
+  type AttributeValue,
+  BatchWriteItemCommand,
+  ConditionalCheckFailedException,
+  type DynamoDBClient,
+  TransactionCanceledException,
+  type TransactWriteItem,
+  TransactWriteItemsCommand,
+  UpdateItemCommand,
+  type WriteRequest,
+} from '@aws-sdk/client-dynamodb';
+import { IdempotencyStoreError, TransientError } from '../errors.ts';
+import { backoffDelay, sleep } from '../retry.ts';
+import type { CompletedKeyCache } from './CompletedKeyCache.ts';
+import {
+  type ClaimOwner,
+  type ClaimRequest,
+  type ClaimResult,
+  type IdempotencyStore,
+  RecordStatus,
+  type Release,
+  type Settlement,
+  type TransactEntry,
+  type TransactOutcome,
+} from './IdempotencyStore.ts';
+
+export type DynamoDbIdempotencyStoreOptions = {
+  client: DynamoDBClient;
+  tableName: string;
+  route: string;
+  ttlSeconds: number;
+  cache: CompletedKeyCache;
+  /** Parallel release requests; claims are bounded by the caller. */
+  concurrency?: number;
+};
+
+/** BatchWriteItem takes at most 25 items per call. */
+export const SETTLE_BATCH_SIZE = 25;
+const UNPROCESSED_RETRIES = 8;
+const UNPROCESSED_BACKOFF = {
+  maxAttempts: UNPROCESSED_RETRIES,
+  baseDelayMs: 25,
+  maxDelayMs: 1_000,
+  maxRecordAgeSeconds: 0,
+};
+
+/** Placeholders for attribute names, several of which are DynamoDB reserved words. */
+const NAMES = {
+  '#status': 'status',
+  '#owner': 'owner',
+  '#topic': 'topic',
+  '#partition': 'partition',
+  '#offset': 'offset',
+};
+const TRANSIENT_CANCELLATION_CODES = new Set([
+  'TransactionConflict',
+  'ThrottlingError',
+  'ProvisionedThroughputExceeded',
+  'RequestLimitExceeded',
+]);
+
+const s = (value: string): AttributeValue => ({ S: value });
+const n = (value: number): AttributeValue => ({ N: String(value) });
+const num = (value: AttributeValue | undefined): number | undefined =>
+  value?.N === undefined ? undefined : Number(value.N);
+
+/** Claimable: absent, expired, a lapsed IN_PROGRESS lease, and for a replay a DEAD_LETTERED record. */
+const claimCondition = (replay: boolean): string =>
+  'attribute_not_exists(pk) OR expiresAt < :nowSec OR (#status = :inProgress AND leaseUntil < :nowMs)' +
+  (replay ? ' OR #status = :deadLettered' : '');
+
+export class DynamoDbIdempotencyStore implements IdempotencyStore {
+  readonly #client: DynamoDBClient;
+  readonly #table: string;
+  readonly #route: string;
+  readonly #ttlSeconds: number;
+  readonly #cache: CompletedKeyCache;
+  readonly #concurrency: number;
+  #pending: WriteRequest[] = [];
+  readonly #pendingKeys = new Map<WriteRequest, { key: string; completed: boolean; expiresAt: number }>();
+  readonly #inFlight = new Set<Promise<void>>();
+  #flushFailure: unknown;
+
+  constructor(options: DynamoDbIdempotencyStoreOptions) {
+    this.#client = options.client;
+    this.#table = options.tableName;
+    this.#route = options.route;
+    this.#ttlSeconds = options.ttlSeconds;
+    this.#cache = options.cache;
+    this.#concurrency = options.concurrency ?? 32;
+  }
+
+  /** `<route>#<idempotencyKey>`, as DESIGN §6 fixes it. */
+  partitionKey(key: string): string {
+    return `${this.#route}#${key}`;
+  }
+
+  async claim(request: ClaimRequest, owner: ClaimOwner, now: number): Promise<ClaimResult> {
+    const nowSec = Math.floor(now / 1000);
+    const { topic, partition, offset } = request.coordinates;
+    const values: Record<string, AttributeValue> = {
+      ':inProgress': s(RecordStatus.inProgress),
+      ':lease': n(owner.leaseUntilMs),
+      ':owner': s(owner.requestId),
+      ':exp': n(nowSec + this.#ttlSeconds),
+      ':now': n(now),
+      ':nowSec': n(nowSec),
+      ':nowMs': n(now),
+      ':topic': s(topic),
+      ':partition': n(partition),
+      ':offset': n(offset),
+      ':one': n(1),
+    };
+    if (request.replay) values[':deadLettered'] = s(RecordStatus.deadLettered);
+    try {
+      const result = await this.#client.send(
+        new UpdateItemCommand({
+          TableName: this.#table,
+          Key: { pk: s(this.partitionKey(request.key)) },
+          UpdateExpression:
+            'SET #status = :inProgress, leaseUntil = :lease, #owner = :owner, expiresAt = :exp, ' +
+            'firstSeen = if_not_exists(firstSeen, :now), #topic = :topic, #partition = :partition, #offset = :offset ' +
+            'ADD attempts :one',
+          ConditionExpression: claimCondition(request.replay),
+          ExpressionAttributeNames: NAMES,
+          ExpressionAttributeValues: values,
+          ReturnValues: 'ALL_OLD',
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        }),
+      );
+      const old = result.Attributes;
+      // An expired item starts a fresh history; a live one carries its attempts and first sighting.
+      const fresh = !old || (num(old.expiresAt) ?? 0) < nowSec;
+      return {
+        outcome: 'claimed',
+        attempts: fresh ? 1 : (num(old.attempts) ?? 0) + 1,
+        firstSeen: fresh ? now : (num(old.firstSeen) ?? now),
+      };
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return this.#conflict(error.Item, now);
+      throw new IdempotencyStoreError(`claim of ${request.key} failed: ${(error as Error).message}`, { cause: error });
+    }
+  }
+
+  #conflict(item: Record<string, AttributeValue> | undefined, now: number): ClaimResult {
+    const status = item?.status?.S;
+    if (status === RecordStatus.completed) return { outcome: 'completed' };
+    if (status === RecordStatus.deadLettered) return { outcome: 'dead-lettered' };
+    return { outcome: 'locked', leaseUntilMs: num(item?.leaseUntil) ?? now, owner: item?.owner?.S ?? 'unknown' };
+  }
+
+  settle(settlement: Settlement): void {
+    const { topic, partition, offset } = settlement.coordinates;
+    const expiresAt = Math.floor(Date.now() / 1000) + this.#ttlSeconds;
+    const request: WriteRequest = {
+      PutRequest: {
+        Item: {
+          pk: s(this.partitionKey(settlement.key)),
+          status: s(settlement.status),
+          attempts: n(settlement.attempts),
+          firstSeen: n(settlement.firstSeen),
+          settledAt: n(Date.now()),
+          expiresAt: n(expiresAt),
+          topic: s(topic),
+          partition: n(partition),
+          offset: n(offset),
+        },
+      },
+    };
+    this.#pending.push(request);
+    this.#pendingKeys.set(request, {
+      key: settlement.key,
+      completed: settlement.status === RecordStatus.completed,
+      expiresAt,
+    });
+    if (this.#pending.length >= SETTLE_BATCH_SIZE) this.#startFlush();
+  }
+
+  #startFlush(): void {
+    const batch = this.#pending.splice(0, SETTLE_BATCH_SIZE);
+    if (batch.length === 0) return;
+    const write = this.#writeBatch(batch)
+      .catch((error: unknown) => {
+        this.#flushFailure ??= error;
+      })
+      .finally(() => this.#inFlight.delete(write));
+    this.#inFlight.add(write);
+  }
+
+  async #writeBatch(batch: WriteRequest[]): Promise<void> {
+    let remaining = batch;
+    for (let attempt = 1; ; attempt++) {
+      const result = await this.#client.send(new BatchWriteItemCommand({ RequestItems: { [this.#table]: remaining } }));
+      // The SDK returns fresh objects for unprocessed items, so they are matched back by key.
+      const unprocessed = new Set((result.UnprocessedItems?.[this.#table] ?? []).map((r) => r.PutRequest?.Item?.pk?.S));
+      const stillPending: WriteRequest[] = [];
+      for (const request of remaining) {
+        if (unprocessed.has(request.PutRequest?.Item?.pk?.S)) {
+          stillPending.push(request);
+          continue;
+        }
+        const written = this.#pendingKeys.get(request);
+        this.#pendingKeys.delete(request);
+        if (written?.completed) this.#cache.add(written.key, written.expiresAt);
+      }
+      remaining = stillPending;
+      if (remaining.length === 0) return;
+      if (attempt >= UNPROCESSED_RETRIES) {
+        throw new IdempotencyStoreError(`${remaining.length} settlements stayed unprocessed after ${attempt} attempts`);
+      }
+      await sleep(backoffDelay(attempt, UNPROCESSED_BACKOFF));
+    }
+  }
+
+  async flush(): Promise<void> {
+    while (this.#pending.length > 0) this.#startFlush();
+    while (this.#inFlight.size > 0) await Promise.all(this.#inFlight);
+    if (this.#flushFailure !== undefined) {
+      const failure = this.#flushFailure;
+      this.#flushFailure = undefined;
+      throw failure instanceof IdempotencyStoreError
+        ? failure
+        : new IdempotencyStoreError(`writing settlements failed: ${(failure as Error).message}`, { cause: failure });
+    }
+  }
+
+  async release(releases: readonly Release[], owner: ClaimOwner): Promise<void> {
+    const failures: unknown[] = [];
+    let next = 0;
+    const lane = async () => {
+      while (next < releases.length) {
+        const release = releases[next++] as Release;
+        try {
+          await this.#client.send(
+            new UpdateItemCommand({
+              TableName: this.#table,
+              Key: { pk: s(this.partitionKey(release.key)) },
+              UpdateExpression: 'SET leaseUntil = :zero, attempts = :attempts',
+              ConditionExpression: '#owner = :owner AND #status = :inProgress',
+              ExpressionAttributeNames: { '#owner': 'owner', '#status': 'status' },
+              ExpressionAttributeValues: {
+                ':zero': n(0),
+                ':attempts': n(release.attempts),
+                ':owner': s(owner.requestId),
+                ':inProgress': s(RecordStatus.inProgress),
+              },
+            }),
+          );
+        } catch (error) {
+          // Someone else holds it now, or it was settled: either way it is not ours to end.
+          if (!(error instanceof ConditionalCheckFailedException)) failures.push(error);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.#concurrency, releases.length) }, lane));
+    if (failures.length > 0) {
+      throw new IdempotencyStoreError(
+        `${failures.length} of ${releases.length} releases failed; those leases end on their own at the invocation timeout`,
+        { cause: failures[0] },
+      );
+    }
+  }
+
+  async transact(entries: readonly TransactEntry[], now: number, token: string): Promise<TransactOutcome[]> {
+    const nowSec = Math.floor(now / 1000);
+    const actions: TransactWriteItem[] = [];
+    const owners: Array<{ entry: number; marker: boolean }> = [];
+    entries.forEach((entry, index) => {
+      for (const item of entry.items) {
+        actions.push(item);
+        owners.push({ entry: index, marker: false });
+      }
+      const { topic, partition, offset } = entry.coordinates;
+      const values: Record<string, AttributeValue> = {
+        ':nowSec': n(nowSec),
+        ':nowMs': n(now),
+        ':inProgress': s(RecordStatus.inProgress),
+      };
+      if (entry.replay) values[':deadLettered'] = s(RecordStatus.deadLettered);
+      actions.push({
+        Put: {
+          TableName: this.#table,
+          Item: {
+            pk: s(this.partitionKey(entry.key)),
+            status: s(RecordStatus.completed),
+            attempts: n(1),
+            firstSeen: n(now),
+            settledAt: n(now),
+            expiresAt: n(nowSec + this.#ttlSeconds),
+            topic: s(topic),
+            partition: n(partition),
+            offset: n(offset),
+          },
+          ConditionExpression: claimCondition(entry.replay),
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: values,
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        },
+      });
+      owners.push({ entry: index, marker: true });
+    });
+
+    try {
+      await this.#client.send(
+        new TransactWriteItemsCommand({ TransactItems: actions, ClientRequestToken: requestToken(token) }),
+      );
+      for (const entry of entries) this.#cache.add(entry.key, nowSec + this.#ttlSeconds);
+      return entries.map(() => ({ outcome: 'committed' }));
+    } catch (error) {
+      if (!(error instanceof TransactionCanceledException)) throw error;
+      const reasons = error.CancellationReasons ?? [];
+      const outcomes: TransactOutcome[] = entries.map(() => ({ outcome: 'cancelled' }));
+      let conditionFailed = false;
+      reasons.forEach((reason, index) => {
+        const owner = owners[index];
+        if (!owner || !reason.Code || reason.Code === 'None') return;
+        if (reason.Code === 'ConditionalCheckFailed') {
+          conditionFailed = true;
+          if (owner.marker) {
+            const status = reason.Item?.status?.S as RecordStatus | undefined;
+            outcomes[owner.entry] =
+              status === RecordStatus.inProgress
+                ? { outcome: 'locked' }
+                : { outcome: 'duplicate', status: status ?? RecordStatus.completed };
+          } else if (outcomes[owner.entry]?.outcome === 'cancelled') {
+            outcomes[owner.entry] = {
+              outcome: 'rejected',
+              reason: `a condition on ${describeAction(actions[index])} failed`,
+            };
+          }
+        } else if (reason.Code === 'ValidationError') {
+          conditionFailed = true;
+          outcomes[owner.entry] = {
+            outcome: 'rejected',
+            reason: `invalid write: ${reason.Message ?? 'ValidationError'}`,
+          };
+        }
+      });
+      if (conditionFailed) return outcomes;
+      const codes = [...new Set(reasons.map((r) => r.Code).filter((c) => c && c !== 'None'))].join(', ');
+      if (reasons.some((r) => r.Code && TRANSIENT_CANCELLATION_CODES.has(r.Code))) {
+        throw new TransientError(`transaction cancelled (${codes})`, { cause: error });
+      }
+      throw error;
+    }
+  }
+
+  async recordFailedAttempt(request: ClaimRequest, now: number): Promise<number> {
+    const nowSec = Math.floor(now / 1000);
+    const { topic, partition, offset } = request.coordinates;
+    try {
+      const result = await this.#client.send(
+        new UpdateItemCommand({
+          TableName: this.#table,
+          Key: { pk: s(this.partitionKey(request.key)) },
+          UpdateExpression:
+            'SET #status = :inProgress, leaseUntil = :zero, expiresAt = :exp, firstSeen = if_not_exists(firstSeen, :now), ' +
+            '#topic = :topic, #partition = :partition, #offset = :offset ADD attempts :one',
+          ConditionExpression: 'attribute_not_exists(pk) OR expiresAt < :nowSec OR #status = :inProgress',
+          ExpressionAttributeNames: {
+            '#status': 'status',
+            '#topic': 'topic',
+            '#partition': 'partition',
+            '#offset': 'offset',
+          },
+          ExpressionAttributeValues: {
+            ':inProgress': s(RecordStatus.inProgress),
+            ':zero': n(0),
+            ':exp': n(nowSec + this.#ttlSeconds),
+            ':now': n(now),
+            ':nowSec': n(nowSec),
+            ':topic': s(topic),
+            ':partition': n(partition),
+            ':offset': n(offset),
+            ':one': n(1),
+          },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return num(result.Attributes?.attempts) ?? 1;
+    } catch (error) {
+      // Settled meanwhile by another invocation: nothing left to count.
+      if (error instanceof ConditionalCheckFailedException) return 0;
+      throw new IdempotencyStoreError(
+        `recording a failed attempt of ${request.key} failed: ${(error as Error).message}`,
+        {
+          cause: error,
+        },
+      );
+    }
+  }
+}
+
+/** ClientRequestToken allows 36 characters; the same pack retried keeps the same token. */
+const requestToken = (seed: string): string => createHash('sha256').update(seed).digest('base64url').slice(0, 36);
+
+const describeAction = (action: TransactWriteItem | undefined): string => {
+  const op = action?.Put ?? action?.Update ?? action?.Delete ?? action?.ConditionCheck;
+  const kind = action?.Put ? 'Put' : action?.Update ? 'Update' : action?.Delete ? 'Delete' : 'ConditionCheck';
+  const key = action?.Put ? undefined : (op as { Key?: Record<string, AttributeValue> } | undefined)?.Key;
+  const keyText = key
+    ? Object.entries(key)
+        .map(([k, v]) => `${k}=${v.S ?? v.N ?? '?'}`)
+        .join(',')
+    : '';
+  return `${kind} ${op?.TableName ?? '?'}${keyText ? ` (${keyText})` : ''}`;
+};

@@ -1,0 +1,162 @@
+import middy from '@middy/core';
+import type { Context } from 'aws-lambda';
+import { type Classifier, withOverride } from './classify.ts';
+import { sharedDynamoDbClient, sharedSqsClient } from './clients.ts';
+import { SqsDeadLetterSink } from './deadLetter/SqsDeadLetterSink.ts';
+import type { KafkaRecord, ValueSpec } from './decode.ts';
+import { BridgeError } from './errors.ts';
+import type { KafkaBatchResponse } from './event.ts';
+import { CompletedKeyCache } from './idempotency/CompletedKeyCache.ts';
+import { DynamoDbIdempotencyStore } from './idempotency/DynamoDbIdempotencyStore.ts';
+import { countRequestsIn } from './idempotency/requestCounter.ts';
+import { createLogger } from './logger.ts';
+import { DEFAULT_NAMESPACE, publishInvocationMetrics } from './metrics.ts';
+import { emptySamples, emptySummary, type InvocationSummary } from './observability.ts';
+import { BatchProcessor, type ProcessFn, type RouteDefinition, type TransactFn } from './processor.ts';
+import { ROUTE_SETTINGS_ENV, RouteSettings, type RouteSettingsInput } from './settings.ts';
+
+type Common<V, K> = {
+  /** The route's name: metrics, logs, dedupe keys and dead letters carry it. */
+  route: string;
+  /** A zod schema for JSON values, or a `Decoder` for raw bytes. */
+  value: ValueSpec<V>;
+  /** Keys are UTF-8 strings unless a schema or decoder is given. */
+  key?: ValueSpec<K>;
+  /** Default: `${topic}-${partition}@${offset}` (for a replay, the original record's). */
+  idempotencyKey?: (record: KafkaRecord<V, K>) => string;
+  /** Overrides the default classification; return undefined to fall back to it. */
+  classify?: Classifier;
+  /** 'skip' (the default) counts tombstones and moves on; 'process' hands them to the route with `value: null`. */
+  tombstones?: 'skip' | 'process';
+  /** Overrides the settings the deployment passes in `BRIDGE_ROUTE_SETTINGS`. */
+  settings?: RouteSettingsInput;
+};
+
+export type KafkaHandlerOptions<V, K> = Common<V, K> &
+  (
+    | { process: ProcessFn<V, K>; transact?: undefined }
+    /** Exactly-once effects: the items commit in ONE transaction with the dedupe marker. */
+    | { transact: TransactFn<V, K>; process?: undefined }
+  );
+
+const summaries = new WeakMap<object, InvocationSummary>();
+/** The summary of the invocation that ran with this context (used by `invoke` and the local bridge). */
+export const invocationSummaryOf = (context: object): InvocationSummary | undefined => summaries.get(context);
+
+const requiredEnv = (name: string, route: string): string => {
+  const value = process.env[name];
+  if (!value) throw new BridgeError(`route ${route}: environment variable ${name} is not set`);
+  return value;
+};
+
+const loadSettings = (route: string, overrides: RouteSettingsInput | undefined): RouteSettings => {
+  const raw = process.env[ROUTE_SETTINGS_ENV];
+  let fromEnv: unknown = {};
+  if (raw) {
+    try {
+      fromEnv = JSON.parse(raw);
+    } catch (error) {
+      throw new BridgeError(`route ${route}: ${ROUTE_SETTINGS_ENV} is not JSON`, { cause: error });
+    }
+  }
+  const parsed = RouteSettings.safeParse({ ...(fromEnv as object), ...overrides });
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new BridgeError(`route ${route}: ${ROUTE_SETTINGS_ENV}: ${issue?.path.join('.')}: ${issue?.message}`);
+  }
+  return parsed.data;
+};
+
+/**
+ * The framework-free runtime of one route: wires the store, the sink and the processor
+ * for each invocation, and publishes metrics and logs whether it succeeds or not.
+ */
+export class KafkaRouteRuntime<V, K> {
+  readonly #options: KafkaHandlerOptions<V, K>;
+  readonly #processor: BatchProcessor<V, K>;
+  readonly #logger;
+  #settings: RouteSettings | undefined;
+  #cache: CompletedKeyCache | undefined;
+
+  constructor(options: KafkaHandlerOptions<V, K>) {
+    this.#options = options;
+    const definition: RouteDefinition<V, K> = {
+      route: options.route,
+      value: options.value,
+      ...(options.key ? { key: options.key } : {}),
+      ...(options.idempotencyKey ? { idempotencyKey: options.idempotencyKey } : {}),
+      classify: withOverride(options.classify),
+      tombstones: options.tombstones ?? 'skip',
+      work: options.transact
+        ? { mode: 'transact', transact: options.transact }
+        : { mode: 'process', process: options.process as ProcessFn<V, K> },
+    };
+    this.#processor = new BatchProcessor(definition);
+    this.#logger = createLogger(options.route);
+  }
+
+  async invoke(
+    event: unknown,
+    context: Pick<Context, 'awsRequestId' | 'getRemainingTimeInMillis'>,
+  ): Promise<KafkaBatchResponse | undefined> {
+    const route = this.#options.route;
+    this.#settings ??= loadSettings(route, this.#options.settings);
+    const settings = this.#settings;
+    this.#cache ??= new CompletedKeyCache(settings.idempotency.cacheSize);
+    const namespace = process.env.METRICS_NAMESPACE || DEFAULT_NAMESPACE;
+    const count = { requests: 0 };
+    const store = new DynamoDbIdempotencyStore({
+      client: sharedDynamoDbClient(),
+      tableName: requiredEnv('IDEMPOTENCY_TABLE_NAME', route),
+      route,
+      ttlSeconds: settings.idempotency.ttlSeconds,
+      cache: this.#cache,
+    });
+    const sink = new SqsDeadLetterSink({
+      client: sharedSqsClient(),
+      queueUrl: requiredEnv('DLQ_URL', route),
+      maxMessageBytes: settings.deadLetter.maxMessageBytes,
+    });
+    const started = Date.now();
+    try {
+      const result = await countRequestsIn(count, () =>
+        this.#processor.run(event, context, { store, sink, cache: this.#cache as CompletedKeyCache, settings }),
+      );
+      result.summary.ddbRequests = count.requests;
+      summaries.set(context, result.summary);
+      publishInvocationMetrics(namespace, route, result.summary, result.samples);
+      for (const failure of result.failures) {
+        this.#logger.error(failure.message, {
+          topic: failure.coordinates.topic,
+          partition: failure.coordinates.partition,
+          offset: failure.coordinates.offset,
+          errorKind: failure.kind,
+        });
+      }
+      this.#logger.info('batch done', { requestId: context.awsRequestId, ...result.summary });
+      if (result.error) throw result.error;
+      return result.response;
+    } catch (error) {
+      if (!summaries.has(context)) {
+        // The batch never ran (a malformed event, missing configuration): still count it.
+        const summary = { ...emptySummary(), ddbRequests: count.requests, durationMs: Date.now() - started };
+        summaries.set(context, summary);
+        publishInvocationMetrics(namespace, route, summary, emptySamples());
+        this.#logger.error((error as Error).message, { requestId: context.awsRequestId });
+      }
+      throw error;
+    }
+  }
+}
+
+/**
+ * A Kafka event source handler for one route (DESIGN §4): decode, dedupe, process in
+ * partition order, dead-letter, and publish metrics. The result is a middy handler, so
+ * users can `.use()` more middlewares on it.
+ */
+export const kafkaHandler = <V, K = string | null>(options: KafkaHandlerOptions<V, K>) => {
+  const runtime = new KafkaRouteRuntime(options);
+  return middy<unknown, KafkaBatchResponse | undefined, Error, Context>().handler((event, context) =>
+    runtime.invoke(event, context),
+  );
+};
