@@ -76,6 +76,8 @@ export type InvocationDeps = {
   readonly cache: CompletedKeyCache;
   readonly settings: RouteSettings;
   readonly now?: () => number;
+  /** The jitter source; tests pin it to check the backoff curve. */
+  readonly random?: () => number;
 };
 
 export type BatchResult = {
@@ -128,6 +130,7 @@ class BatchRun<V, K> {
   readonly #deps: InvocationDeps;
   readonly #settings: RouteSettings;
   readonly #now: () => number;
+  readonly #random: () => number;
   readonly #started: number;
   readonly #owner: ClaimOwner;
   readonly summary = emptySummary();
@@ -145,6 +148,7 @@ class BatchRun<V, K> {
     this.#deps = deps;
     this.#settings = deps.settings;
     this.#now = deps.now ?? Date.now;
+    this.#random = deps.random ?? Math.random;
     this.#started = this.#now();
     this.#owner = {
       requestId: invocation.awsRequestId,
@@ -390,7 +394,7 @@ class BatchRun<V, K> {
     let outcome = await pending;
     for (let retry = 1; outcome.outcome === 'locked'; retry++) {
       const delay = Math.min(
-        backoffDelay(retry, this.#settings.retry),
+        backoffDelay(retry, this.#settings.retry, this.#random),
         Math.max(0, outcome.leaseUntilMs - this.#now()),
       );
       if (
@@ -453,7 +457,7 @@ class BatchRun<V, K> {
           }
           return this.#failAndRelease(prepared, error, attempt);
         }
-        const delay = backoffDelay(retries, retry);
+        const delay = backoffDelay(retries, retry, this.#random);
         if (!retryFits(delay, took, this.#invocation.getRemainingTimeInMillis())) {
           return this.#failAndRelease(prepared, error, attempt);
         }
@@ -653,7 +657,7 @@ class BatchRun<V, K> {
           return this.#deadLetterByClaim(head.prepared, ErrorKind.permanent, error);
         }
         transientRetries += 1;
-        const delay = backoffDelay(transientRetries, this.#settings.retry);
+        const delay = backoffDelay(transientRetries, this.#settings.retry, this.#random);
         if (
           transientRetries < this.#settings.retry.maxAttempts &&
           retryFits(delay, this.#now() - callStarted, this.#invocation.getRemainingTimeInMillis())
