@@ -1,0 +1,458 @@
+// The local service manager: Kafka (KRaft), DynamoDB Local and ElasticMQ as detached JVMs fetched from Maven
+// Central into .local/, with PID files, logs and readiness checks through the real clients.
+//
+// Public API (everything else in scripts/local is an implementation detail):
+//   ensureLocalServices(opts?)      start what is not running, wait until every service answers
+//   stopLocalServices(names?, opts?) stop what we started (SIGTERM, then SIGKILL), free the ports
+//   startService(name, opts?)       start one managed service (fault-injection tests), wait until ready
+//   stopService(name, opts?)        stop one managed service; Kafka keeps its data dir, DynamoDB Local loses its tables
+//   localServicesStatus(opts?)      what runs where
+//   applyEndpointsToEnv(endpoints, env?)  KAFKA_BROKERS, AWS_ENDPOINT_URL_* and (when unset) region + dummy keys
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import {
+  bindHostOf,
+  type EndpointPlan,
+  endpointsFromPlans,
+  kafkaFiles,
+  kafkaStorageFormatCommand,
+  type LocalEndpoints,
+  type LocalPaths,
+  type LocalPorts,
+  localPaths,
+  MAIN_CLASSES,
+  newKafkaClusterId,
+  PORT_ENV_VARS,
+  planEndpoint,
+  renderElasticMqConf,
+  renderKafkaLog4j2,
+  renderKafkaServerProperties,
+  resolvePorts,
+  SERVICE_LABELS,
+  SERVICE_NAMES,
+  SERVICE_VERSIONS,
+  type ServiceName,
+  serviceCommand,
+  servicePorts,
+} from './config.ts';
+import { describePortHolder, isPortFree, waitForPortsFree } from './ports.ts';
+import { probe, waitUntilReady } from './probes.ts';
+import {
+  isRecordAlive,
+  type PidRecord,
+  readPidFile,
+  removePidFile,
+  spawnDetached,
+  stopProcess,
+  tailFile,
+  writePidFile,
+} from './processes.ts';
+import { checkJava, LocalServicesError, resolveServiceLib } from './tools.ts';
+
+export {
+  applyEndpointsToEnv,
+  ENDPOINT_ENV_VARS,
+  formatExports,
+  type LocalEndpoints,
+  PORT_ENV_VARS,
+  resolveEndpoints,
+  SERVICE_NAMES,
+  type ServiceName,
+} from './config.ts';
+export { LocalServicesError, MissingToolError } from './tools.ts';
+
+export class PortInUseError extends LocalServicesError {
+  readonly port: number;
+  constructor(message: string, port: number, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'PortInUseError';
+    this.port = port;
+  }
+}
+
+export class ServiceStartError extends LocalServicesError {
+  readonly service: ServiceName;
+  constructor(service: ServiceName, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'ServiceStartError';
+    this.service = service;
+  }
+}
+
+export type LocalServicesOptions = {
+  /** Which services; default all three. */
+  services?: readonly ServiceName[];
+  /** Where endpoint overrides and LOCAL_*_PORT are read; default process.env. */
+  env?: Record<string, string | undefined>;
+  /** Progress lines (no trailing newline); default silent. */
+  log?: (line: string) => void;
+  /** How long a started service may take to answer; default 120 s (three JVMs on two cores). */
+  readyTimeoutMs?: number;
+};
+
+type Ctx = {
+  paths: LocalPaths;
+  ports: LocalPorts;
+  env: Record<string, string | undefined>;
+  log: (line: string) => void;
+  readyTimeoutMs: number;
+};
+
+function context(opts: LocalServicesOptions = {}): Ctx {
+  const env = opts.env ?? process.env;
+  return {
+    paths: localPaths(),
+    ports: resolvePorts(env),
+    env,
+    log: opts.log ?? (() => {}),
+    readyTimeoutMs: opts.readyTimeoutMs ?? 120_000,
+  };
+}
+
+const seconds = (since: number) => `${((Date.now() - since) / 1000).toFixed(1)}s`;
+
+const STOP_GRACE_MS: Record<ServiceName, number> = { kafka: 30_000, dynamodb: 10_000, elasticmq: 10_000 };
+
+// ---------------------------------------------------------------------------------------------------------------
+// A lock file so two `up`s (a developer's CLI and a test run) never start the same service twice.
+
+async function withLock<T>(ctx: Ctx, fn: () => Promise<T>): Promise<T> {
+  const file = ctx.paths.lockFile;
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const deadline = Date.now() + 15 * 60_000;
+  let announced = false;
+  for (;;) {
+    try {
+      const fd = fs.openSync(file, 'wx');
+      fs.writeSync(fd, String(process.pid));
+      fs.closeSync(fd);
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const holder = Number(fs.readFileSync(file, 'utf8').trim());
+      let alive = false;
+      try {
+        if (holder > 0) {
+          process.kill(holder, 0);
+          alive = true;
+        }
+      } catch {}
+      if (!alive || holder === process.pid) {
+        fs.rmSync(file, { force: true });
+        continue;
+      }
+      if (Date.now() > deadline) {
+        throw new LocalServicesError(`another process (pid ${holder}) holds ${file}; remove it if that is stale`);
+      }
+      if (!announced) ctx.log(`waiting for another local-services command (pid ${holder})…`);
+      announced = true;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    fs.rmSync(file, { force: true });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Managed processes
+
+function liveRecord(ctx: Ctx, name: ServiceName): PidRecord | undefined {
+  const record = readPidFile(ctx.paths.pidFile(name));
+  if (!record) return undefined;
+  if (isRecordAlive(record)) return record;
+  removePidFile(ctx.paths.pidFile(name));
+  return undefined;
+}
+
+function mainClassOf(name: ServiceName): string {
+  return MAIN_CLASSES[name];
+}
+
+async function assertPortsFree(ctx: Ctx, name: ServiceName): Promise<void> {
+  const host = bindHostOf(name);
+  for (const [i, port] of servicePorts(name, ctx.ports).entries()) {
+    if (await isPortFree(host, port)) continue;
+    const holder = await describePortHolder(port);
+    const envVar = name === 'kafka' && i === 1 ? PORT_ENV_VARS.kafkaController : PORT_ENV_VARS[name];
+    throw new PortInUseError(
+      `cannot start ${SERVICE_LABELS[name]}: port ${port} is already in use${holder ? ` by ${holder}` : ''}, ` +
+        `and not by a process these scripts started (no live ${path.relative(ctx.paths.root, ctx.paths.pidFile(name))}). ` +
+        `Stop it, move ours with ${envVar}=<port>, or use it as is by setting ` +
+        `${name === 'kafka' ? 'KAFKA_BROKERS' : name === 'dynamodb' ? 'AWS_ENDPOINT_URL_DYNAMODB' : 'AWS_ENDPOINT_URL_SQS'}.`,
+      port,
+    );
+  }
+}
+
+async function runToCompletion(java: string, cwd: string, args: string[], logFile: string): Promise<number | null> {
+  fs.mkdirSync(path.dirname(logFile), { recursive: true });
+  const out = fs.openSync(logFile, 'a');
+  try {
+    return await new Promise((resolve, reject) => {
+      const child = spawn(java, args, { cwd, stdio: ['ignore', out, out] });
+      child.once('error', reject);
+      child.once('exit', (code) => resolve(code));
+    });
+  } finally {
+    fs.closeSync(out);
+  }
+}
+
+/** Writes the service's config files; for Kafka also formats the storage the first time. */
+async function prepare(ctx: Ctx, name: ServiceName, java: string): Promise<void> {
+  const home = ctx.paths.home(name);
+  fs.mkdirSync(home, { recursive: true });
+  fs.mkdirSync(ctx.paths.logs, { recursive: true });
+  if (name === 'elasticmq') {
+    fs.writeFileSync(path.join(home, 'elasticmq.conf'), renderElasticMqConf({ port: ctx.ports.elasticmq }));
+  }
+  if (name === 'kafka') {
+    const files = kafkaFiles(ctx.paths);
+    fs.writeFileSync(
+      files.serverProperties,
+      renderKafkaServerProperties({ ports: ctx.ports, dataDir: ctx.paths.kafkaDataDir }),
+    );
+    fs.writeFileSync(files.log4j2, renderKafkaLog4j2(ctx.paths.kafkaServerLog));
+    if (!fs.existsSync(path.join(ctx.paths.kafkaDataDir, 'meta.properties'))) {
+      const clusterId = newKafkaClusterId(randomBytes(16));
+      ctx.log(`kafka: formatting storage (cluster id ${clusterId})…`);
+      const cmd = kafkaStorageFormatCommand(ctx.paths, clusterId);
+      const code = await runToCompletion(java, cmd.cwd, cmd.args, ctx.paths.logFile('kafka'));
+      if (code !== 0) {
+        throw new ServiceStartError(
+          'kafka',
+          `kafka storage format failed (exit ${code}):\n${tailFile(ctx.paths.logFile('kafka'))}`,
+        );
+      }
+    }
+  }
+}
+
+async function startManaged(ctx: Ctx, name: ServiceName): Promise<void> {
+  const label = SERVICE_LABELS[name];
+  const java = await checkJava();
+  await resolveServiceLib(name, ctx.paths.pom(name), ctx.paths.lib(name), ctx.log);
+  await assertPortsFree(ctx, name);
+  await prepare(ctx, name, java);
+  const started = Date.now();
+  const endpoint = planEndpoint(name, {}, ctx.ports).endpoint;
+  ctx.log(`${label} ${SERVICE_VERSIONS[name]}: starting on ${endpoint}…`);
+  const cmd = serviceCommand(name, ctx.paths, ctx.ports);
+  const logFile = ctx.paths.logFile(name);
+  const child = spawnDetached(java, cmd.args, { cwd: cmd.cwd, logFile });
+  const record: PidRecord = {
+    pid: child.pid,
+    mainClass: mainClassOf(name),
+    ports: servicePorts(name, ctx.ports),
+    startedAt: new Date().toISOString(),
+    log: logFile,
+  };
+  writePidFile(ctx.paths.pidFile(name), record);
+  const logs = () => {
+    const main = tailFile(logFile, 15);
+    const server = name === 'kafka' ? tailFile(ctx.paths.kafkaServerLog, 15) : '';
+    return [main && `--- ${logFile}\n${main}`, server && `--- ${ctx.paths.kafkaServerLog}\n${server}`]
+      .filter(Boolean)
+      .join('\n');
+  };
+  try {
+    await waitUntilReady(name, endpoint, {
+      deadline: Date.now() + ctx.readyTimeoutMs,
+      failFast: () => {
+        const exit = child.exited();
+        if (!exit) return undefined;
+        return new ServiceStartError(
+          name,
+          `${label} exited during startup (code ${exit.code}, signal ${exit.signal}):\n${logs()}`,
+        );
+      },
+    });
+  } catch (error) {
+    await stopProcess(child.pid, 5_000);
+    removePidFile(ctx.paths.pidFile(name));
+    if (error instanceof ServiceStartError) throw error;
+    throw new ServiceStartError(name, `${(error as Error).message}\n${logs()}`, { cause: error });
+  }
+  ctx.log(`${label} ready on ${endpoint} (${seconds(started)}, pid ${child.pid})`);
+}
+
+async function stopManaged(ctx: Ctx, name: ServiceName): Promise<boolean> {
+  const record = liveRecord(ctx, name);
+  if (!record) return false;
+  const label = SERVICE_LABELS[name];
+  const started = Date.now();
+  ctx.log(`${label}: stopping (pid ${record.pid})…`);
+  const how = await stopProcess(record.pid, STOP_GRACE_MS[name]);
+  removePidFile(ctx.paths.pidFile(name));
+  const busy = await waitForPortsFree(bindHostOf(name), record.ports, 10_000);
+  if (busy.length > 0) {
+    throw new LocalServicesError(`${label} stopped, but port(s) ${busy.join(', ')} are still in use`);
+  }
+  ctx.log(`${label} stopped (${how === 'killed' ? 'SIGKILL after timeout, ' : ''}${seconds(started)})`);
+  return true;
+}
+
+/** Makes sure one managed service is up; resolves true when this call started it. */
+async function ensureManaged(ctx: Ctx, name: ServiceName): Promise<boolean> {
+  const label = SERVICE_LABELS[name];
+  const wanted = servicePorts(name, ctx.ports);
+  const record = liveRecord(ctx, name);
+  if (record) {
+    if (record.ports.join(',') !== wanted.join(',')) {
+      ctx.log(`${label} runs on port(s) ${record.ports.join(', ')}, ${wanted.join(', ')} wanted: restarting`);
+      await stopManaged(ctx, name);
+    } else {
+      const endpoint = planEndpoint(name, {}, ctx.ports).endpoint;
+      try {
+        await probe(name, endpoint, 1_500);
+      } catch {
+        ctx.log(`${label} (pid ${record.pid}) is running but not answering yet; waiting…`);
+        await waitUntilReady(name, endpoint, { deadline: Date.now() + ctx.readyTimeoutMs });
+      }
+      ctx.log(`${label} already running on ${endpoint} (pid ${record.pid})`);
+      return false;
+    }
+  }
+  await startManaged(ctx, name);
+  return true;
+}
+
+async function ensureOne(ctx: Ctx, plan: EndpointPlan): Promise<boolean> {
+  if (!plan.external) return ensureManaged(ctx, plan.name);
+  const started = Date.now();
+  await waitUntilReady(plan.name, plan.endpoint, { deadline: Date.now() + ctx.readyTimeoutMs });
+  ctx.log(`${SERVICE_LABELS[plan.name]}: using ${plan.endpoint} from ${plan.envVar} (ready, ${seconds(started)})`);
+  return false;
+}
+
+/** Rejects with the first failure, after every task has settled (so nothing is left half-started unseen). */
+async function allSettled<T>(tasks: Promise<T>[]): Promise<T[]> {
+  const results = await Promise.allSettled(tasks);
+  const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed.length === 1) throw failed[0]?.reason;
+  if (failed.length > 1) {
+    throw new AggregateError(
+      failed.map((f) => f.reason),
+      failed.map((f) => (f.reason instanceof Error ? f.reason.message : String(f.reason))).join('\n\n'),
+    );
+  }
+  return results.map((r) => (r as PromiseFulfilledResult<T>).value);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Public API
+
+/**
+ * Starts, in parallel, every service that is neither running (our PID file, live, answering) nor provided through
+ * KAFKA_BROKERS / AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL_SQS, then waits until all of them answer.
+ * `started` lists the services this call started, so a caller can stop exactly those.
+ */
+export async function ensureLocalServices(
+  opts: LocalServicesOptions = {},
+): Promise<{ endpoints: LocalEndpoints; started: ServiceName[] }> {
+  const ctx = context(opts);
+  const plans = {
+    kafka: planEndpoint('kafka', ctx.env, ctx.ports),
+    dynamodb: planEndpoint('dynamodb', ctx.env, ctx.ports),
+    elasticmq: planEndpoint('elasticmq', ctx.env, ctx.ports),
+  };
+  const names = opts.services ?? SERVICE_NAMES;
+  const started = await withLock(ctx, async () => {
+    const startedNow: ServiceName[] = [];
+    try {
+      await allSettled(
+        names.map(async (name) => {
+          if (await ensureOne(ctx, plans[name])) startedNow.push(name);
+        }),
+      );
+    } catch (error) {
+      // All or nothing: do not leave behind what this call started (nobody would know to stop it).
+      if (startedNow.length > 0) {
+        ctx.log(`stopping ${startedNow.join(', ')} again after the failure`);
+        await Promise.allSettled(startedNow.map((name) => stopManaged(ctx, name)));
+      }
+      throw error;
+    }
+    return names.filter((name) => startedNow.includes(name));
+  });
+  return { endpoints: endpointsFromPlans(plans), started };
+}
+
+/** Stops the named managed services (default all) that are running; resolves to those it stopped. */
+export async function stopLocalServices(
+  names: readonly ServiceName[] = SERVICE_NAMES,
+  opts: Omit<LocalServicesOptions, 'services'> = {},
+): Promise<ServiceName[]> {
+  const ctx = context(opts);
+  const stopped = await withLock(ctx, () => allSettled(names.map((name) => stopManaged(ctx, name))));
+  return names.filter((_, i) => stopped[i]);
+}
+
+/**
+ * Starts one managed service (ignoring endpoint overrides) and waits until it answers; resolves false when it was
+ * already running. Kafka comes back with its topics and committed offsets; DynamoDB Local (in memory) comes back empty.
+ */
+export async function startService(
+  name: ServiceName,
+  opts: Omit<LocalServicesOptions, 'services'> = {},
+): Promise<boolean> {
+  const ctx = context(opts);
+  return withLock(ctx, () => ensureManaged(ctx, name));
+}
+
+/** Stops one managed service (SIGTERM, SIGKILL after a grace period) and waits for its ports to be free. */
+export async function stopService(
+  name: ServiceName,
+  opts: Omit<LocalServicesOptions, 'services'> = {},
+): Promise<boolean> {
+  const ctx = context(opts);
+  return withLock(ctx, () => stopManaged(ctx, name));
+}
+
+export type ServiceStatus = {
+  name: ServiceName;
+  endpoint: string;
+  /** Where the endpoint came from: our own process, or an env var. */
+  source: 'managed' | 'env';
+  pid?: number;
+  ready: boolean;
+  detail: string;
+};
+
+export async function localServicesStatus(opts: LocalServicesOptions = {}): Promise<ServiceStatus[]> {
+  const ctx = context(opts);
+  const names = opts.services ?? SERVICE_NAMES;
+  return Promise.all(
+    names.map(async (name): Promise<ServiceStatus> => {
+      const plan = planEndpoint(name, ctx.env, ctx.ports);
+      const record = plan.external ? undefined : liveRecord(ctx, name);
+      const base = {
+        name,
+        endpoint: plan.endpoint,
+        source: plan.external ? ('env' as const) : ('managed' as const),
+        ...(record && { pid: record.pid }),
+      };
+      if (!plan.external && !record) return { ...base, ready: false, detail: 'stopped' };
+      try {
+        return { ...base, ready: true, detail: await probe(name, plan.endpoint, 1_500) };
+      } catch (error) {
+        return { ...base, ready: false, detail: `not answering: ${(error as Error).message}` };
+      }
+    }),
+  );
+}
+
+/** Removes Kafka's data dir (topics, offsets); only when Kafka is stopped. */
+export async function wipeKafkaData(opts: Omit<LocalServicesOptions, 'services'> = {}): Promise<void> {
+  const ctx = context(opts);
+  await withLock(ctx, async () => {
+    if (liveRecord(ctx, 'kafka')) throw new LocalServicesError('stop kafka before wiping its data');
+    fs.rmSync(ctx.paths.kafkaDataDir, { recursive: true, force: true });
+    ctx.log(`kafka data removed (${ctx.paths.kafkaDataDir})`);
+  });
+}
