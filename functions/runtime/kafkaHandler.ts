@@ -1,7 +1,10 @@
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { SQSClient } from '@aws-sdk/client-sqs';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { type Classifier, withOverride } from './classify.ts';
 import { sharedDynamoDbClient, sharedSqsClient } from './clients.ts';
+import { addRequestCounter } from './idempotency/requestCounter.ts';
 import { SqsDeadLetterSink } from './deadLetter/SqsDeadLetterSink.ts';
 import type { KafkaRecord, ValueSpec } from './decode.ts';
 import { BridgeError } from './errors.ts';
@@ -30,6 +33,8 @@ type Common<V, K> = {
   tombstones?: 'skip' | 'process';
   /** Overrides the settings the deployment passes in `BRIDGE_ROUTE_SETTINGS`. */
   settings?: RouteSettingsInput;
+  /** The clients for the idempotency table and the DLQ; by default one shared client each per process. */
+  clients?: { dynamodb?: DynamoDBClient; sqs?: SQSClient };
 };
 
 export type KafkaHandlerOptions<V, K> = Common<V, K> &
@@ -106,14 +111,14 @@ export class KafkaRouteRuntime<V, K> {
     const namespace = process.env.METRICS_NAMESPACE || DEFAULT_NAMESPACE;
     const count = { requests: 0 };
     const store = new DynamoDbIdempotencyStore({
-      client: sharedDynamoDbClient(),
+      client: this.#options.clients?.dynamodb ? addRequestCounter(this.#options.clients.dynamodb) : sharedDynamoDbClient(),
       tableName: requiredEnv('IDEMPOTENCY_TABLE_NAME', route),
       route,
       ttlSeconds: settings.idempotency.ttlSeconds,
       cache: this.#cache,
     });
     const sink = new SqsDeadLetterSink({
-      client: sharedSqsClient(),
+      client: this.#options.clients?.sqs ?? sharedSqsClient(),
       queueUrl: requiredEnv('DLQ_URL', route),
       maxMessageBytes: settings.deadLetter.maxMessageBytes,
     });

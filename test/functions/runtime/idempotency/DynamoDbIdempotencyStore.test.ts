@@ -1,0 +1,262 @@
+import { DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { z } from 'zod';
+import { TransientError } from '../../../../functions/runtime/errors.ts';
+import { CompletedKeyCache } from '../../../../functions/runtime/idempotency/CompletedKeyCache.ts';
+import { DynamoDbIdempotencyStore } from '../../../../functions/runtime/idempotency/DynamoDbIdempotencyStore.ts';
+import { invocationSummaryOf, kafkaHandler } from '../../../../functions/runtime/kafkaHandler.ts';
+import type { RouteSettingsInput } from '../../../../functions/runtime/settings.ts';
+import { dynamodb, getItem, routeEnvironment, uniqueName } from '../../../helpers/aws.ts';
+import { lambdaContext, mskEvent, type RecordSpec } from '../../../helpers/events.ts';
+
+const Value = z.object({ id: z.string() });
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
+let table: string;
+
+beforeAll(async () => {
+  ({ table } = await routeEnvironment('dedupe'));
+});
+
+/** A route whose side effect is counting, so a test can see every time `process` ran. */
+const countingRoute = (
+  options: {
+    route?: string;
+    settings?: RouteSettingsInput;
+    businessKey?: boolean;
+    fail?: (id: string) => Error | undefined;
+    hang?: (id: string) => boolean;
+    clients?: { dynamodb?: DynamoDBClient };
+  } = {},
+) => {
+  const effects = new Map<string, number>();
+  const name = options.route ?? uniqueName('dedupe');
+  const handler = kafkaHandler({
+    route: name,
+    value: Value,
+    ...(options.businessKey ? { idempotencyKey: (r: { value: { id: string } }) => r.value.id } : {}),
+    settings: {
+      retry: { maxAttempts: 3, baseDelayMs: 20, maxDelayMs: 200, maxRecordAgeSeconds: 3600 },
+      ...options.settings,
+    },
+    ...(options.clients ? { clients: options.clients } : {}),
+    process: async (record) => {
+      if (options.hang?.(record.value.id)) await new Promise(() => {});
+      const failure = options.fail?.(record.value.id);
+      if (failure) throw failure;
+      effects.set(record.value.id, (effects.get(record.value.id) ?? 0) + 1);
+    },
+  });
+  const invoke = async (records: RecordSpec[], timeoutMs = 20_000) => {
+    const context = lambdaContext(timeoutMs);
+    try {
+      const response = await handler(mskEvent(records), context);
+      return { response, error: undefined, summary: invocationSummaryOf(context) };
+    } catch (error) {
+      return { response: undefined, error: error as Error, summary: invocationSummaryOf(context) };
+    }
+  };
+  return { name, invoke, effects };
+};
+
+const records = (count: number, from = 0, partitions = 1): RecordSpec[] =>
+  Array.from({ length: count }, (_, i) => ({
+    partition: (from + i) % partitions,
+    offset: from + i,
+    value: { id: `r${from + i}` },
+  }));
+
+describe('dedupe through the real handler against DynamoDB Local', () => {
+  test('the same key twice in one batch and across two invocations is processed once', async () => {
+    const route = countingRoute({ businessKey: true });
+    const batch: RecordSpec[] = [
+      { offset: 1, value: { id: 'order-1' } },
+      { offset: 2, value: { id: 'order-1' } },
+      { offset: 3, value: { id: 'order-2' } },
+    ];
+    const first = await route.invoke(batch);
+    expect(first.error).toBeUndefined();
+    expect(first.summary).toMatchObject({ processed: 2, duplicates: 1 });
+    const second = await route.invoke(batch.map((r) => ({ ...r, offset: r.offset + 10 })));
+    expect(second.summary).toMatchObject({ processed: 0, duplicates: 3 });
+    expect(Object.fromEntries(route.effects)).toEqual({ 'order-1': 1, 'order-2': 1 });
+  });
+
+  test('two invocations on overlapping batches (a rebalance overlap) apply every record once', async () => {
+    const route = countingRoute({
+      settings: { retry: { maxAttempts: 8, baseDelayMs: 50, maxDelayMs: 400, maxRecordAgeSeconds: 3600 } },
+    });
+    const a = records(120, 0, 3);
+    const b = records(120, 60, 3);
+    let [ra, rb] = await Promise.all([route.invoke(a), route.invoke(b)]);
+    // Whatever failed is re-delivered, as the event source would, until both succeed.
+    for (let i = 0; i < 5 && (ra.error || rb.error); i++) {
+      if (ra.error) ra = await route.invoke(a);
+      if (rb.error) rb = await route.invoke(b);
+    }
+    expect(ra.error).toBeUndefined();
+    expect(rb.error).toBeUndefined();
+    expect(route.effects.size).toBe(180);
+    expect([...route.effects.values()].every((n) => n === 1)).toBe(true);
+  });
+
+  test('a crashed claim blocks a redelivery until its lease ends, then the record runs and attempts show the history', async () => {
+    const name = uniqueName('crash');
+    // Crash: an invocation with a 3 s timeout claims the record and never returns.
+    const crashed = countingRoute({ route: name, hang: () => true });
+    const crashedAt = Date.now();
+    void crashed.invoke([{ offset: 5, value: { id: 'crash' } }], 3_000);
+    await sleep(300);
+    const redelivery = countingRoute({ route: name });
+    const early = await redelivery.invoke([{ offset: 5, value: { id: 'crash' } }], 1_800);
+    expect(early.error?.message).toMatch(/orders-0@5: transient: RecordLockedError: another invocation/);
+    expect(redelivery.effects.size).toBe(0);
+    await sleep(crashedAt + 3_200 - Date.now());
+    const late = await redelivery.invoke([{ offset: 5, value: { id: 'crash' } }]);
+    expect(late.error).toBeUndefined();
+    expect(redelivery.effects.get('crash')).toBe(1);
+    expect(await getItem(table, { pk: { S: `${name}#orders-0@5` } })).toMatchObject({
+      status: { S: 'COMPLETED' },
+      attempts: { N: '2' },
+    });
+  });
+
+  test('after a crash in process mode at most one flush window of records is processed twice', async () => {
+    const name = uniqueName('window');
+    const crashed = countingRoute({ route: name, hang: (id) => id === 'r40' });
+    const crashedAt = Date.now();
+    void crashed.invoke(records(60), 3_000);
+    while (!crashed.effects.has('r39')) await sleep(20);
+    await sleep(crashedAt + 3_200 - Date.now());
+    const redelivery = countingRoute({ route: name });
+    const result = await redelivery.invoke(records(60));
+    expect(result.error).toBeUndefined();
+    const twice = [...redelivery.effects.keys()].filter((id) => crashed.effects.has(id));
+    expect(twice.length).toBeLessThanOrEqual(25);
+    for (let i = 0; i < 60; i++) expect(crashed.effects.has(`r${i}`) || redelivery.effects.has(`r${i}`)).toBe(true);
+  });
+
+  test('a failed invocation releases its unprocessed claims, so an immediate redelivery proceeds', async () => {
+    const name = uniqueName('release');
+    let down = true;
+    const route = countingRoute({
+      route: name,
+      fail: (id) => (down && id === 'r2' ? new TransientError('dependency down') : undefined),
+      settings: { retry: { maxAttempts: 5, baseDelayMs: 10, maxDelayMs: 20, maxRecordAgeSeconds: 3600 } },
+    });
+    const first = await route.invoke(records(6), 1_300);
+    expect(first.error?.message).toMatch(/orders-0@2: transient: TransientError: dependency down/);
+    expect([...route.effects.keys()]).toEqual(['r0', 'r1']);
+    for (const offset of [2, 3, 4, 5]) {
+      const item = await getItem(table, { pk: { S: `${name}#orders-0@${offset}` } });
+      expect(item?.leaseUntil).toEqual({ N: '0' });
+      // Only offset 2 was attempted; the claims made ahead for 3..5 are given back uncounted.
+      expect(item?.attempts).toEqual({ N: offset === 2 ? expect.stringMatching(/^[1-5]$/) : '0' });
+    }
+    down = false;
+    const started = Date.now();
+    const second = await route.invoke(records(6));
+    expect(second.error).toBeUndefined();
+    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(route.effects.size).toBe(6);
+  });
+
+  test('after maxAttempts failed attempts across invocations the record is dead-lettered as exhausted', async () => {
+    const name = uniqueName('exhaust');
+    const route = countingRoute({
+      route: name,
+      fail: (id) => (id === 'r0' ? new TransientError('always down') : undefined),
+      settings: { retry: { maxAttempts: 3, baseDelayMs: 10, maxDelayMs: 10, maxRecordAgeSeconds: 0 } },
+    });
+    const outcomes = [];
+    // A 1 s timeout leaves nothing beyond the safety margin, so each invocation makes exactly one attempt.
+    for (let i = 0; i < 3; i++) outcomes.push(await route.invoke(records(2), 1_000));
+    expect(outcomes.map((o) => o.error === undefined)).toEqual([false, false, true]);
+    expect(outcomes[2]?.summary).toMatchObject({ deadLettered: 1, processed: 1 });
+    expect(await getItem(table, { pk: { S: `${name}#orders-0@0` } })).toMatchObject({
+      status: { S: 'DEAD_LETTERED' },
+      attempts: { N: '3' },
+    });
+  });
+
+  test('with DynamoDB unreachable the batch fails with a clear error and no record is processed', async () => {
+    const route = countingRoute({
+      clients: { dynamodb: new DynamoDBClient({ endpoint: 'http://127.0.0.1:9', maxAttempts: 2 }) },
+    });
+    const result = await route.invoke(records(5));
+    expect(result.error?.message).toMatch(/orders-0@0: transient: IdempotencyStoreError: claim of orders-0@0 failed/);
+    expect(route.effects.size).toBe(0);
+  });
+
+  test.each([10, 100, 250])('request budget: %i fresh records cost at most N + ceil(N/25) + 2 requests', async (n) => {
+    const route = countingRoute({ route: uniqueName('budget') });
+    const result = await route.invoke(records(n, 0, 4));
+    expect(result.summary?.processed).toBe(n);
+    expect(result.summary?.ddbRequests).toBeLessThanOrEqual(n + Math.ceil(n / 25) + 2);
+    // A cold function (empty cache) seeing them again pays at most one request each.
+    const cold = countingRoute({ route: route.name });
+    const again = await cold.invoke(records(n, 0, 4));
+    expect(again.summary).toMatchObject({ processed: 0, duplicates: n });
+    expect(again.summary?.ddbRequests).toBeLessThanOrEqual(n);
+    // A warm one pays nothing: the completed keys are cached.
+    const warm = await route.invoke(records(n, 0, 4));
+    expect(warm.summary).toMatchObject({ duplicates: n, ddbRequests: 0 });
+  });
+});
+
+describe('DynamoDbIdempotencyStore', () => {
+  const store = (route: string) =>
+    new DynamoDbIdempotencyStore({
+      client: dynamodb,
+      tableName: table,
+      route,
+      ttlSeconds: 3600,
+      cache: new CompletedKeyCache(100),
+    });
+  const request = (key: string) => ({ key, coordinates: { topic: 't', partition: 0, offset: 1 }, replay: false });
+
+  test('an expired item can be claimed again and starts a fresh history', async () => {
+    const s = store('expiry');
+    await dynamodb.send(
+      new PutItemCommand({
+        TableName: table,
+        Item: {
+          pk: { S: 'expiry#old' },
+          status: { S: 'COMPLETED' },
+          attempts: { N: '4' },
+          expiresAt: { N: String(Math.floor(Date.now() / 1000) - 10) },
+        },
+      }),
+    );
+    const result = await s.claim(request('old'), { requestId: 'r1', leaseUntilMs: Date.now() + 5_000 }, Date.now());
+    expect(result).toMatchObject({ outcome: 'claimed', attempts: 1 });
+  });
+
+  test('a release never touches a claim someone else holds', async () => {
+    const s = store('release');
+    const now = Date.now();
+    await s.claim(request('k'), { requestId: 'owner-a', leaseUntilMs: now + 60_000 }, now);
+    await s.release([{ key: 'k', attempts: 0 }], { requestId: 'owner-b', leaseUntilMs: now + 60_000 });
+    expect(await getItem(table, { pk: { S: 'release#k' } })).toMatchObject({
+      owner: { S: 'owner-a' },
+      leaseUntil: { N: String(now + 60_000) },
+      attempts: { N: '1' },
+    });
+    await s.release([{ key: 'k', attempts: 0 }], { requestId: 'owner-a', leaseUntilMs: now + 60_000 });
+    expect(await getItem(table, { pk: { S: 'release#k' } })).toMatchObject({
+      leaseUntil: { N: '0' },
+      attempts: { N: '0' },
+    });
+  });
+
+  test('TransientError is what an unreachable table becomes', async () => {
+    const unreachable = new DynamoDbIdempotencyStore({
+      client: new DynamoDBClient({ endpoint: 'http://127.0.0.1:9', maxAttempts: 1 }),
+      tableName: table,
+      route: 'down',
+      ttlSeconds: 60,
+      cache: new CompletedKeyCache(1),
+    });
+    await expect(
+      unreachable.claim(request('x'), { requestId: 'r', leaseUntilMs: Date.now() + 1000 }, Date.now()),
+    ).rejects.toBeInstanceOf(TransientError);
+  });
+});

@@ -1,0 +1,97 @@
+import { randomUUID } from 'node:crypto';
+import {
+  CreateTableCommand,
+  DynamoDBClient,
+  GetItemCommand,
+  ScanCommand,
+  UpdateTimeToLiveCommand,
+  type AttributeValue,
+} from '@aws-sdk/client-dynamodb';
+import {
+  CreateQueueCommand,
+  DeleteMessageBatchCommand,
+  type Message,
+  ReceiveMessageCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
+
+/** Clients for the local services that test/globalSetup.ts started (endpoints come from the environment). */
+export const dynamodb = new DynamoDBClient({});
+export const sqs = new SQSClient({});
+
+export const uniqueName = (prefix: string): string => `${prefix}-${randomUUID().slice(0, 8)}`;
+
+export const createTable = async (name: string, partitionKey = 'pk'): Promise<string> => {
+  await dynamodb.send(
+    new CreateTableCommand({
+      TableName: name,
+      BillingMode: 'PAY_PER_REQUEST',
+      AttributeDefinitions: [{ AttributeName: partitionKey, AttributeType: 'S' }],
+      KeySchema: [{ AttributeName: partitionKey, KeyType: 'HASH' }],
+    }),
+  );
+  if (partitionKey === 'pk') {
+    await dynamodb.send(
+      new UpdateTimeToLiveCommand({ TableName: name, TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true } }),
+    );
+  }
+  return name;
+};
+
+export const createQueue = async (name: string): Promise<string> => {
+  const result = await sqs.send(new CreateQueueCommand({ QueueName: name }));
+  if (!result.QueueUrl) throw new Error(`no URL for queue ${name}`);
+  return result.QueueUrl;
+};
+
+/** Receives until the queue is empty (two empty polls), deleting what it read. */
+export const drainQueue = async (queueUrl: string): Promise<Message[]> => {
+  const all: Message[] = [];
+  for (let empty = 0; empty < 2; ) {
+    const { Messages = [] } = await sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: queueUrl,
+        MaxNumberOfMessages: 10,
+        WaitTimeSeconds: 0,
+        MessageAttributeNames: ['All'],
+      }),
+    );
+    if (Messages.length === 0) {
+      empty += 1;
+      continue;
+    }
+    all.push(...Messages);
+    await sqs.send(
+      new DeleteMessageBatchCommand({
+        QueueUrl: queueUrl,
+        Entries: Messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle })),
+      }),
+    );
+  }
+  return all;
+};
+
+export const getItem = async (table: string, key: Record<string, AttributeValue>) =>
+  (await dynamodb.send(new GetItemCommand({ TableName: table, Key: key, ConsistentRead: true }))).Item;
+
+export const scanAll = async (table: string) => {
+  const items: Array<Record<string, AttributeValue>> = [];
+  let start: Record<string, AttributeValue> | undefined;
+  do {
+    const page = await dynamodb.send(new ScanCommand({ TableName: table, ExclusiveStartKey: start, ConsistentRead: true }));
+    items.push(...(page.Items ?? []));
+    start = page.LastEvaluatedKey;
+  } while (start);
+  return items;
+};
+
+/** Points the runtime at fresh per-suite resources, as the CDK or the local bridge would. */
+export const routeEnvironment = async (route: string) => {
+  const table = await createTable(uniqueName(`${route}-idempotency`));
+  const dlqUrl = await createQueue(uniqueName(`${route}-dlq`));
+  process.env.IDEMPOTENCY_TABLE_NAME = table;
+  process.env.DLQ_URL = dlqUrl;
+  process.env.LOG_LEVEL = 'SILENT';
+  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
+  return { table, dlqUrl };
+};
