@@ -1,0 +1,99 @@
+import {
+  CreateTableCommand,
+  DescribeTableCommand,
+  DynamoDBClient,
+  ResourceInUseException,
+  UpdateTimeToLiveCommand,
+} from '@aws-sdk/client-dynamodb';
+import { CreateQueueCommand, SQSClient } from '@aws-sdk/client-sqs';
+import {
+  type BridgeConfig,
+  localResourceNames,
+  localRouteEnvironment,
+  type RouteConfig,
+} from '../../infra/config/index.ts';
+import { brokersFromEnv, ensureTopics } from './kafka.ts';
+
+/** What the local tools create for a config: the same resources the CDK stack creates in AWS. */
+export type LocalRouteResources = {
+  readonly route: RouteConfig;
+  readonly deadLetterQueueUrl: string;
+  /** The route's environment contract (DESIGN §5), pointing at the local resources. */
+  readonly environment: Record<string, string>;
+};
+
+export type EnsureLocalResourcesOptions = {
+  /** Only these routes (default: all). */
+  routes?: readonly string[];
+  /** Also create the routes' topics (default true). */
+  topics?: boolean;
+  partitions?: number;
+  dynamodb?: DynamoDBClient;
+  sqs?: SQSClient;
+};
+
+const createTableIfMissing = async (client: DynamoDBClient, name: string, partitionKey: string, ttl: boolean) => {
+  try {
+    await client.send(
+      new CreateTableCommand({
+        TableName: name,
+        BillingMode: 'PAY_PER_REQUEST',
+        AttributeDefinitions: [{ AttributeName: partitionKey, AttributeType: 'S' }],
+        KeySchema: [{ AttributeName: partitionKey, KeyType: 'HASH' }],
+      }),
+    );
+    if (ttl) {
+      await client.send(
+        new UpdateTimeToLiveCommand({
+          TableName: name,
+          TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
+        }),
+      );
+    }
+  } catch (error) {
+    if (!(error instanceof ResourceInUseException)) throw error;
+    const existing = await client.send(new DescribeTableCommand({ TableName: name }));
+    const key = existing.Table?.KeySchema?.find((k) => k.KeyType === 'HASH')?.AttributeName;
+    if (key !== partitionKey) {
+      throw new Error(`table ${name} exists with partition key "${key}", but the config needs "${partitionKey}"`);
+    }
+  }
+};
+
+/**
+ * Creates, if missing, the idempotency table, the side tables, each route's DLQ and topic,
+ * and returns each route's environment. Idempotent, so every tool can call it first.
+ */
+export const ensureLocalResources = async (
+  config: BridgeConfig,
+  options: EnsureLocalResourcesOptions = {},
+): Promise<LocalRouteResources[]> => {
+  const dynamodb = options.dynamodb ?? new DynamoDBClient({});
+  const sqs = options.sqs ?? new SQSClient({});
+  const names = localResourceNames(config);
+  const routes = options.routes ? config.routes.filter((r) => options.routes?.includes(r.name)) : config.routes;
+
+  await createTableIfMissing(dynamodb, names.idempotencyTable, 'pk', true);
+  for (const route of routes) {
+    for (const table of route.tables) {
+      await createTableIfMissing(dynamodb, names.tables[table.name] as string, table.partitionKey, false);
+    }
+  }
+  if (options.topics ?? true) {
+    await ensureTopics(
+      brokersFromEnv(),
+      routes.map((r) => ({ topic: r.topic, partitions: options.partitions ?? 3 })),
+    );
+  }
+  const resources: LocalRouteResources[] = [];
+  for (const route of routes) {
+    const created = await sqs.send(new CreateQueueCommand({ QueueName: names.deadLetterQueues[route.name] }));
+    if (!created.QueueUrl) throw new Error(`SQS returned no URL for queue ${names.deadLetterQueues[route.name]}`);
+    resources.push({
+      route,
+      deadLetterQueueUrl: created.QueueUrl,
+      environment: localRouteEnvironment(config, route, created.QueueUrl),
+    });
+  }
+  return resources;
+};
