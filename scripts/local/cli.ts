@@ -48,7 +48,7 @@ program
     progress(
       startedNow.length > 0
         ? `started ${startedNow.join(', ')} in ${((Date.now() - started) / 1000).toFixed(1)}s`
-        : 'everything was already up',
+        : 'nothing needed starting',
     );
     process.stdout.write(`${formatExports(endpoints)}\n`);
   });

@@ -325,7 +325,14 @@ async function ensureManaged(ctx: Ctx, name: ServiceName): Promise<boolean> {
 async function ensureOne(ctx: Ctx, plan: EndpointPlan): Promise<boolean> {
   if (!plan.external) return ensureManaged(ctx, plan.name);
   const started = Date.now();
-  await waitUntilReady(plan.name, plan.endpoint, { deadline: Date.now() + ctx.readyTimeoutMs });
+  try {
+    await waitUntilReady(plan.name, plan.endpoint, { deadline: Date.now() + ctx.readyTimeoutMs });
+  } catch (error) {
+    throw new LocalServicesError(
+      `${(error as Error).message} (endpoint from ${plan.envVar}; unset it to have these scripts start ${SERVICE_LABELS[plan.name]})`,
+      { cause: error },
+    );
+  }
   ctx.log(`${SERVICE_LABELS[plan.name]}: using ${plan.endpoint} from ${plan.envVar} (ready, ${seconds(started)})`);
   return false;
 }
@@ -363,6 +370,10 @@ export async function ensureLocalServices(
   };
   const names = opts.services ?? SERVICE_NAMES;
   const started = await withLock(ctx, async () => {
+    // Fail before starting anything when java is missing or a port is taken by someone else.
+    const toStart = names.filter((name) => !plans[name].external && !liveRecord(ctx, name));
+    if (toStart.length > 0) await checkJava();
+    for (const name of toStart) await assertPortsFree(ctx, name);
     const startedNow: ServiceName[] = [];
     try {
       await allSettled(
