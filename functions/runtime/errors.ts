@@ -101,12 +101,21 @@ export class RecordProcessingError extends BridgeError {
   readonly route: string;
   readonly coordinates: RecordCoordinates;
   readonly kind: ErrorKind;
-  constructor(route: string, coordinates: RecordCoordinates, kind: ErrorKind, cause: unknown) {
+  /** The record's wire form; logged only when the route opts in to payload logging. */
+  readonly record: { key?: string | null; value?: string | null } | undefined;
+  constructor(
+    route: string,
+    coordinates: RecordCoordinates,
+    kind: ErrorKind,
+    cause: unknown,
+    record?: { key?: string | null; value?: string | null },
+  ) {
     super(`route ${route}: ${formatCoordinates(coordinates)}: ${kind}: ${describeError(cause)}`, { cause });
     this.name = 'RecordProcessingError';
     this.route = route;
     this.coordinates = coordinates;
     this.kind = kind;
+    this.record = record;
   }
 }
 

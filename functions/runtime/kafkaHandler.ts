@@ -4,14 +4,13 @@ import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { type Classifier, withOverride } from './classify.ts';
 import { sharedDynamoDbClient, sharedSqsClient } from './clients.ts';
-import { addRequestCounter } from './idempotency/requestCounter.ts';
 import { SqsDeadLetterSink } from './deadLetter/SqsDeadLetterSink.ts';
 import type { KafkaRecord, ValueSpec } from './decode.ts';
-import { BridgeError } from './errors.ts';
+import { BridgeError, type RecordProcessingError } from './errors.ts';
 import type { KafkaBatchResponse } from './event.ts';
 import { CompletedKeyCache } from './idempotency/CompletedKeyCache.ts';
 import { DynamoDbIdempotencyStore } from './idempotency/DynamoDbIdempotencyStore.ts';
-import { countRequestsIn } from './idempotency/requestCounter.ts';
+import { addRequestCounter, countRequestsIn } from './idempotency/requestCounter.ts';
 import { createLogger } from './logger.ts';
 import { DEFAULT_NAMESPACE, publishInvocationMetrics } from './metrics.ts';
 import { emptySamples, emptySummary, type InvocationSummary } from './observability.ts';
@@ -111,7 +110,9 @@ export class KafkaRouteRuntime<V, K> {
     const namespace = process.env.METRICS_NAMESPACE || DEFAULT_NAMESPACE;
     const count = { requests: 0 };
     const store = new DynamoDbIdempotencyStore({
-      client: this.#options.clients?.dynamodb ? addRequestCounter(this.#options.clients.dynamodb) : sharedDynamoDbClient(),
+      client: this.#options.clients?.dynamodb
+        ? addRequestCounter(this.#options.clients.dynamodb)
+        : sharedDynamoDbClient(),
       tableName: requiredEnv('IDEMPOTENCY_TABLE_NAME', route),
       route,
       ttlSeconds: settings.idempotency.ttlSeconds,
@@ -130,14 +131,15 @@ export class KafkaRouteRuntime<V, K> {
       result.summary.ddbRequests = count.requests;
       summaries.set(context, result.summary);
       publishInvocationMetrics(namespace, route, result.summary, result.samples);
-      for (const failure of result.failures) {
-        this.#logger.error(failure.message, {
-          topic: failure.coordinates.topic,
-          partition: failure.coordinates.partition,
-          offset: failure.coordinates.offset,
-          errorKind: failure.kind,
-        });
-      }
+      const describe = (failure: RecordProcessingError) => ({
+        topic: failure.coordinates.topic,
+        partition: failure.coordinates.partition,
+        offset: failure.coordinates.offset,
+        errorKind: failure.kind,
+        ...(settings.logPayloads ? { key: failure.record?.key ?? null, value: failure.record?.value ?? null } : {}),
+      });
+      for (const failure of result.failures) this.#logger.error(failure.message, describe(failure));
+      for (const letter of result.deadLetters) this.#logger.warn(`dead-lettered: ${letter.message}`, describe(letter));
       this.#logger.info('batch done', { requestId: context.awsRequestId, ...result.summary });
       if (result.error) throw result.error;
       return result.response;

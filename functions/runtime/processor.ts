@@ -88,6 +88,8 @@ export type BatchResult = {
   readonly summary: InvocationSummary;
   readonly samples: InvocationSamples;
   readonly failures: readonly RecordProcessingError[];
+  /** The records sent to the dead-letter queue in this invocation. */
+  readonly deadLetters: readonly RecordProcessingError[];
 };
 
 /** One record of the batch, decoded once. */
@@ -141,6 +143,7 @@ class BatchRun<V, K> {
   readonly #letters: Array<Promise<PartitionFailure | undefined>> = [];
   readonly #partitionFailures = new Map<string, PartitionFailure>();
   readonly #releases: Release[] = [];
+  readonly #deadLetters: RecordProcessingError[] = [];
 
   constructor(route: RouteDefinition<V, K>, invocation: Invocation, deps: InvocationDeps) {
     this.#route = route;
@@ -203,7 +206,12 @@ class BatchRun<V, K> {
     );
     const recordErrors = failures.map((f) => f.error);
     this.summary.durationMs = this.#now() - this.#started;
-    const base = { summary: this.summary, samples: this.samples, failures: recordErrors };
+    const base = {
+      summary: this.summary,
+      samples: this.samples,
+      failures: recordErrors,
+      deadLetters: this.#deadLetters,
+    };
     if (storeError !== undefined) {
       // Completes that were never written: the whole batch must come again.
       return { ...base, error: new BatchFailedError(this.#route.route, recordErrors, storeError) };
@@ -496,7 +504,7 @@ class BatchRun<V, K> {
     this.summary.failed += 1;
     return {
       offset: prepared.coordinates.offset,
-      error: new RecordProcessingError(this.#route.route, prepared.coordinates, kind, error),
+      error: new RecordProcessingError(this.#route.route, prepared.coordinates, kind, error, prepared.wire),
     };
   }
 
@@ -518,13 +526,14 @@ class BatchRun<V, K> {
    */
   #deadLetter(prepared: Prepared<V, K>, kind: ErrorKind, error: unknown, attempts: number, firstSeen: number): void {
     this.summary.failed += 1;
+    const recordError = new RecordProcessingError(this.#route.route, prepared.coordinates, kind, error, prepared.wire);
     const envelope = buildEnvelope({
       route: this.#route.route,
       idempotencyKey: prepared.key,
       source: this.#source,
       record: prepared.wire,
       kind,
-      error: new RecordProcessingError(this.#route.route, prepared.coordinates, kind, error),
+      error: recordError,
       attempts,
       firstFailedAt: new Date(firstSeen),
     });
@@ -533,6 +542,7 @@ class BatchRun<V, K> {
       this.#deps.sink.send(envelope).then(
         () => {
           this.summary.deadLettered += 1;
+          this.#deadLetters.push(recordError);
           this.#deps.store.settle({
             key: prepared.key,
             coordinates: prepared.coordinates,
@@ -546,7 +556,13 @@ class BatchRun<V, K> {
           this.#releases.push({ key: prepared.key, attempts });
           return {
             offset: prepared.coordinates.offset,
-            error: new RecordProcessingError(this.#route.route, prepared.coordinates, ErrorKind.transient, sendError),
+            error: new RecordProcessingError(
+              this.#route.route,
+              prepared.coordinates,
+              ErrorKind.transient,
+              sendError,
+              prepared.wire,
+            ),
           };
         },
       ),
