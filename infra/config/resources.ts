@@ -1,0 +1,99 @@
+import { join } from 'node:path';
+import { ROUTE_SETTINGS_ENV, type RouteSettings } from '../../functions/runtime/settings.ts';
+import { type BridgeConfig, consumerGroupIdOf, HANDLERS_DIR, type RouteConfig } from './schema.ts';
+
+/** The route named `name`, or an error listing the routes there are. */
+export const findRoute = (config: BridgeConfig, name: string): RouteConfig => {
+  const route = config.routes.find((r) => r.name === name);
+  if (!route) {
+    throw new Error(
+      `no route "${name}" in config "${config.name}"; routes: ${config.routes.map((r) => r.name).join(', ')}`,
+    );
+  }
+  return route;
+};
+
+export const isProvisioned = (route: RouteConfig): boolean => route.mode !== 'on-demand';
+
+/** Absolute path of the route's handler module (it exports `handler`). */
+export const resolveHandlerEntry = (route: Pick<RouteConfig, 'handler'>): string => join(HANDLERS_DIR, route.handler);
+
+/**
+ * What the runtime needs of a route, serialised into `BRIDGE_ROUTE_SETTINGS`.
+ * A partial batch response is honoured only where the ESM reports it: provisioned mode
+ * with `eventSource.reportBatchItemFailures`.
+ */
+export const routeSettingsFor = (_config: BridgeConfig, route: RouteConfig): RouteSettings => ({
+  retry: route.retry,
+  idempotency: route.idempotency,
+  deadLetter: route.deadLetter,
+  partialBatchResponse: isProvisioned(route) && route.eventSource.reportBatchItemFailures,
+  partitionConcurrency: route.partitionConcurrency ?? 16,
+  logPayloads: route.logPayloads ?? false,
+});
+
+/** The names the local tools give the resources CloudFormation names in AWS. */
+export type LocalResourceNames = {
+  readonly idempotencyTable: string;
+  /** Route name → dead-letter queue name. */
+  readonly deadLetterQueues: Readonly<Record<string, string>>;
+  /** Side table name → table name. */
+  readonly tables: Readonly<Record<string, string>>;
+  /** Route name → consumer group id (the same one the ESM uses). */
+  readonly consumerGroups: Readonly<Record<string, string>>;
+};
+
+export const localResourceNames = (config: BridgeConfig): LocalResourceNames => ({
+  idempotencyTable: `${config.name}-idempotency`,
+  deadLetterQueues: Object.fromEntries(config.routes.map((r) => [r.name, `${config.name}-${r.name}-dlq`])),
+  tables: Object.fromEntries(config.routes.flatMap((r) => r.tables.map((t) => [t.name, `${config.name}-${t.name}`]))),
+  consumerGroups: Object.fromEntries(config.routes.map((r) => [r.name, consumerGroupIdOf(config, r)])),
+});
+
+export type RouteResources = {
+  readonly idempotencyTableName: string;
+  readonly deadLetterQueueUrl: string;
+  /** Side table name → physical table name (a CDK token in the stack). */
+  readonly tableNames: Readonly<Record<string, string>>;
+};
+
+/**
+ * The environment contract of a route's function (DESIGN §5), shared by the CDK and the local
+ * tools so both set exactly the same variables.
+ */
+export const routeEnvironment = (
+  config: BridgeConfig,
+  route: RouteConfig,
+  resources: RouteResources,
+): Record<string, string> => {
+  const env: Record<string, string> = {
+    BRIDGE_ROUTE: route.name,
+    IDEMPOTENCY_TABLE_NAME: resources.idempotencyTableName,
+    DLQ_URL: resources.deadLetterQueueUrl,
+    METRICS_NAMESPACE: config.observability.namespace,
+    LOG_LEVEL: config.observability.logLevel,
+    [ROUTE_SETTINGS_ENV]: JSON.stringify(routeSettingsFor(config, route)),
+    POWERTOOLS_SERVICE_NAME: route.name,
+    POWERTOOLS_METRICS_NAMESPACE: config.observability.namespace,
+  };
+  for (const table of route.tables) {
+    const name = resources.tableNames[table.name];
+    if (name === undefined) throw new Error(`route "${route.name}": no table name given for table "${table.name}"`);
+    env[table.env] = name;
+  }
+  return env;
+};
+
+/** `routeEnvironment` with the local resource names (queue URL supplied by the caller). */
+export const localRouteEnvironment = (
+  config: BridgeConfig,
+  route: RouteConfig,
+  deadLetterQueueUrl: string,
+): Record<string, string> => {
+  const names = localResourceNames(config);
+  return routeEnvironment(config, route, {
+    idempotencyTableName: names.idempotencyTable,
+    deadLetterQueueUrl,
+    tableNames: names.tables,
+  });
+};

@@ -1,0 +1,565 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { DeadLetterSettings, IdempotencySettings, RetrySettings } from '../../functions/runtime/settings.ts';
+
+/**
+ * The bridge config (DESIGN §3): one zod schema for the CDK app, the local bridge and the scripts.
+ *
+ * Field schemas check shapes and single-field limits. `BridgeConfig` then checks the rules that
+ * span fields (provisioned-only ESM options, auth/secret pairs, unique names), each reported as
+ * `route "<name>": <what> [<rule id>]` at the offending path, so `cdk synth` rejects what AWS
+ * would otherwise reject at deploy time.
+ */
+
+/** Where route handlers live; a route's `handler` is relative to it. */
+export const HANDLERS_DIR = fileURLToPath(new URL('../../functions/handlers/', import.meta.url));
+
+/** Rule ids, quoted in error messages and in the tests' table of invalid configs. */
+export const Rule = {
+  provisionedOnly: 'provisioned-mode-only',
+  batchSize: 'batch-size-max-10000',
+  batchingWindow: 'batching-window-max-300s',
+  topicName: 'kafka-topic-name',
+  consumerGroupId: 'consumer-group-id',
+  mskScram256: 'msk-no-scram-256',
+  mskAuth: 'msk-auth',
+  mskIamOnly: 'iam-auth-msk-only',
+  authSecret: 'auth-needs-secret',
+  selfManagedVpc: 'self-managed-vpc-subnets-and-security-groups',
+  selfManagedPublicAuth: 'self-managed-public-needs-auth',
+  uniqueRouteName: 'unique-route-name',
+  uniqueTopic: 'unique-topic',
+  uniqueConsumerGroup: 'unique-consumer-group',
+  uniqueTable: 'unique-table',
+  pollers: 'pollers-min-le-max',
+  kafkaDlqTopic: 'kafka-dlq-not-source-topic',
+  startingTimestamp: 'starting-position-timestamp',
+  handlerExists: 'handler-exists',
+  tableEnv: 'table-env',
+} as const;
+export type Rule = (typeof Rule)[keyof typeof Rule];
+
+// ---------------------------------------------------------------------------------------------
+// Names Kafka and Lambda accept
+
+const TOPIC_CHARS = /^[a-zA-Z0-9._-]+$/;
+/** Kafka: [a-zA-Z0-9._-], 1..249 chars, not "." or ".."; the Lambda ESM API also refuses a leading ".". */
+export const kafkaTopicProblem = (topic: string): string | undefined => {
+  if (topic.length === 0) return 'must not be empty';
+  if (topic.length > 249) return `is ${topic.length} characters; Kafka allows at most 249`;
+  if (!TOPIC_CHARS.test(topic)) return 'may only contain ASCII letters, digits, ".", "_" and "-"';
+  if (topic === '.' || topic === '..') return 'must not be "." or ".."';
+  if (topic.startsWith('.')) return 'must not start with "." (the Lambda event source mapping API refuses it)';
+  return undefined;
+};
+
+const GROUP_CHARS = /^[a-zA-Z0-9\-/*:_+=.@]+$/;
+/** Lambda ESM: consumer group ids are 1..200 chars of [a-zA-Z0-9-/*:_+=.@]. */
+export const consumerGroupIdProblem = (group: string): string | undefined => {
+  if (group.length === 0 || group.length > 200) return `must be 1..200 characters (got ${group.length})`;
+  if (!GROUP_CHARS.test(group)) return 'may only contain ASCII letters, digits and - / * : _ + = . @';
+  return undefined;
+};
+
+/** Checked with the route's name in `BridgeConfig` (rule kafka-topic-name). */
+const KafkaTopic = z.string();
+/** Checked with the route's name in `BridgeConfig` (rule consumer-group-id). */
+const ConsumerGroupId = z.string();
+
+const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$/;
+const SecretArn = z.string().regex(SECRET_ARN, 'must be a Secrets Manager secret ARN');
+
+/** arn:aws:kafka:<region>:<account>:cluster/<name>/<uuid> */
+export const MSK_CLUSTER_ARN =
+  /^arn:(aws[a-z-]*):kafka:([a-z0-9-]+):(\d{12}):cluster\/([A-Za-z0-9-]+)\/([A-Za-z0-9-]+)$/;
+
+// ---------------------------------------------------------------------------------------------
+// Source
+
+/** `sasl-scram-256` exists for self-managed clusters only; MSK refuses it (checked below). */
+export const KafkaAuth = z.enum(['iam', 'sasl-scram-512', 'sasl-scram-256', 'mtls', 'basic', 'none']);
+export type KafkaAuth = z.infer<typeof KafkaAuth>;
+
+export const MskSource = z
+  .object({
+    kind: z.literal('msk'),
+    clusterArn: z
+      .string()
+      .regex(MSK_CLUSTER_ARN, 'must be an MSK cluster ARN: arn:aws:kafka:<region>:<account>:cluster/<name>/<uuid>'),
+    auth: KafkaAuth.default('iam'),
+    /** SCRAM credentials, or for mTLS the client certificate chain and key. */
+    secretArn: SecretArn.optional(),
+  })
+  .strict();
+export type MskSource = z.infer<typeof MskSource>;
+
+export const SelfManagedVpc = z
+  .object({
+    vpcId: z.string().regex(/^vpc-[0-9a-z]+$/, 'must be a VPC id (vpc-...)'),
+    subnetIds: z
+      .array(z.string().regex(/^subnet-[0-9a-z]+$/, 'must be a subnet id (subnet-...)'))
+      .max(16)
+      .default([]),
+    securityGroupIds: z
+      .array(z.string().regex(/^sg-[0-9a-zA-Z]+$/, 'must be a security group id (sg-...)'))
+      .max(5)
+      .default([]),
+  })
+  .strict();
+
+export const SelfManagedSource = z
+  .object({
+    kind: z.literal('self-managed'),
+    bootstrapServers: z.array(z.string().regex(/^[A-Za-z0-9.-]+:\d{1,5}$/, 'must be host:port')).min(1),
+    auth: KafkaAuth.default('sasl-scram-512'),
+    secretArn: SecretArn.optional(),
+    /** A secret holding the root CA certificate, for brokers whose certificates a private CA signed. */
+    rootCaSecretArn: SecretArn.optional(),
+    vpc: SelfManagedVpc.optional(),
+  })
+  .strict();
+export type SelfManagedSource = z.infer<typeof SelfManagedSource>;
+
+export const KafkaSource = z.discriminatedUnion('kind', [MskSource, SelfManagedSource]);
+export type KafkaSource = z.infer<typeof KafkaSource>;
+
+// ---------------------------------------------------------------------------------------------
+// Route
+
+export const ProvisionedMode = z
+  .object({
+    provisioned: z
+      .object({
+        minPollers: z.number().int().min(1).max(200).default(1),
+        maxPollers: z.number().int().min(1).max(2000).default(200),
+        /** ESMs with the same group share event poller units. */
+        pollerGroupName: z.string().min(1).max(128).optional(),
+      })
+      .strict(),
+  })
+  .strict();
+export const RouteMode = z.union([z.literal('on-demand'), ProvisionedMode]);
+export type RouteMode = z.infer<typeof RouteMode>;
+
+export const OnFailure = z.union([z.enum(['sqs', 'sns', 's3']), z.object({ kafkaTopic: KafkaTopic }).strict()]);
+export type OnFailure = z.infer<typeof OnFailure>;
+
+const SchemaValidation = z
+  .array(z.enum(['KEY', 'VALUE']))
+  .min(1)
+  .default(['VALUE']);
+export const SchemaRegistry = z.discriminatedUnion('kind', [
+  z
+    .object({
+      kind: z.literal('glue'),
+      registryArn: z.string().regex(/^arn:aws[a-z-]*:glue:[a-z0-9-]+:\d{12}:registry\/[A-Za-z0-9_$#.-]+$/),
+      eventRecordFormat: z.enum(['JSON', 'SOURCE']).default('SOURCE'),
+      validate: SchemaValidation,
+    })
+    .strict(),
+  z
+    .object({
+      kind: z.literal('confluent'),
+      uri: z.url(),
+      eventRecordFormat: z.enum(['JSON', 'SOURCE']).default('SOURCE'),
+      validate: SchemaValidation,
+      auth: z.enum(['basic', 'mtls']).default('basic'),
+      secretArn: SecretArn,
+    })
+    .strict(),
+]);
+export type SchemaRegistry = z.infer<typeof SchemaRegistry>;
+
+/** The event source mapping's own options. The retry family needs provisioned mode (checked below). */
+export const EventSourceOptions = z
+  .object({
+    /** Lets the function return `batchItemFailures`; the runtime then reports per-record failures. */
+    reportBatchItemFailures: z.boolean().default(false),
+    /** ESM retries of a failed batch: -1 (until the record expires) or 0..10000. */
+    retryAttempts: z.number().int().min(-1).max(10_000).optional(),
+    /** -1 (no limit) or 60..604800 seconds. */
+    maxRecordAgeSeconds: z
+      .number()
+      .int()
+      .refine((s) => s === -1 || (s >= 60 && s <= 604_800), 'must be -1 or 60..604800 seconds')
+      .optional(),
+    bisectOnError: z.boolean().optional(),
+    /** Lambda event filter patterns, for example `{ value: { status: ['PAID'] } }`. */
+    filters: z
+      .array(z.record(z.string(), z.unknown()))
+      .max(10)
+      .default([])
+      .superRefine((filters, ctx) => {
+        filters.forEach((f, i) => {
+          if (JSON.stringify(f).length > 4096)
+            ctx.addIssue({ code: 'custom', path: [i], message: 'a filter pattern is at most 4096 characters' });
+        });
+      }),
+    /** Where the ESM sends a record of an invocation-level failure (timeouts, crashes). */
+    onFailure: OnFailure.default('sqs'),
+    schemaRegistry: SchemaRegistry.optional(),
+  })
+  .strict();
+export type EventSourceOptions = z.infer<typeof EventSourceOptions>;
+
+const ENV_NAME = /^[A-Z][A-Z0-9_]*$/;
+/** Environment variables the bridge sets itself; a side table may not take one of these names. */
+export const RESERVED_ENV = [
+  'BRIDGE_ROUTE',
+  'IDEMPOTENCY_TABLE_NAME',
+  'DLQ_URL',
+  'METRICS_NAMESPACE',
+  'LOG_LEVEL',
+  'BRIDGE_ROUTE_SETTINGS',
+  'POWERTOOLS_SERVICE_NAME',
+  'POWERTOOLS_METRICS_NAMESPACE',
+  'NODE_OPTIONS',
+] as const;
+
+/** A route's own DynamoDB table for its side effects (on-demand, PITR, SSE, like the idempotency table). */
+export const SideTable = z
+  .object({
+    /** Logical name, unique in the config; the local tools name the table `${config.name}-${name}`. */
+    name: z.string().regex(/^[a-z][a-z0-9-]{0,63}$/, 'must be lower-case kebab-case, at most 64 characters'),
+    partitionKey: z.string().min(1).max(255),
+    sortKey: z.string().min(1).max(255).optional(),
+    /** The environment variable that carries the table name to the handler. */
+    env: z.string().regex(ENV_NAME, 'must be an UPPER_SNAKE_CASE environment variable name'),
+  })
+  .strict();
+export type SideTable = z.infer<typeof SideTable>;
+
+export const AlarmThresholds = z
+  .object({
+    /** Lambda `OffsetLag` (MAX) above this many records. */
+    offsetLag: z.number().int().min(0).default(1_000),
+    /** Function `Errors` (sum per period) above this. */
+    errors: z.number().int().min(0).default(0),
+    /** Function `Throttles` (sum per period) above this. */
+    throttles: z.number().int().min(0).default(0),
+    /** `Duration` p99 above this fraction of the timeout. */
+    durationP99OfTimeout: z.number().gt(0).max(1).default(0.8),
+    /** Age of the oldest dead-letter message above this. */
+    dlqOldestMessageSeconds: z.number().int().min(60).default(3_600),
+    /** Minutes per evaluation period. */
+    periodMinutes: z.number().int().min(1).max(60).default(5),
+  })
+  .strict();
+export type AlarmThresholds = z.infer<typeof AlarmThresholds>;
+
+export const RouteConfig = z
+  .object({
+    name: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'must be lower-case kebab-case, at most 32 characters'),
+    topic: KafkaTopic,
+    /** A module under functions/handlers/ exporting `handler`, for example "orders.ts". */
+    handler: z
+      .string()
+      .regex(
+        /^(?!\/)(?!.*\.\.)[A-Za-z0-9_\-/.]+\.(ts|mts|js|mjs)$/,
+        'must be a .ts/.js path relative to functions/handlers/',
+      ),
+    batchSize: z.number().int().min(1).default(100),
+    /** Whole seconds, 0..300; unset keeps the Kafka ESM default of 500 ms. */
+    maxBatchingWindowSeconds: z.number().int().min(0).optional(),
+    startingPosition: z.enum(['TRIM_HORIZON', 'LATEST', 'AT_TIMESTAMP']).default('TRIM_HORIZON'),
+    /** Unix seconds; only with `AT_TIMESTAMP`. */
+    startingPositionTimestamp: z.number().int().min(0).optional(),
+    /** Default: `${config.name}-${route.name}`, the same group the local bridge joins. */
+    consumerGroupId: ConsumerGroupId.optional(),
+    mode: RouteMode.default('on-demand'),
+    eventSource: EventSourceOptions.default(EventSourceOptions.parse({})),
+    retry: RetrySettings.default(RetrySettings.parse({})),
+    idempotency: IdempotencySettings.default(IdempotencySettings.parse({})),
+    deadLetter: DeadLetterSettings.default(DeadLetterSettings.parse({})),
+    /** Partitions processed at once within one invocation (runtime default 16). */
+    partitionConcurrency: z.number().int().min(1).max(1000).optional(),
+    /** Payload values are logged only when a route opts in. */
+    logPayloads: z.boolean().optional(),
+    /** At most 4: the route's throttle alarm sums these and the idempotency table (alarm math takes 10 metrics). */
+    tables: z.array(SideTable).max(4).default([]),
+    alarms: AlarmThresholds.default(AlarmThresholds.parse({})),
+    memoryMb: z.number().int().min(128).max(10_240).default(512),
+    timeoutSeconds: z.number().int().min(1).max(900).default(60),
+  })
+  .strict();
+export type RouteConfig = z.infer<typeof RouteConfig>;
+export type RouteConfigInput = z.input<typeof RouteConfig>;
+
+export const LOG_RETENTION_DAYS = [
+  1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 3653,
+] as const;
+
+export const Observability = z
+  .object({
+    namespace: z
+      .string()
+      .regex(/^[A-Za-z0-9._/#:-][A-Za-z0-9 ._/#:-]{0,254}$/, 'must be a CloudWatch namespace')
+      .refine((ns) => !ns.startsWith('AWS/'), 'must not start with "AWS/"')
+      .default('KafkaLambdaBridge'),
+    alarmEmail: z.email().optional(),
+    logLevel: z.enum(['DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
+    logRetentionDays: z
+      .number()
+      .int()
+      .refine((d) => (LOG_RETENTION_DAYS as readonly number[]).includes(d), {
+        message: `must be one of ${LOG_RETENTION_DAYS.join(', ')}`,
+      })
+      .default(30),
+  })
+  .strict();
+export type Observability = z.infer<typeof Observability>;
+
+const provisioned = (route: RouteConfig) => (route.mode === 'on-demand' ? undefined : route.mode.provisioned);
+
+type Ctx = z.RefinementCtx;
+const issue = (ctx: Ctx, path: Array<string | number>, route: string | undefined, rule: Rule, message: string) =>
+  ctx.addIssue({ code: 'custom', path, message: `${route ? `route "${route}": ` : ''}${message} [${rule}]` });
+
+const checkSource = (source: KafkaSource, ctx: Ctx): void => {
+  const needsSecret =
+    source.auth === 'sasl-scram-512' ||
+    source.auth === 'sasl-scram-256' ||
+    source.auth === 'mtls' ||
+    source.auth === 'basic';
+  if (needsSecret && !source.secretArn) {
+    issue(ctx, ['source', 'secretArn'], undefined, Rule.authSecret, `auth "${source.auth}" needs source.secretArn`);
+  }
+  if (!needsSecret && source.secretArn) {
+    issue(ctx, ['source', 'secretArn'], undefined, Rule.authSecret, `auth "${source.auth}" takes no secretArn`);
+  }
+  if (source.kind === 'msk') {
+    if (source.auth === 'sasl-scram-256') {
+      issue(
+        ctx,
+        ['source', 'auth'],
+        undefined,
+        Rule.mskScram256,
+        'Amazon MSK supports SASL/SCRAM-512 only, not SCRAM-256',
+      );
+    }
+    if (source.auth === 'basic') {
+      issue(
+        ctx,
+        ['source', 'auth'],
+        undefined,
+        Rule.mskAuth,
+        'Lambda accepts only iam, sasl-scram-512, mtls or none for MSK',
+      );
+    }
+    return;
+  }
+  if (source.auth === 'iam') {
+    issue(ctx, ['source', 'auth'], undefined, Rule.mskIamOnly, 'IAM authentication exists only for Amazon MSK');
+  }
+  if (source.vpc) {
+    if (source.vpc.subnetIds.length === 0) {
+      issue(
+        ctx,
+        ['source', 'vpc', 'subnetIds'],
+        undefined,
+        Rule.selfManagedVpc,
+        'a self-managed source with a vpc needs subnetIds',
+      );
+    }
+    if (source.vpc.securityGroupIds.length === 0) {
+      issue(
+        ctx,
+        ['source', 'vpc', 'securityGroupIds'],
+        undefined,
+        Rule.selfManagedVpc,
+        'a self-managed source with a vpc needs securityGroupIds',
+      );
+    }
+  } else if (source.auth === 'none') {
+    issue(
+      ctx,
+      ['source', 'auth'],
+      undefined,
+      Rule.selfManagedPublicAuth,
+      'brokers reached over the internet (no vpc) need authentication with a secret',
+    );
+  }
+};
+
+const checkRoute = (config: { name: string }, route: RouteConfig, index: number, ctx: Ctx): void => {
+  const at = (...path: Array<string | number>) => ['routes', index, ...path];
+  const name = route.name;
+  const topicProblem = kafkaTopicProblem(route.topic);
+  if (topicProblem) issue(ctx, at('topic'), name, Rule.topicName, `topic "${route.topic}" ${topicProblem}`);
+  const group = consumerGroupIdOf(config, route);
+  const groupProblem = consumerGroupIdProblem(group);
+  if (groupProblem) {
+    issue(
+      ctx,
+      at('consumerGroupId'),
+      name,
+      Rule.consumerGroupId,
+      `consumer group id "${group}" ${groupProblem}${route.consumerGroupId ? '' : ' (derived from config and route names)'}`,
+    );
+  }
+  if (route.batchSize > 10_000) {
+    issue(
+      ctx,
+      at('batchSize'),
+      name,
+      Rule.batchSize,
+      `batchSize ${route.batchSize} is above the Kafka ESM maximum of 10000`,
+    );
+  }
+  if (route.maxBatchingWindowSeconds !== undefined && route.maxBatchingWindowSeconds > 300) {
+    issue(
+      ctx,
+      at('maxBatchingWindowSeconds'),
+      name,
+      Rule.batchingWindow,
+      `maxBatchingWindowSeconds ${route.maxBatchingWindowSeconds} is above the maximum of 300`,
+    );
+  }
+  const hasTimestamp = route.startingPositionTimestamp !== undefined;
+  if ((route.startingPosition === 'AT_TIMESTAMP') !== hasTimestamp) {
+    issue(
+      ctx,
+      at(hasTimestamp ? 'startingPositionTimestamp' : 'startingPosition'),
+      name,
+      Rule.startingTimestamp,
+      'startingPositionTimestamp goes with startingPosition AT_TIMESTAMP, and only with it',
+    );
+  }
+  if (!existsSync(join(HANDLERS_DIR, route.handler))) {
+    issue(ctx, at('handler'), name, Rule.handlerExists, `handler "${route.handler}" not found in functions/handlers/`);
+  }
+  const pollers = provisioned(route);
+  if (pollers && pollers.minPollers > pollers.maxPollers) {
+    issue(ctx, at('mode', 'provisioned'), name, Rule.pollers, 'minPollers must not exceed maxPollers');
+  }
+  const es = route.eventSource;
+  if (!pollers) {
+    const needs = (field: string, what: string) =>
+      issue(
+        ctx,
+        at('eventSource', field),
+        name,
+        Rule.provisionedOnly,
+        `${what} needs mode { provisioned: ... }; Kafka event source mappings accept it only in provisioned mode`,
+      );
+    if (es.retryAttempts !== undefined) needs('retryAttempts', 'eventSource.retryAttempts');
+    if (es.maxRecordAgeSeconds !== undefined) needs('maxRecordAgeSeconds', 'eventSource.maxRecordAgeSeconds');
+    if (es.bisectOnError !== undefined) needs('bisectOnError', 'eventSource.bisectOnError');
+    if (es.reportBatchItemFailures) needs('reportBatchItemFailures', 'eventSource.reportBatchItemFailures');
+    if (typeof es.onFailure === 'object') needs('onFailure', 'a Kafka topic on-failure destination');
+    if (es.schemaRegistry) needs('schemaRegistry', 'a schema registry');
+  }
+  if (typeof es.onFailure === 'object') {
+    const dlqProblem = kafkaTopicProblem(es.onFailure.kafkaTopic);
+    if (dlqProblem) {
+      issue(
+        ctx,
+        at('eventSource', 'onFailure', 'kafkaTopic'),
+        name,
+        Rule.topicName,
+        `on-failure topic "${es.onFailure.kafkaTopic}" ${dlqProblem}`,
+      );
+    }
+  }
+  if (typeof es.onFailure === 'object' && es.onFailure.kafkaTopic === route.topic) {
+    issue(
+      ctx,
+      at('eventSource', 'onFailure', 'kafkaTopic'),
+      name,
+      Rule.kafkaDlqTopic,
+      'the Kafka on-failure topic must differ from the source topic',
+    );
+  }
+  const envs = new Set<string>();
+  route.tables.forEach((table, t) => {
+    if ((RESERVED_ENV as readonly string[]).includes(table.env) || envs.has(table.env)) {
+      issue(ctx, at('tables', t, 'env'), name, Rule.tableEnv, `table env ${table.env} is reserved or already used`);
+    }
+    envs.add(table.env);
+  });
+};
+
+/** Defaults `consumerGroupId` to `${config.name}-${route.name}`. */
+export const consumerGroupIdOf = (config: { name: string }, route: Pick<RouteConfig, 'name' | 'consumerGroupId'>) =>
+  route.consumerGroupId ?? `${config.name}-${route.name}`;
+
+export const BridgeConfig = z
+  .object({
+    /** Prefix of stack and local resource names. */
+    name: z.string().regex(/^[a-z][a-z0-9-]{0,39}$/, 'must be lower-case kebab-case, at most 40 characters'),
+    source: KafkaSource,
+    routes: z.array(RouteConfig).min(1),
+    observability: Observability.default(Observability.parse({})),
+    /**
+     * Keep tables, queues and logs when the stack is deleted, with DynamoDB deletion protection.
+     * Unset: on for the production stage (`-c stage=prod`), off otherwise.
+     */
+    retainData: z.boolean().optional(),
+  })
+  .strict()
+  .superRefine((config, ctx) => {
+    checkSource(config.source, ctx);
+    const names = new Map<string, number>();
+    const topics = new Map<string, string>();
+    const groups = new Map<string, string>();
+    const tables = new Map<string, string>();
+    config.routes.forEach((route, i) => {
+      checkRoute(config, route, i, ctx);
+      const previous = names.get(route.name);
+      if (previous !== undefined) {
+        issue(
+          ctx,
+          ['routes', i, 'name'],
+          route.name,
+          Rule.uniqueRouteName,
+          `duplicate route name (also routes[${previous}])`,
+        );
+      } else names.set(route.name, i);
+      const topicOwner = topics.get(route.topic);
+      if (topicOwner !== undefined) {
+        issue(
+          ctx,
+          ['routes', i, 'topic'],
+          route.name,
+          Rule.uniqueTopic,
+          `topic "${route.topic}" is already consumed by route "${topicOwner}"`,
+        );
+      } else topics.set(route.topic, route.name);
+      const group = consumerGroupIdOf(config, route);
+      const groupOwner = groups.get(group);
+      if (groupOwner !== undefined) {
+        issue(
+          ctx,
+          ['routes', i, 'consumerGroupId'],
+          route.name,
+          Rule.uniqueConsumerGroup,
+          `consumer group "${group}" is already used by route "${groupOwner}"; each Kafka ESM needs its own`,
+        );
+      } else groups.set(group, route.name);
+      route.tables.forEach((table, t) => {
+        const owner = tables.get(table.name);
+        if (owner !== undefined) {
+          issue(
+            ctx,
+            ['routes', i, 'tables', t, 'name'],
+            route.name,
+            Rule.uniqueTable,
+            `table "${table.name}" is already declared by route "${owner}"`,
+          );
+        } else tables.set(table.name, route.name);
+      });
+    });
+  });
+export type BridgeConfig = z.infer<typeof BridgeConfig>;
+export type BridgeConfigInput = z.input<typeof BridgeConfig>;
+
+/** Looks up values only the user knows (cluster ARN, VPC) in CDK context, then in the environment. */
+export type ConfigContext = {
+  lookup(contextKey: string, envName: string): string | undefined;
+};
+export type BridgeConfigModule = BridgeConfigInput | ((context: ConfigContext) => BridgeConfigInput);
+
+/** Types a `bridge.config.ts` default export. */
+export const defineBridgeConfig = (config: BridgeConfigModule): BridgeConfigModule => config;

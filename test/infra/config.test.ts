@@ -1,0 +1,451 @@
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { isAbsolute, join } from 'node:path';
+import { RouteSettings } from '../../functions/runtime/settings.ts';
+import { PLACEHOLDER_CLUSTER_ARN } from '../../infra/bridge.config.ts';
+import {
+  BridgeConfigError,
+  type BridgeConfigInput,
+  DEFAULT_CONFIG_PATH,
+  formatIssuePath,
+  loadBridgeConfig,
+  localResourceNames,
+  localRouteEnvironment,
+  parseBridgeConfig,
+  Rule,
+  resolveHandlerEntry,
+  routeSettingsFor,
+} from '../../infra/config/index.ts';
+import { baseConfig, CLUSTER_ARN, SECRET_ARN } from './helpers.ts';
+
+const tempDir = mkdtempSync(join(tmpdir(), 'bridge-config-'));
+const writeTemp = (name: string, content: string): string => {
+  const file = join(tempDir, name);
+  writeFileSync(file, content);
+  return file;
+};
+
+/** The issues of a config that must not parse. */
+const issuesOf = (input: unknown) => {
+  try {
+    parseBridgeConfig(input);
+  } catch (error) {
+    expect(error).toBeInstanceOf(BridgeConfigError);
+    return (error as BridgeConfigError).issues;
+  }
+  throw new Error('the config parsed, but it should not have');
+};
+
+type Routes = NonNullable<BridgeConfigInput['routes']>;
+type RouteInput = Routes[number];
+/** `baseConfig()` with the first route (orders) changed. */
+const withOrders = (change: Partial<RouteInput>): BridgeConfigInput => {
+  const config = baseConfig();
+  const [orders, ...rest] = config.routes as Routes;
+  return { ...config, routes: [{ ...(orders as RouteInput), ...change }, ...rest] };
+};
+const withSecondRoute = (change: Partial<RouteInput>): BridgeConfigInput => {
+  const config = baseConfig();
+  const [orders, payments] = config.routes as Routes;
+  return { ...config, routes: [orders as RouteInput, { ...(payments as RouteInput), ...change }] };
+};
+const provisioned = { provisioned: { minPollers: 1, maxPollers: 4 } } as const;
+const selfManaged = (source: Record<string, unknown>): BridgeConfigInput =>
+  ({
+    ...baseConfig(),
+    source: { kind: 'self-managed', bootstrapServers: ['b-1.example.com:9096'], ...source },
+  }) as BridgeConfigInput;
+
+describe('the config schema accepts', () => {
+  test('the base config, filling defaults', () => {
+    const config = parseBridgeConfig(baseConfig());
+    const orders = config.routes[0];
+    expect(orders).toMatchObject({
+      batchSize: 100,
+      startingPosition: 'TRIM_HORIZON',
+      mode: 'on-demand',
+      eventSource: { reportBatchItemFailures: false, onFailure: 'sqs', filters: [] },
+      retry: { maxAttempts: 5 },
+      memoryMb: 512,
+      timeoutSeconds: 60,
+    });
+    expect(config.observability).toEqual({ namespace: 'KafkaLambdaBridge', logLevel: 'INFO', logRetentionDays: 30 });
+  });
+
+  test('the provisioned-mode ESM options, at their limits', () => {
+    const config = parseBridgeConfig(
+      withOrders({
+        mode: provisioned,
+        batchSize: 10_000,
+        maxBatchingWindowSeconds: 300,
+        eventSource: {
+          reportBatchItemFailures: true,
+          retryAttempts: 10_000,
+          maxRecordAgeSeconds: 604_800,
+          bisectOnError: true,
+          onFailure: { kafkaTopic: 'orders.dlt' },
+          schemaRegistry: { kind: 'glue', registryArn: 'arn:aws:glue:eu-west-1:111122223333:registry/events' },
+        },
+      }),
+    );
+    expect(config.routes[0]?.eventSource.retryAttempts).toBe(10_000);
+  });
+
+  test('a self-managed source with SCRAM-256, SCRAM-512 or SASL/PLAIN, in a VPC', () => {
+    for (const auth of ['sasl-scram-256', 'sasl-scram-512', 'basic'] as const) {
+      const config = parseBridgeConfig(
+        selfManaged({
+          auth,
+          secretArn: SECRET_ARN,
+          vpc: { vpcId: 'vpc-1', subnetIds: ['subnet-1'], securityGroupIds: ['sg-1'] },
+        }),
+      );
+      expect(config.source.auth).toBe(auth);
+    }
+  });
+});
+
+type InvalidCase = {
+  readonly rule: Rule;
+  readonly config: unknown;
+  readonly path: string;
+  /** The route the message must name; undefined for source-level rules. */
+  readonly route?: string;
+};
+
+/** One row per rule: the config breaks exactly that rule, and the message names the route and the rule. */
+const INVALID: Record<string, InvalidCase> = {
+  'ESM retryAttempts in on-demand mode': {
+    rule: Rule.provisionedOnly,
+    config: withOrders({ eventSource: { retryAttempts: 3 } }),
+    path: 'routes[0].eventSource.retryAttempts',
+    route: 'orders',
+  },
+  'ESM maxRecordAgeSeconds in on-demand mode': {
+    rule: Rule.provisionedOnly,
+    config: withOrders({ eventSource: { maxRecordAgeSeconds: 3600 } }),
+    path: 'routes[0].eventSource.maxRecordAgeSeconds',
+    route: 'orders',
+  },
+  'ESM bisectOnError in on-demand mode': {
+    rule: Rule.provisionedOnly,
+    config: withOrders({ eventSource: { bisectOnError: true } }),
+    path: 'routes[0].eventSource.bisectOnError',
+    route: 'orders',
+  },
+  'reportBatchItemFailures in on-demand mode': {
+    rule: Rule.provisionedOnly,
+    config: withSecondRoute({ eventSource: { reportBatchItemFailures: true } }),
+    path: 'routes[1].eventSource.reportBatchItemFailures',
+    route: 'payments',
+  },
+  'a Kafka-topic on-failure destination in on-demand mode': {
+    rule: Rule.provisionedOnly,
+    config: withOrders({ eventSource: { onFailure: { kafkaTopic: 'orders-dlt' } } }),
+    path: 'routes[0].eventSource.onFailure',
+    route: 'orders',
+  },
+  'a schema registry in on-demand mode': {
+    rule: Rule.provisionedOnly,
+    config: withOrders({
+      eventSource: { schemaRegistry: { kind: 'glue', registryArn: 'arn:aws:glue:eu-west-1:111122223333:registry/r' } },
+    }),
+    path: 'routes[0].eventSource.schemaRegistry',
+    route: 'orders',
+  },
+  'batchSize above 10000': {
+    rule: Rule.batchSize,
+    config: withSecondRoute({ batchSize: 10_001 }),
+    path: 'routes[1].batchSize',
+    route: 'payments',
+  },
+  'a batching window above 300 s': {
+    rule: Rule.batchingWindow,
+    config: withOrders({ maxBatchingWindowSeconds: 301 }),
+    path: 'routes[0].maxBatchingWindowSeconds',
+    route: 'orders',
+  },
+  'a topic with characters Kafka refuses': {
+    rule: Rule.topicName,
+    config: withOrders({ topic: 'orders/v1' }),
+    path: 'routes[0].topic',
+    route: 'orders',
+  },
+  'a topic named ".."': {
+    rule: Rule.topicName,
+    config: withOrders({ topic: '..' }),
+    path: 'routes[0].topic',
+    route: 'orders',
+  },
+  'a topic longer than 249 characters': {
+    rule: Rule.topicName,
+    config: withOrders({ topic: 'o'.repeat(250) }),
+    path: 'routes[0].topic',
+    route: 'orders',
+  },
+  'a consumer group id with a space': {
+    rule: Rule.consumerGroupId,
+    config: withOrders({ consumerGroupId: 'orders group' }),
+    path: 'routes[0].consumerGroupId',
+    route: 'orders',
+  },
+  'a consumer group id longer than 200 characters': {
+    rule: Rule.consumerGroupId,
+    config: withOrders({ consumerGroupId: 'g'.repeat(201) }),
+    path: 'routes[0].consumerGroupId',
+    route: 'orders',
+  },
+  'SCRAM-256 on MSK': {
+    rule: Rule.mskScram256,
+    config: {
+      ...baseConfig(),
+      source: { kind: 'msk', clusterArn: CLUSTER_ARN, auth: 'sasl-scram-256', secretArn: SECRET_ARN },
+    },
+    path: 'source.auth',
+  },
+  'SASL/PLAIN on MSK': {
+    rule: Rule.mskAuth,
+    config: { ...baseConfig(), source: { kind: 'msk', clusterArn: CLUSTER_ARN, auth: 'basic', secretArn: SECRET_ARN } },
+    path: 'source.auth',
+  },
+  'SCRAM-512 without a secret': {
+    rule: Rule.authSecret,
+    config: { ...baseConfig(), source: { kind: 'msk', clusterArn: CLUSTER_ARN, auth: 'sasl-scram-512' } },
+    path: 'source.secretArn',
+  },
+  'IAM auth on a self-managed cluster': {
+    rule: Rule.mskIamOnly,
+    config: selfManaged({ auth: 'iam', vpc: { vpcId: 'vpc-1', subnetIds: ['subnet-1'], securityGroupIds: ['sg-1'] } }),
+    path: 'source.auth',
+  },
+  'a self-managed VPC without subnets': {
+    rule: Rule.selfManagedVpc,
+    config: selfManaged({
+      auth: 'sasl-scram-512',
+      secretArn: SECRET_ARN,
+      vpc: { vpcId: 'vpc-1', securityGroupIds: ['sg-1'] },
+    }),
+    path: 'source.vpc.subnetIds',
+  },
+  'a self-managed VPC without security groups': {
+    rule: Rule.selfManagedVpc,
+    config: selfManaged({
+      auth: 'sasl-scram-512',
+      secretArn: SECRET_ARN,
+      vpc: { vpcId: 'vpc-1', subnetIds: ['subnet-1'] },
+    }),
+    path: 'source.vpc.securityGroupIds',
+  },
+  'self-managed brokers over the internet without authentication': {
+    rule: Rule.selfManagedPublicAuth,
+    config: selfManaged({ auth: 'none' }),
+    path: 'source.auth',
+  },
+  'a duplicate route name': {
+    rule: Rule.uniqueRouteName,
+    config: withSecondRoute({ name: 'orders', tables: [] }),
+    path: 'routes[1].name',
+    route: 'orders',
+  },
+  'a duplicate topic': {
+    rule: Rule.uniqueTopic,
+    config: withSecondRoute({ topic: 'orders' }),
+    path: 'routes[1].topic',
+    route: 'payments',
+  },
+  'a duplicate consumer group': {
+    rule: Rule.uniqueConsumerGroup,
+    config: withSecondRoute({ consumerGroupId: 'bridge-test-orders' }),
+    path: 'routes[1].consumerGroupId',
+    route: 'payments',
+  },
+  'a table declared by two routes': {
+    rule: Rule.uniqueTable,
+    config: withSecondRoute({ tables: [{ name: 'orders', partitionKey: 'id', env: 'MY_ORDERS' }] }),
+    path: 'routes[1].tables[0].name',
+    route: 'payments',
+  },
+  'a table env that the bridge itself sets': {
+    rule: Rule.tableEnv,
+    config: withOrders({ tables: [{ name: 'orders', partitionKey: 'orderId', env: 'DLQ_URL' }] }),
+    path: 'routes[0].tables[0].env',
+    route: 'orders',
+  },
+  'minPollers above maxPollers': {
+    rule: Rule.pollers,
+    config: withOrders({ mode: { provisioned: { minPollers: 5, maxPollers: 2 } } }),
+    path: 'routes[0].mode.provisioned',
+    route: 'orders',
+  },
+  'a Kafka on-failure topic equal to the source topic': {
+    rule: Rule.kafkaDlqTopic,
+    config: withOrders({ mode: provisioned, eventSource: { onFailure: { kafkaTopic: 'orders' } } }),
+    path: 'routes[0].eventSource.onFailure.kafkaTopic',
+    route: 'orders',
+  },
+  'AT_TIMESTAMP without a timestamp': {
+    rule: Rule.startingTimestamp,
+    config: withOrders({ startingPosition: 'AT_TIMESTAMP' }),
+    path: 'routes[0].startingPosition',
+    route: 'orders',
+  },
+  'a handler that does not exist': {
+    rule: Rule.handlerExists,
+    config: withOrders({ handler: 'missing.ts' }),
+    path: 'routes[0].handler',
+    route: 'orders',
+  },
+};
+
+describe('the config schema rejects, naming the path, the route and the rule:', () => {
+  test.each(Object.entries(INVALID))('%s', (_title, { rule, config, path, route }) => {
+    const issues = issuesOf(config);
+    const issue = issues.find((i) => i.path === path);
+    expect(issues.map((i) => i.path)).toContain(path);
+    expect(issue?.message).toContain(`[${rule}]`);
+    if (route) expect(issue?.message).toContain(`route "${route}"`);
+  });
+
+  test('every rule has a row in the table', () => {
+    const covered = new Set(Object.values(INVALID).map((c) => c.rule));
+    expect([...Object.values(Rule)].filter((r) => !covered.has(r))).toEqual([]);
+  });
+
+  test('shape errors, with the offending path', () => {
+    const issues = issuesOf({ ...baseConfig(), routes: [{ name: 'Orders', topic: 'orders' }] });
+    expect(issues.map((i) => i.path)).toEqual(expect.arrayContaining(['routes[0].name', 'routes[0].handler']));
+    expect(issuesOf({ ...baseConfig(), extra: true }).map((i) => i.path)).toContain('(root)');
+  });
+});
+
+describe('loadBridgeConfig', () => {
+  test('loads infra/bridge.config.ts by default, resolved from the module, not the working directory', async () => {
+    const cwd = process.cwd();
+    process.chdir(tmpdir());
+    try {
+      const config = await loadBridgeConfig(undefined, { env: {} });
+      expect(DEFAULT_CONFIG_PATH).toMatch(/infra\/bridge\.config\.ts$/);
+      expect(config.routes.map((r) => [r.name, r.topic, r.handler])).toEqual([
+        ['orders', 'orders', 'orders.ts'],
+        ['payments', 'payments', 'payments.ts'],
+      ]);
+      expect(config.source).toEqual({ kind: 'msk', clusterArn: PLACEHOLDER_CLUSTER_ARN, auth: 'iam' });
+      expect(config.routes[0]?.tables).toEqual([{ name: 'orders', partitionKey: 'orderId', env: 'ORDERS_TABLE_NAME' }]);
+      expect(config.routes[1]?.tables.map((t) => [t.name, t.partitionKey, t.env])).toEqual([
+        ['accounts', 'accountId', 'ACCOUNTS_TABLE_NAME'],
+        ['ledger', 'txId', 'LEDGER_TABLE_NAME'],
+      ]);
+    } finally {
+      process.chdir(cwd);
+    }
+  });
+
+  test('the default config takes the cluster ARN from CDK context before the environment', async () => {
+    const fromEnv = await loadBridgeConfig(undefined, { env: { BRIDGE_MSK_CLUSTER_ARN: CLUSTER_ARN } });
+    expect(fromEnv.source.kind === 'msk' && fromEnv.source.clusterArn).toBe(CLUSTER_ARN);
+    const other = CLUSTER_ARN.replace('events', 'other');
+    const fromContext = await loadBridgeConfig(undefined, {
+      env: { BRIDGE_MSK_CLUSTER_ARN: CLUSTER_ARN },
+      context: (key) => (key === 'mskClusterArn' ? other : undefined),
+    });
+    expect(fromContext.source.kind === 'msk' && fromContext.source.clusterArn).toBe(other);
+  });
+
+  test('loads a .json file from a path, BRIDGE_CONFIG or -c bridgeConfig', async () => {
+    const file = writeTemp('bridge.json', JSON.stringify({ ...baseConfig(), name: 'from-json' }));
+    expect((await loadBridgeConfig(file)).name).toBe('from-json');
+    expect((await loadBridgeConfig(undefined, { env: { BRIDGE_CONFIG: file } })).name).toBe('from-json');
+    const fromContext = await loadBridgeConfig(undefined, {
+      env: { BRIDGE_CONFIG: DEFAULT_CONFIG_PATH },
+      context: (key) => (key === 'bridgeConfig' ? file : undefined),
+    });
+    expect(fromContext.name).toBe('from-json');
+  });
+
+  test('loads a .ts file exporting the config or a function of the context', async () => {
+    const plain = writeTemp(
+      'plain.config.ts',
+      `export default ${JSON.stringify({ ...baseConfig(), name: 'from-ts' })};`,
+    );
+    expect((await loadBridgeConfig(plain)).name).toBe('from-ts');
+    const fn = writeTemp(
+      'fn.config.ts',
+      `const base = ${JSON.stringify(baseConfig())};\n` +
+        `export default (ctx: { lookup(k: string, e: string): string | undefined }) => ({ ...base, name: ctx.lookup('n', 'NAME') ?? 'fallback' });`,
+    );
+    expect((await loadBridgeConfig(fn, { env: { NAME: 'from-env' } })).name).toBe('from-env');
+  });
+
+  test('a .json file is validated by the same schema, and the error names the file and the path', async () => {
+    const bad = baseConfig();
+    (bad.routes as Routes)[1] = {
+      ...((bad.routes as Routes)[1] as RouteInput),
+      batchSize: 'many' as unknown as number,
+    };
+    const file = writeTemp('bad.json', JSON.stringify(bad));
+    await expect(loadBridgeConfig(file)).rejects.toThrow(/bad\.json[\s\S]*routes\[1\]\.batchSize/);
+    const broken = writeTemp('broken.json', '{ "name": ');
+    await expect(loadBridgeConfig(broken)).rejects.toThrow(/broken\.json[\s\S]*not JSON/);
+    await expect(loadBridgeConfig(join(tempDir, 'absent.json'))).rejects.toThrow(BridgeConfigError);
+  });
+
+  test('formats issue paths like routes[1].tables[0].env', () => {
+    expect(formatIssuePath(['routes', 1, 'tables', 0, 'env'])).toBe('routes[1].tables[0].env');
+    expect(formatIssuePath([])).toBe('(root)');
+  });
+});
+
+describe('helpers for the runtime and the local tools', () => {
+  const config = parseBridgeConfig(baseConfig());
+
+  test('localResourceNames gives the names the local tools use', () => {
+    expect(localResourceNames(config)).toEqual({
+      idempotencyTable: 'bridge-test-idempotency',
+      deadLetterQueues: { orders: 'bridge-test-orders-dlq', payments: 'bridge-test-payments-dlq' },
+      tables: { orders: 'bridge-test-orders', accounts: 'bridge-test-accounts', ledger: 'bridge-test-ledger' },
+      consumerGroups: { orders: 'bridge-test-orders', payments: 'bridge-test-payments' },
+    });
+  });
+
+  test('resolveHandlerEntry gives the absolute path of an existing handler module', () => {
+    for (const route of config.routes) {
+      const entry = resolveHandlerEntry(route);
+      expect(isAbsolute(entry)).toBe(true);
+      expect(entry).toMatch(new RegExp(`functions/handlers/${route.handler}$`));
+      expect(existsSync(entry)).toBe(true);
+    }
+  });
+
+  test('routeSettingsFor parses with the runtime schema; partial batch responses need provisioned mode', () => {
+    const onDemand = routeSettingsFor(config, config.routes[0] as never);
+    expect(RouteSettings.parse(onDemand)).toEqual(onDemand);
+    expect(onDemand.partialBatchResponse).toBe(false);
+    const prov = parseBridgeConfig(
+      withOrders({
+        mode: provisioned,
+        eventSource: { reportBatchItemFailures: true },
+        partitionConcurrency: 4,
+        logPayloads: true,
+      }),
+    );
+    expect(routeSettingsFor(prov, prov.routes[0] as never)).toMatchObject({
+      partialBatchResponse: true,
+      partitionConcurrency: 4,
+      logPayloads: true,
+    });
+  });
+
+  test('localRouteEnvironment sets the DESIGN §5 contract with the local names', () => {
+    const env = localRouteEnvironment(config, config.routes[1] as never, 'http://localhost:9324/q/dlq');
+    expect(env).toMatchObject({
+      BRIDGE_ROUTE: 'payments',
+      IDEMPOTENCY_TABLE_NAME: 'bridge-test-idempotency',
+      DLQ_URL: 'http://localhost:9324/q/dlq',
+      METRICS_NAMESPACE: 'KafkaLambdaBridge',
+      LOG_LEVEL: 'INFO',
+      ACCOUNTS_TABLE_NAME: 'bridge-test-accounts',
+      LEDGER_TABLE_NAME: 'bridge-test-ledger',
+    });
+    expect(RouteSettings.parse(JSON.parse(env.BRIDGE_ROUTE_SETTINGS as string)).retry.maxAttempts).toBe(5);
+  });
+});
