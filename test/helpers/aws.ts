@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import {
+  type AttributeValue,
   CreateTableCommand,
   DynamoDBClient,
   GetItemCommand,
   ScanCommand,
   UpdateTimeToLiveCommand,
-  type AttributeValue,
 } from '@aws-sdk/client-dynamodb';
 import {
   CreateQueueCommand,
@@ -32,7 +32,10 @@ export const createTable = async (name: string, partitionKey = 'pk'): Promise<st
   );
   if (partitionKey === 'pk') {
     await dynamodb.send(
-      new UpdateTimeToLiveCommand({ TableName: name, TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true } }),
+      new UpdateTimeToLiveCommand({
+        TableName: name,
+        TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
+      }),
     );
   }
   return name;
@@ -78,7 +81,9 @@ export const scanAll = async (table: string) => {
   const items: Array<Record<string, AttributeValue>> = [];
   let start: Record<string, AttributeValue> | undefined;
   do {
-    const page = await dynamodb.send(new ScanCommand({ TableName: table, ExclusiveStartKey: start, ConsistentRead: true }));
+    const page = await dynamodb.send(
+      new ScanCommand({ TableName: table, ExclusiveStartKey: start, ConsistentRead: true }),
+    );
     items.push(...(page.Items ?? []));
     start = page.LastEvaluatedKey;
   } while (start);
