@@ -1,0 +1,52 @@
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import type * as iam from 'aws-cdk-lib/aws-iam';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+
+export interface BridgeQueueProps {
+  /** @default 256 KiB, which every SQS queue accepts */
+  readonly maxMessageSizeBytes?: number;
+  readonly retain: boolean;
+}
+
+/**
+ * A queue that holds failed records: SSE with SQS-managed keys, TLS enforced by the queue
+ * policy, and the longest retention SQS offers (14 days), so an operator has time to replay.
+ */
+export class BridgeQueue extends Construct {
+  readonly queue: sqs.Queue;
+
+  constructor(scope: Construct, id: string, props: BridgeQueueProps) {
+    super(scope, id);
+    this.queue = new sqs.Queue(this, 'Queue', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+      maxMessageSizeBytes: Math.max(256 * 1024, props.maxMessageSizeBytes ?? 0),
+      removalPolicy: props.retain ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
+    });
+  }
+
+  /** `sqs:SendMessage` (which also covers SendMessageBatch) on this queue only. */
+  grantSend(grantee: iam.IGrantable): iam.Grant {
+    return this.queue.grant(grantee, 'sqs:SendMessage');
+  }
+}
+
+/**
+ * An SQS on-failure destination for an event source mapping that grants only `sqs:SendMessage`
+ * (the L2 `SqsDlq` also grants GetQueueAttributes and GetQueueUrl, which Lambda does not need).
+ */
+export class SendOnlySqsDestination implements lambda.IEventSourceDlq {
+  readonly #queue: sqs.IQueue;
+
+  constructor(queue: sqs.IQueue) {
+    this.#queue = queue;
+  }
+
+  bind(_target: lambda.IEventSourceMapping, targetHandler: lambda.IFunction): lambda.DlqDestinationConfig {
+    this.#queue.grant(targetHandler, 'sqs:SendMessage');
+    return { destination: this.#queue.queueArn };
+  }
+}

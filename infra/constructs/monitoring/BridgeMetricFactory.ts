@@ -1,0 +1,140 @@
+import type { Duration } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
+import { MetricName } from '../../../functions/runtime/metrics.ts';
+
+/** The EMF metric names the runtime publishes (DESIGN §8), re-exported for the infra. */
+export { MetricName };
+
+/** The one dimension the runtime's metrics carry: no per-partition dimensions (cardinality). */
+export const ROUTE_DIMENSION = 'Route';
+
+export interface BridgeMetricFactoryProps {
+  /** The CloudWatch namespace the runtime publishes to. */
+  readonly namespace: string;
+  readonly period: Duration;
+}
+
+/**
+ * Layer 1 of the monitoring (after cdk-monitoring-constructs): builds metrics and nothing else.
+ * Bridge metrics live in the configured namespace with the dimension set `[Route]`; the
+ * AWS/Lambda, AWS/SQS and AWS/DynamoDB metrics come from the resources' own helpers.
+ */
+export class BridgeMetricFactory {
+  readonly namespace: string;
+  readonly period: Duration;
+
+  constructor(props: BridgeMetricFactoryProps) {
+    this.namespace = props.namespace;
+    this.period = props.period;
+  }
+
+  /** A count the runtime emits per invocation, summed per period. */
+  routeCount(route: string, name: string, label?: string): cloudwatch.Metric {
+    return new cloudwatch.Metric({
+      namespace: this.namespace,
+      metricName: name,
+      dimensionsMap: { [ROUTE_DIMENSION]: route },
+      statistic: cloudwatch.Stats.SUM,
+      period: this.period,
+      label: label ?? name,
+    });
+  }
+
+  /** A millisecond timing at a percentile, such as `p99`. */
+  routeTiming(route: string, name: string, statistic: string): cloudwatch.Metric {
+    return new cloudwatch.Metric({
+      namespace: this.namespace,
+      metricName: name,
+      dimensionsMap: { [ROUTE_DIMENSION]: route },
+      statistic,
+      period: this.period,
+      unit: cloudwatch.Unit.MILLISECONDS,
+      label: `${name} ${statistic}`,
+    });
+  }
+
+  /** How far the consumer group trails the topic; MAX, as cdk-monitoring-constructs does for Kafka. */
+  offsetLag(fn: lambda.IFunction): cloudwatch.Metric {
+    return fn.metric('OffsetLag', {
+      statistic: cloudwatch.Stats.MAXIMUM,
+      period: this.period,
+      label: 'OffsetLag (max)',
+    });
+  }
+
+  errors(fn: lambda.IFunction): cloudwatch.Metric {
+    return fn.metricErrors({ statistic: cloudwatch.Stats.SUM, period: this.period, label: 'Errors' });
+  }
+
+  throttles(fn: lambda.IFunction): cloudwatch.Metric {
+    return fn.metricThrottles({ statistic: cloudwatch.Stats.SUM, period: this.period, label: 'Throttles' });
+  }
+
+  duration(fn: lambda.IFunction, statistic: string): cloudwatch.Metric {
+    return fn.metricDuration({ statistic, period: this.period, label: `Duration ${statistic}` });
+  }
+
+  queueVisible(queue: sqs.IQueue, label: string): cloudwatch.Metric {
+    return queue.metricApproximateNumberOfMessagesVisible({
+      statistic: cloudwatch.Stats.MAXIMUM,
+      period: this.period,
+      label,
+    });
+  }
+
+  queueOldestAge(queue: sqs.IQueue, label: string): cloudwatch.Metric {
+    return queue.metricApproximateAgeOfOldestMessage({
+      statistic: cloudwatch.Stats.MAXIMUM,
+      period: this.period,
+      label,
+    });
+  }
+
+  tableConsumed(table: dynamodb.ITable, label: string): cloudwatch.Metric[] {
+    return [
+      table.metricConsumedReadCapacityUnits({
+        statistic: cloudwatch.Stats.SUM,
+        period: this.period,
+        label: `${label} RCU`,
+      }),
+      table.metricConsumedWriteCapacityUnits({
+        statistic: cloudwatch.Stats.SUM,
+        period: this.period,
+        label: `${label} WCU`,
+      }),
+    ];
+  }
+
+  /**
+   * Read and write throttle events summed over several tables. Alarm math takes at most
+   * 10 metrics, so at most 5 tables.
+   */
+  tablesThrottled(
+    tables: ReadonlyArray<{ readonly table: dynamodb.ITable; readonly label: string }>,
+  ): cloudwatch.MathExpression {
+    if (tables.length === 0 || tables.length > 5)
+      throw new Error(`tablesThrottled takes 1..5 tables, got ${tables.length}`);
+    const usingMetrics: Record<string, cloudwatch.IMetric> = {};
+    tables.forEach(({ table }, i) => {
+      usingMetrics[`r${i}`] = table.metric('ReadThrottleEvents', {
+        statistic: cloudwatch.Stats.SUM,
+        period: this.period,
+      });
+      usingMetrics[`w${i}`] = table.metric('WriteThrottleEvents', {
+        statistic: cloudwatch.Stats.SUM,
+        period: this.period,
+      });
+    });
+    return new cloudwatch.MathExpression({
+      expression: Object.keys(usingMetrics)
+        .map((id) => `FILL(${id}, 0)`)
+        .join(' + '),
+      usingMetrics,
+      period: this.period,
+      label: 'Throttled requests',
+    });
+  }
+}

@@ -1,0 +1,174 @@
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import { Construct } from 'constructs';
+import type { AlarmThresholds } from '../../config/schema.ts';
+import type { BridgeRoute } from '../BridgeRoute.ts';
+import type { BridgeAlarmFactory } from './BridgeAlarmFactory.ts';
+import { type BridgeMetricFactory, MetricName } from './BridgeMetricFactory.ts';
+
+export interface RouteMonitoringSegmentProps {
+  readonly route: BridgeRoute;
+  readonly idempotencyTable: dynamodb.ITable;
+  readonly metrics: BridgeMetricFactory;
+  readonly alarms: BridgeAlarmFactory;
+  readonly thresholds: AlarmThresholds;
+}
+
+const WIDGET_WIDTH = 6;
+const WIDGET_HEIGHT = 6;
+
+/**
+ * Layer 3: one route's monitoring. Wires the metric and alarm factories, owns the route's
+ * alarms, and exposes its dashboard widgets (`widgets()`, `summaryWidgets()`, `alarmWidgets()`).
+ */
+export class RouteMonitoringSegment extends Construct {
+  readonly routeName: string;
+  readonly alarms: readonly cloudwatch.Alarm[];
+  readonly #props: RouteMonitoringSegmentProps;
+
+  constructor(scope: Construct, id: string, props: RouteMonitoringSegmentProps) {
+    super(scope, id);
+    this.#props = props;
+    const { route, metrics, thresholds } = props;
+    const name = route.route.name;
+    this.routeName = name;
+    const fn = route.function;
+    const timeoutMs = route.route.timeoutSeconds * 1000;
+    const add = props.alarms.addAlarms.bind(props.alarms, this, name);
+
+    const alarms = [
+      ...add(
+        'OffsetLag',
+        metrics.offsetLag(fn),
+        { Warning: { threshold: thresholds.offsetLag, evaluationPeriods: 3 } },
+        `the consumer group trails topic ${route.route.topic} by more than ${thresholds.offsetLag} records`,
+      ),
+      ...add(
+        'Errors',
+        metrics.errors(fn),
+        { Warning: { threshold: thresholds.errors } },
+        'invocations failed; the batch is retried from its first uncommitted offset',
+      ),
+      ...add(
+        'Throttles',
+        metrics.throttles(fn),
+        { Warning: { threshold: thresholds.throttles } },
+        'invocations were throttled',
+      ),
+      ...add(
+        'DurationP99',
+        metrics.duration(fn, 'p99'),
+        { Warning: { threshold: Math.round(timeoutMs * thresholds.durationP99OfTimeout), evaluationPeriods: 3 } },
+        `p99 duration above ${Math.round(thresholds.durationP99OfTimeout * 100)}% of the ${route.route.timeoutSeconds} s timeout`,
+      ),
+      ...add(
+        'DeadLetterMessages',
+        metrics.queueVisible(route.deadLetterQueue, 'DLQ visible'),
+        { Critical: { threshold: 0 } },
+        'records are waiting in the dead-letter queue (npm run replay)',
+      ),
+      ...add(
+        'DeadLetterAge',
+        metrics.queueOldestAge(route.deadLetterQueue, 'DLQ oldest (s)'),
+        { Warning: { threshold: thresholds.dlqOldestMessageSeconds } },
+        `a dead-letter message is older than ${thresholds.dlqOldestMessageSeconds} s; SQS drops it after 14 days`,
+      ),
+      ...add(
+        'RecordsDeadLettered',
+        metrics.routeCount(name, MetricName.RecordsDeadLettered),
+        { Critical: { threshold: 0 } },
+        'the runtime dead-lettered records',
+      ),
+      ...add(
+        'TableThrottles',
+        metrics.tablesThrottled(this.#tables()),
+        { Warning: { threshold: 0 } },
+        'DynamoDB throttled requests on the idempotency or route tables',
+      ),
+      ...(route.failureQueue
+        ? add(
+            'FailedInvocations',
+            metrics.queueVisible(route.failureQueue, 'Failed invocations'),
+            { Critical: { threshold: 0 } },
+            'the event source mapping recorded invocation-level failures (timeouts, crashes)',
+          )
+        : []),
+    ];
+    this.alarms = alarms;
+  }
+
+  #tables(): Array<{ table: dynamodb.ITable; label: string }> {
+    return [
+      { table: this.#props.idempotencyTable, label: 'idempotency' },
+      ...[...this.#props.route.tables].map(([label, table]) => ({ table, label })),
+    ];
+  }
+
+  /** The route's title line. */
+  summaryWidgets(): cloudwatch.IWidget[] {
+    const { route } = this.#props.route;
+    const mode = route.mode === 'on-demand' ? 'on-demand' : 'provisioned';
+    return [
+      new cloudwatch.TextWidget({
+        markdown: `### Route \`${route.name}\` · topic \`${route.topic}\` · ${mode} · batch ${route.batchSize}`,
+        width: 24,
+        height: 1,
+      }),
+    ];
+  }
+
+  /** The route's row: records, latency, lag, function health, dead letters, DynamoDB, alarms. */
+  widgets(): cloudwatch.IWidget[] {
+    const { route, metrics, thresholds } = this.#props;
+    const name = route.route.name;
+    const fn = route.function;
+    const graph = (title: string, left: cloudwatch.IMetric[], extra: Partial<cloudwatch.GraphWidgetProps> = {}) =>
+      new cloudwatch.GraphWidget({ title, left, width: WIDGET_WIDTH, height: WIDGET_HEIGHT, ...extra });
+    const deadLetterLeft = [metrics.queueVisible(route.deadLetterQueue, 'DLQ visible')];
+    if (route.failureQueue) deadLetterLeft.push(metrics.queueVisible(route.failureQueue, 'Failed invocations'));
+    const tables = this.#tables();
+
+    return [
+      graph('Records', [
+        metrics.routeCount(name, MetricName.RecordsReceived, 'received'),
+        metrics.routeCount(name, MetricName.RecordsProcessed, 'processed'),
+        metrics.routeCount(name, MetricName.DuplicatesSkipped, 'duplicates'),
+        metrics.routeCount(name, MetricName.RecordsFailed, 'failed'),
+        metrics.routeCount(name, MetricName.RecordsDeadLettered, 'dead-lettered'),
+      ]),
+      graph('Latency (ms)', [
+        metrics.routeTiming(name, MetricName.EndToEndLatency, 'p50'),
+        metrics.routeTiming(name, MetricName.EndToEndLatency, 'p99'),
+        metrics.routeTiming(name, MetricName.ProcessingTime, 'p50'),
+        metrics.routeTiming(name, MetricName.ProcessingTime, 'p99'),
+      ]),
+      graph('Offset lag', [metrics.offsetLag(fn)], {
+        leftAnnotations: [{ value: thresholds.offsetLag, label: 'alarm', color: cloudwatch.Color.ORANGE }],
+      }),
+      graph('Errors and throttles', [metrics.errors(fn), metrics.throttles(fn)]),
+      graph('Duration (ms)', [metrics.duration(fn, 'p50'), metrics.duration(fn, 'p99')], {
+        leftAnnotations: [{ value: route.route.timeoutSeconds * 1000, label: 'timeout', color: cloudwatch.Color.RED }],
+      }),
+      graph('Dead letters', deadLetterLeft, {
+        right: [metrics.queueOldestAge(route.deadLetterQueue, 'DLQ oldest (s)')],
+      }),
+      graph(
+        'DynamoDB',
+        tables.flatMap(({ table, label }) => metrics.tableConsumed(table, label)),
+        { right: [metrics.tablesThrottled(tables)] },
+      ),
+      ...this.alarmWidgets(),
+    ];
+  }
+
+  alarmWidgets(): cloudwatch.IWidget[] {
+    return [
+      new cloudwatch.AlarmStatusWidget({
+        title: `Alarms: ${this.routeName}`,
+        alarms: [...this.alarms],
+        width: WIDGET_WIDTH,
+        height: WIDGET_HEIGHT,
+      }),
+    ];
+  }
+}

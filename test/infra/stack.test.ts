@@ -1,0 +1,340 @@
+import { CfnResource, type Stack } from 'aws-cdk-lib';
+import { Match, type Template } from 'aws-cdk-lib/assertions';
+import { RouteSettings } from '../../functions/runtime/settings.ts';
+import { loadBridgeConfig } from '../../infra/config/load.ts';
+import type { BridgeConfig } from '../../infra/config/schema.ts';
+import { actionsOf, baseConfig, CLUSTER_ARN, policyStatements, type Synthesized, synthBridge } from './helpers.ts';
+
+const pascal = (name: string) => name.charAt(0).toUpperCase() + name.slice(1);
+
+const ENV_CONTRACT = [
+  'BRIDGE_ROUTE',
+  'IDEMPOTENCY_TABLE_NAME',
+  'DLQ_URL',
+  'METRICS_NAMESPACE',
+  'LOG_LEVEL',
+  'BRIDGE_ROUTE_SETTINGS',
+  'POWERTOOLS_SERVICE_NAME',
+  'POWERTOOLS_METRICS_NAMESPACE',
+];
+
+type Resource = { Type: string; Properties: Record<string, unknown>; DeletionPolicy?: string };
+const resources = (template: Template, type: string): Array<[string, Resource]> =>
+  Object.entries(template.findResources(type)) as Array<[string, Resource]>;
+const functionOf = (template: Template, route: string): [string, Resource] => {
+  const found = resources(template, 'AWS::Lambda::Function').find(
+    ([, fn]) => (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables.BRIDGE_ROUTE === route,
+  );
+  if (!found) throw new Error(`no function for route ${route}`);
+  return found;
+};
+/** The logical id of the L1 resource under a construct path such as `PaymentsRoute/DeadLetterQueue`. */
+const logicalIdIn = (stack: Stack, path: string): string => {
+  const construct = stack.node
+    .findAll()
+    .find((c) => c instanceof CfnResource && c.node.path.startsWith(`${stack.node.path}/${path}/`));
+  if (!construct) throw new Error(`no resource under ${path}`);
+  return stack.getLogicalId(construct as CfnResource);
+};
+
+describe('the default config (infra/bridge.config.ts), bundled with esbuild', () => {
+  let synth: Synthesized;
+  let template: Template;
+  let config: BridgeConfig;
+
+  const id = (path: string) => logicalIdIn(synth.stack, path);
+
+  beforeAll(async () => {
+    config = await loadBridgeConfig(undefined, { env: { BRIDGE_MSK_CLUSTER_ARN: CLUSTER_ARN } });
+    synth = synthBridge(config, { bundle: true, stage: 'dev' });
+    template = synth.template;
+  });
+
+  test('one Kafka event source mapping per route, with the configured properties', () => {
+    template.resourceCountIs('AWS::Lambda::EventSourceMapping', config.routes.length);
+    for (const route of config.routes) {
+      const [fnId] = functionOf(template, route.name);
+      template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+        FunctionName: { Ref: fnId },
+        EventSourceArn: CLUSTER_ARN,
+        Topics: [route.topic],
+        BatchSize: route.batchSize,
+        MaximumBatchingWindowInSeconds: route.maxBatchingWindowSeconds,
+        StartingPosition: route.startingPosition,
+        AmazonManagedKafkaEventSourceConfig: { ConsumerGroupId: `kafka-lambda-bridge-${route.name}` },
+        // Invocation-level failures (timeouts, crashes) go to the route's own on-failure queue.
+        DestinationConfig: {
+          OnFailure: { Destination: { 'Fn::GetAtt': [id(`${pascal(route.name)}Route/FailedInvocations`), 'Arn'] } },
+        },
+        // IAM auth: no SASL/mTLS secret, and on-demand mode: no ESM retry options.
+        SourceAccessConfigurations: Match.absent(),
+        ProvisionedPollerConfig: Match.absent(),
+        MaximumRetryAttempts: Match.absent(),
+        FunctionResponseTypes: Match.absent(),
+      });
+    }
+  });
+
+  test('functions: nodejs24.x on ARM64, ESM bundle with source maps, owned log group with retention', () => {
+    for (const route of config.routes) {
+      const [, fn] = functionOf(template, route.name);
+      expect(fn.Properties).toMatchObject({
+        Runtime: 'nodejs24.x',
+        Architectures: ['arm64'],
+        Handler: 'index.handler',
+        MemorySize: route.memoryMb,
+        Timeout: route.timeoutSeconds,
+        LoggingConfig: { LogGroup: { Ref: expect.stringMatching(new RegExp(`${route.name}RouteFunctionLogs`, 'i')) } },
+      });
+    }
+    template.resourceCountIs('AWS::Logs::LogGroup', config.routes.length);
+    template.allResourcesProperties('AWS::Logs::LogGroup', { RetentionInDays: 30 });
+  });
+
+  test('the environment contract of DESIGN §5, the runtime settings and the side-table names', () => {
+    const expectedTables: Record<string, string[]> = {
+      orders: ['ORDERS_TABLE_NAME'],
+      payments: ['ACCOUNTS_TABLE_NAME', 'LEDGER_TABLE_NAME'],
+    };
+    for (const route of config.routes) {
+      const [, fn] = functionOf(template, route.name);
+      const env = (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+      expect(Object.keys(env)).toEqual(
+        expect.arrayContaining([...ENV_CONTRACT, ...(expectedTables[route.name] ?? [])]),
+      );
+      expect(env).toMatchObject({
+        BRIDGE_ROUTE: route.name,
+        METRICS_NAMESPACE: 'KafkaLambdaBridge',
+        POWERTOOLS_METRICS_NAMESPACE: 'KafkaLambdaBridge',
+        POWERTOOLS_SERVICE_NAME: route.name,
+        LOG_LEVEL: 'INFO',
+        NODE_OPTIONS: '--enable-source-maps',
+        IDEMPOTENCY_TABLE_NAME: { Ref: id('Idempotency') },
+        DLQ_URL: { Ref: id(`${pascal(route.name)}Route/DeadLetterQueue`) },
+      });
+      const settings = RouteSettings.parse(JSON.parse(env.BRIDGE_ROUTE_SETTINGS as string));
+      expect(settings.retry).toEqual(route.retry);
+      expect(settings.partialBatchResponse).toBe(false);
+    }
+    const payments = functionOf(template, 'payments')[1].Properties.Environment as {
+      Variables: Record<string, unknown>;
+    };
+    expect(payments.Variables.LEDGER_TABLE_NAME).toEqual({ Ref: id('LedgerTable') });
+    expect(payments.Variables.ACCOUNTS_TABLE_NAME).toEqual({ Ref: id('AccountsTable') });
+  });
+
+  test('IAM: grants on exact resources, no wildcard action on DynamoDB, SQS or Kafka, no managed policies', () => {
+    const statements = policyStatements(template);
+    expect(statements.length).toBeGreaterThan(0);
+    for (const statement of statements) {
+      expect(statement.Effect).toBe('Allow');
+      for (const action of actionsOf(statement)) {
+        if (/^(dynamodb|sqs|kafka|kafka-cluster|secretsmanager|logs):/.test(action)) expect(action).not.toContain('*');
+        expect(action).not.toBe('*');
+      }
+      const services = new Set(actionsOf(statement).map((a) => a.split(':')[0]));
+      // The only `*` resource is the ENI statement the ESM needs to reach brokers in the VPC.
+      if (statement.Resource === '*') expect([...services]).toEqual(['ec2']);
+      if (services.has('dynamodb') || services.has('sqs')) {
+        const list = Array.isArray(statement.Resource) ? statement.Resource : [statement.Resource];
+        for (const resource of list) expect(resource).toEqual({ 'Fn::GetAtt': [expect.any(String), 'Arn'] });
+      }
+    }
+    for (const [, role] of resources(template, 'AWS::IAM::Role'))
+      expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+  });
+
+  test('IAM per route: the idempotency actions, SendMessage on its own queues, its own tables, MSK data plane', () => {
+    const byRole = (route: string) => {
+      const roleId = id(`${pascal(route)}Route/FunctionRole`);
+      const [, policy] = resources(template, 'AWS::IAM::Policy').find(([, p]) =>
+        JSON.stringify(p.Properties.Roles).includes(roleId),
+      ) as [string, Resource];
+      return (
+        policy.Properties.PolicyDocument as { Statement: Array<{ Action: string | string[]; Resource: unknown }> }
+      ).Statement;
+    };
+    const idempotency = id('Idempotency');
+    for (const route of ['orders', 'payments']) {
+      const statements = byRole(route);
+      const on = (resource: unknown) =>
+        statements.filter((s) => JSON.stringify(s.Resource).includes(JSON.stringify(resource))).flatMap(actionsOf);
+      expect(on({ 'Fn::GetAtt': [idempotency, 'Arn'] }).sort()).toEqual([
+        'dynamodb:BatchWriteItem',
+        'dynamodb:PutItem',
+        'dynamodb:UpdateItem',
+      ]);
+      const dlq = id(`${pascal(route)}Route/DeadLetterQueue`);
+      expect(on({ 'Fn::GetAtt': [dlq, 'Arn'] })).toEqual(['sqs:SendMessage']);
+      const sqsResources = statements
+        .filter((s) => actionsOf(s).some((a) => a.startsWith('sqs:')))
+        .map((s) => JSON.stringify(s.Resource));
+      expect(sqsResources.every((r) => r.includes(`${pascal(route)}Route`))).toBe(true);
+      const topic = `arn:aws:kafka:eu-west-1:111122223333:topic/events/abcd1234-abcd-cafe-abab-9876543210ab-4/${route}`;
+      const group = `arn:aws:kafka:eu-west-1:111122223333:group/events/abcd1234-abcd-cafe-abab-9876543210ab-4/kafka-lambda-bridge-${route}`;
+      expect(on(topic).sort()).toEqual(['kafka-cluster:DescribeTopic', 'kafka-cluster:ReadData']);
+      expect(on(group).sort()).toEqual(['kafka-cluster:AlterGroup', 'kafka-cluster:DescribeGroup']);
+      expect(on(CLUSTER_ARN).sort()).toEqual([
+        'kafka-cluster:Connect',
+        'kafka-cluster:DescribeClusterDynamicConfiguration',
+        'kafka:DescribeClusterV2',
+        'kafka:GetBootstrapBrokers',
+      ]);
+    }
+    // payments writes its ledger and accounts in one TransactWriteItems: Put, Update and ConditionCheck on both.
+    const payments = byRole('payments');
+    for (const table of ['AccountsTable', 'LedgerTable']) {
+      const tableId = id(table);
+      const actions = payments.filter((s) => JSON.stringify(s.Resource).includes(tableId)).flatMap(actionsOf);
+      expect(actions).toEqual(
+        expect.arrayContaining(['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:ConditionCheckItem']),
+      );
+    }
+    // orders may not touch the payments tables.
+    const ledger = id('LedgerTable');
+    expect(JSON.stringify(byRole('orders'))).not.toContain(ledger);
+  });
+
+  test('tables: key, TTL, on-demand, PITR and SSE; data destroyed outside production', () => {
+    template.resourceCountIs('AWS::DynamoDB::Table', 4);
+    template.hasResource('AWS::DynamoDB::Table', {
+      Properties: {
+        KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
+        AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }],
+        TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
+      },
+    });
+    for (const [pk, path] of [
+      ['orderId', 'OrdersTable'],
+      ['accountId', 'AccountsTable'],
+      ['txId', 'LedgerTable'],
+    ] as const) {
+      const table = template.toJSON().Resources[id(path)] as Resource;
+      expect(table.Properties.KeySchema).toEqual([{ AttributeName: pk, KeyType: 'HASH' }]);
+    }
+    template.allResourcesProperties('AWS::DynamoDB::Table', {
+      BillingMode: 'PAY_PER_REQUEST',
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+      SSESpecification: { SSEEnabled: true },
+      DeletionProtectionEnabled: false,
+    });
+    template.allResources('AWS::DynamoDB::Table', { DeletionPolicy: 'Delete' });
+  });
+
+  test('queues: SSE and a policy that denies requests without TLS', () => {
+    const queues = resources(template, 'AWS::SQS::Queue');
+    expect(queues).toHaveLength(config.routes.length * 2);
+    for (const [queueId, queue] of queues) {
+      expect(queue.Properties.SqsManagedSseEnabled).toBe(true);
+      template.hasResourceProperties('AWS::SQS::QueuePolicy', {
+        Queues: [{ Ref: queueId }],
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            Match.objectLike({
+              Effect: 'Deny',
+              Action: 'sqs:*',
+              Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+              Resource: { 'Fn::GetAtt': [queueId, 'Arn'] },
+            }),
+          ]),
+        },
+      });
+    }
+  });
+
+  test('alarms: nine per route on the agreed metrics, all notifying the encrypted SNS topic', () => {
+    const alarms = resources(template, 'AWS::CloudWatch::Alarm').map(([, a]) => a.Properties);
+    expect(alarms).toHaveLength(9 * config.routes.length);
+    const topicId = id('Alarms/Topic');
+    for (const alarm of alarms) {
+      expect(alarm.AlarmActions).toEqual([{ Ref: topicId }]);
+      expect(alarm.OKActions).toEqual([{ Ref: topicId }]);
+    }
+    for (const route of config.routes) {
+      const mine = alarms.filter((a) => String(a.AlarmName).startsWith(`kafka-lambda-bridge-dev-${route.name}-`));
+      expect(mine).toHaveLength(9);
+      const [fnId] = functionOf(template, route.name);
+      const metric = (name: string) => mine.find((a) => a.MetricName === name);
+      expect(metric('OffsetLag')).toMatchObject({
+        Namespace: 'AWS/Lambda',
+        Statistic: 'Maximum',
+        Dimensions: [{ Name: 'FunctionName', Value: { Ref: fnId } }],
+        Threshold: route.alarms.offsetLag,
+      });
+      expect(metric('Errors')).toMatchObject({ Namespace: 'AWS/Lambda', Statistic: 'Sum', Threshold: 0 });
+      expect(metric('Throttles')).toMatchObject({ Namespace: 'AWS/Lambda', Statistic: 'Sum', Threshold: 0 });
+      expect(metric('Duration')).toMatchObject({
+        ExtendedStatistic: 'p99',
+        Threshold: route.timeoutSeconds * 1000 * 0.8,
+      });
+      expect(metric('RecordsDeadLettered')).toMatchObject({
+        Namespace: 'KafkaLambdaBridge',
+        Dimensions: [{ Name: 'Route', Value: route.name }],
+        Statistic: 'Sum',
+        Threshold: 0,
+        ComparisonOperator: 'GreaterThanThreshold',
+      });
+      expect(mine.filter((a) => a.MetricName === 'ApproximateNumberOfMessagesVisible')).toHaveLength(2);
+      expect(metric('ApproximateAgeOfOldestMessage')).toMatchObject({ Threshold: 3600 });
+      const throttles = mine.find((a) => Array.isArray(a.Metrics)) as {
+        Metrics: Array<{ MetricStat?: { Metric: { MetricName: string } } }>;
+      };
+      const throttleMetrics = throttles.Metrics.flatMap((m) => (m.MetricStat ? [m.MetricStat.Metric.MetricName] : []));
+      // The idempotency table plus the route's own tables, reads and writes.
+      expect(throttleMetrics).toHaveLength(2 * (1 + route.tables.length));
+      expect(new Set(throttleMetrics)).toEqual(new Set(['ReadThrottleEvents', 'WriteThrottleEvents']));
+    }
+    template.hasResourceProperties('AWS::SNS::Topic', { KmsMasterKeyId: Match.anyValue() });
+    template.resourceCountIs('AWS::SNS::Subscription', 0);
+  });
+
+  test('one dashboard with a row per route', () => {
+    const dashboards = resources(template, 'AWS::CloudWatch::Dashboard');
+    expect(dashboards).toHaveLength(1);
+    const body = JSON.stringify(dashboards[0]?.[1].Properties.DashboardBody);
+    for (const route of config.routes) {
+      expect(body).toContain(`### Route \`${route.name}\``);
+      for (const metric of [
+        'RecordsReceived',
+        'RecordsProcessed',
+        'DuplicatesSkipped',
+        'RecordsFailed',
+        'RecordsDeadLettered',
+      ]) {
+        expect(body).toContain(`\\"${metric}\\",\\"Route\\",\\"${route.name}\\"`);
+      }
+      expect(body).toContain(`Alarms: ${route.name}`);
+    }
+    for (const text of [
+      'EndToEndLatency',
+      'ProcessingTime',
+      'OffsetLag',
+      'Throttles',
+      'ApproximateAgeOfOldestMessage',
+      'ConsumedWriteCapacityUnits',
+      'alarm',
+    ]) {
+      expect(body).toContain(text);
+    }
+  });
+});
+
+describe('production and options', () => {
+  test('stage prod retains tables, queues, logs and keys, with deletion protection', () => {
+    const { template } = synthBridge(baseConfig(), { stage: 'prod' });
+    template.allResourcesProperties('AWS::DynamoDB::Table', { DeletionProtectionEnabled: true });
+    for (const type of ['AWS::DynamoDB::Table', 'AWS::SQS::Queue', 'AWS::Logs::LogGroup', 'AWS::KMS::Key']) {
+      template.allResources(type, { DeletionPolicy: 'Retain' });
+    }
+  });
+
+  test('config.retainData overrides the stage', () => {
+    const { template } = synthBridge({ ...baseConfig(), retainData: true }, { stage: 'dev' });
+    template.allResourcesProperties('AWS::DynamoDB::Table', { DeletionProtectionEnabled: true });
+  });
+
+  test('an alarm e-mail subscribes to the alarm topic', () => {
+    const { template } = synthBridge({ ...baseConfig(), observability: { alarmEmail: 'ops@example.com' } });
+    template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'ops@example.com' });
+  });
+});
