@@ -1,0 +1,255 @@
+// What `invoke` and `replay --invoke` share: keeping stdout for the tool's own JSON, preparing a
+// route's environment (local resources by default), loading its handler module and running it once
+// with a Lambda-like context.
+import { readFile } from 'node:fs/promises';
+import { pathToFileURL } from 'node:url';
+import type { Context } from 'aws-lambda';
+import { KafkaEvent } from '../../functions/runtime/event.ts';
+import { invocationSummaryOf } from '../../functions/runtime/kafkaHandler.ts';
+import {
+  type BridgeConfig,
+  BridgeConfigError,
+  findRoute,
+  loadBridgeConfig,
+  type RouteConfig,
+  resolveHandlerEntry,
+  routeEnvironment,
+} from '../../infra/config/index.ts';
+import { applyEndpointsToEnv, resolveEndpoints } from '../local/config.ts';
+import { createLambdaContext } from './lambdaContext.ts';
+import { ensureLocalResources } from './localResources.ts';
+
+/** Bad input from the user (flags, config, event file): reported on stderr, exit code 2. */
+export class CliInputError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'CliInputError';
+  }
+}
+
+export const EXIT_INPUT_ERROR = 2;
+
+/**
+ * Sends everything written to stdout (the runtime's Powertools logs and EMF lines, stray
+ * console.log calls) to stderr, so the tool's one JSON document is all stdout carries.
+ * `print` writes to the real stdout and resolves once the text is flushed.
+ */
+export const reserveStdout = (): { print: (text: string) => Promise<void>; restore: () => void } => {
+  const stdoutWrite = process.stdout.write;
+  const original = stdoutWrite.bind(process.stdout);
+  const toStderr = ((chunk: string | Uint8Array, encoding?: unknown, callback?: unknown) =>
+    (process.stderr.write as (...args: unknown[]) => boolean)(
+      chunk,
+      encoding,
+      callback,
+    )) as typeof process.stdout.write;
+  process.stdout.write = toStderr;
+  return {
+    print: (text) =>
+      new Promise<void>((resolve, reject) => original(text, (error) => (error ? reject(error) : resolve()))),
+    restore: () => {
+      process.stdout.write = stdoutWrite;
+    },
+  };
+};
+
+export type PreparedRoute = {
+  readonly config: BridgeConfig;
+  readonly route: RouteConfig;
+  /** The route's environment contract (DESIGN §5), already applied to process.env. */
+  readonly environment: Readonly<Record<string, string>>;
+  readonly deadLetterQueueUrl: string;
+  readonly target: 'local' | 'aws';
+};
+
+export type PrepareRouteOptions = {
+  readonly route: string;
+  /** Default: BRIDGE_CONFIG, else infra/bridge.config.ts. */
+  readonly configPath?: string | undefined;
+  /**
+   * Use the SDK's own AWS endpoints and credentials and the deployed resources, named by
+   * IDEMPOTENCY_TABLE_NAME, DLQ_URL and the side tables' variables, instead of local ones.
+   */
+  readonly aws?: boolean | undefined;
+  /** Overrides the config's LOG_LEVEL for the runtime's logs (which go to stderr). */
+  readonly logLevel?: string | undefined;
+};
+
+const loadConfig = async (path: string | undefined): Promise<BridgeConfig> => {
+  try {
+    return await loadBridgeConfig(path);
+  } catch (error) {
+    if (error instanceof BridgeConfigError) throw new CliInputError(error.message, { cause: error });
+    throw error;
+  }
+};
+
+/** The deployed route's resources, from the variables its function has in AWS. */
+const awsEnvironment = (config: BridgeConfig, route: RouteConfig): Record<string, string> => {
+  const wanted = ['IDEMPOTENCY_TABLE_NAME', 'DLQ_URL', ...route.tables.map((t) => t.env)];
+  const missing = wanted.filter((name) => !process.env[name]);
+  if (missing.length > 0) {
+    throw new CliInputError(
+      `--aws needs the deployed route's resource names in the environment; missing: ${missing.join(', ')}`,
+    );
+  }
+  return routeEnvironment(config, route, {
+    idempotencyTableName: process.env.IDEMPOTENCY_TABLE_NAME as string,
+    deadLetterQueueUrl: process.env.DLQ_URL as string,
+    tableNames: Object.fromEntries(route.tables.map((t) => [t.name, process.env[t.env] as string])),
+  });
+};
+
+/**
+ * Loads the config, points the SDKs at the local services (or at AWS), creates the route's table,
+ * side tables and DLQ if they are missing (locally), and sets the route's environment in
+ * process.env, which the handler module reads. Local EMF output is off unless
+ * POWERTOOLS_METRICS_DISABLED says otherwise.
+ */
+export const prepareRoute = async (options: PrepareRouteOptions): Promise<PreparedRoute> => {
+  const config = await loadConfig(options.configPath);
+  let route: RouteConfig;
+  try {
+    route = findRoute(config, options.route);
+  } catch (error) {
+    throw new CliInputError((error as Error).message, { cause: error });
+  }
+  let environment: Record<string, string>;
+  if (options.aws) {
+    environment = awsEnvironment(config, route);
+  } else {
+    applyEndpointsToEnv(resolveEndpoints());
+    const [resources] = await ensureLocalResources(config, { routes: [route.name], topics: false });
+    if (!resources) throw new Error(`no local resources for route ${route.name}`);
+    environment = { ...resources.environment };
+  }
+  if (options.logLevel) environment.LOG_LEVEL = options.logLevel;
+  Object.assign(process.env, environment);
+  process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
+  return {
+    config,
+    route,
+    environment,
+    deadLetterQueueUrl: environment.DLQ_URL as string,
+    target: options.aws ? 'aws' : 'local',
+  };
+};
+
+export type RouteHandler = (event: unknown, context: Context) => Promise<unknown>;
+
+/** Imports the route's handler module; call it after `prepareRoute`, as the module may read its environment. */
+export const loadRouteHandler = async (route: RouteConfig): Promise<RouteHandler> => {
+  const entry = resolveHandlerEntry(route);
+  const module = (await import(pathToFileURL(entry).href)) as { handler?: unknown };
+  if (typeof module.handler !== 'function') {
+    throw new CliInputError(`route ${route.name}: ${entry} does not export a handler function`);
+  }
+  return module.handler as RouteHandler;
+};
+
+/** The summary `invoke` prints (DESIGN §9), in this order. */
+export type InvokeSummary = {
+  received: number;
+  processed: number;
+  duplicates: number;
+  failed: number;
+  deadLettered: number;
+  retried: number;
+  ddbRequests: number;
+  durationMs: number;
+};
+
+export type InvokeOutcome = {
+  readonly response: unknown;
+  /** The thrown error's message, or null when the handler returned. */
+  readonly error: string | null;
+  readonly thrown?: unknown;
+  readonly summary: InvokeSummary;
+  /** Everything the runtime counted, tombstones and batch item failures included. */
+  readonly details?: ReturnType<typeof invocationSummaryOf>;
+  readonly requestId: string;
+};
+
+/** Runs the handler once with a context whose deadline is the route's timeout. */
+export const invokeRoute = async (prepared: PreparedRoute, handler: RouteHandler, event: unknown) => {
+  const { config, route } = prepared;
+  const context = createLambdaContext({
+    functionName: `${config.name}-${route.name}`,
+    timeoutSeconds: route.timeoutSeconds,
+    memoryMb: route.memoryMb,
+  });
+  const started = Date.now();
+  let response: unknown = null;
+  let thrown: unknown;
+  let threw = false;
+  try {
+    response = (await handler(event, context)) ?? null;
+  } catch (error) {
+    threw = true;
+    thrown = error;
+  }
+  const details = invocationSummaryOf(context);
+  const summary: InvokeSummary = {
+    received: details?.received ?? 0,
+    processed: details?.processed ?? 0,
+    duplicates: details?.duplicates ?? 0,
+    failed: details?.failed ?? 0,
+    deadLettered: details?.deadLettered ?? 0,
+    retried: details?.retried ?? 0,
+    ddbRequests: details?.ddbRequests ?? 0,
+    durationMs: details?.durationMs ?? Date.now() - started,
+  };
+  const outcome: InvokeOutcome = {
+    response,
+    error: threw ? (thrown instanceof Error ? thrown.message : String(thrown)) : null,
+    summary,
+    requestId: context.awsRequestId,
+    ...(threw ? { thrown } : {}),
+    ...(details ? { details } : {}),
+  };
+  return outcome;
+};
+
+/** Reads and checks an event file: it must be JSON and a Kafka event (MSK or self-managed). */
+export const readKafkaEventFile = async (file: string): Promise<unknown> => {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new CliInputError(
+      code === 'ENOENT'
+        ? `event file not found: ${file}`
+        : `cannot read event file ${file}: ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
+  let event: unknown;
+  try {
+    event = JSON.parse(text);
+  } catch (error) {
+    throw new CliInputError(`event file ${file} is not valid JSON: ${(error as Error).message}`, { cause: error });
+  }
+  const parsed = KafkaEvent.safeParse(event);
+  if (!parsed.success) {
+    const issues = parsed.error.issues
+      .slice(0, 3)
+      .map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`)
+      .join('; ');
+    throw new CliInputError(`event file ${file} is not a Kafka event (aws:kafka or SelfManagedKafka): ${issues}`);
+  }
+  // The handler gets the file's own object, as Lambda would pass it, not the parsed copy.
+  return event;
+};
+
+export const formatSummary = (summary: InvokeSummary): string =>
+  [
+    `received ${summary.received}`,
+    `processed ${summary.processed}`,
+    `duplicates ${summary.duplicates}`,
+    `failed ${summary.failed}`,
+    `dead-lettered ${summary.deadLettered}`,
+    `retried ${summary.retried}`,
+    `idempotency-table requests ${summary.ddbRequests}`,
+    `${summary.durationMs} ms`,
+  ].join(', ');
