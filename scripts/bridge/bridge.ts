@@ -1,0 +1,126 @@
+// The local bridge: every selected route of a config, each with its own consumer group and its own worker (like
+// its own Lambda function), plus a progress tick. Used by `npm run bridge` (cli.ts) and `npm start` (demo.ts).
+import fs from 'node:fs';
+import path from 'node:path';
+import type { BridgeConfig } from '../../infra/config/index.ts';
+import { findRoute } from '../../infra/config/index.ts';
+import { eventSourceOf } from '../lib/kafkaEvents.ts';
+import { ensureLocalResources } from '../lib/localResources.ts';
+import { localPaths } from '../local/config.ts';
+import { RouteBridge } from './routeBridge.ts';
+import type { RouteSnapshot } from './stats.ts';
+
+export type HandlerOutput =
+  /** One file per route under .local/logs (the default). */
+  { readonly kind: 'file'; readonly dir?: string } | { readonly kind: 'inherit' } | { readonly kind: 'discard' };
+
+export type BridgeOptions = {
+  readonly config: BridgeConfig;
+  /** Route names (default: all). */
+  readonly routes?: readonly string[];
+  readonly brokers: readonly string[];
+  /** Create the tables, queues and topics first (default true); the DLQ URLs come from there either way. */
+  readonly createResources?: boolean;
+  readonly partitions?: number;
+  readonly windowMs?: number;
+  readonly backoffBaseMs?: number;
+  readonly backoffMaxMs?: number;
+  readonly handlerOutput?: HandlerOutput;
+  /** Progress tick (default every 5 s); lag is refreshed before each. */
+  readonly progressIntervalMs?: number;
+  readonly onProgress?: (snapshots: RouteSnapshot[]) => void;
+  readonly log?: (line: string) => void;
+};
+
+export type BridgeHandle = {
+  readonly routes: readonly RouteBridge[];
+  readonly handlerLogs: readonly string[];
+  snapshots(): RouteSnapshot[];
+  /** Refreshes every route's lag now. */
+  refreshLag(): Promise<void>;
+  /** Graceful stop; `graceMs` bounds the wait for batches in flight (default: the longest route timeout). */
+  stop(graceMs?: number): Promise<void>;
+};
+
+export const handlerLogPath = (config: BridgeConfig, route: string, dir = localPaths().logs): string =>
+  path.join(dir, `bridge-${config.name}-${route}.log`);
+
+export const startBridge = async (options: BridgeOptions): Promise<BridgeHandle> => {
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const { config } = options;
+  const names = options.routes && options.routes.length > 0 ? [...options.routes] : config.routes.map((r) => r.name);
+  for (const name of names) findRoute(config, name);
+  const resources = await ensureLocalResources(config, {
+    routes: names,
+    topics: options.createResources ?? true,
+    ...(options.partitions !== undefined && { partitions: options.partitions }),
+  });
+  const source = eventSourceOf(config, options.brokers);
+  const output = options.handlerOutput ?? { kind: 'file' };
+  const files: fs.WriteStream[] = [];
+  const handlerLogs: string[] = [];
+  const bridges = resources.map((resource) => {
+    let onHandlerOutput: ((line: string) => void) | undefined;
+    if (output.kind === 'file') {
+      const file = handlerLogPath(config, resource.route.name, output.dir);
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      const stream = fs.createWriteStream(file, { flags: 'a' });
+      files.push(stream);
+      handlerLogs.push(file);
+      onHandlerOutput = (line) => stream.write(`${line}\n`);
+    } else if (output.kind === 'inherit') {
+      onHandlerOutput = (line) => process.stdout.write(`${line}\n`);
+    }
+    return new RouteBridge({
+      config,
+      route: resource.route,
+      environment: resource.environment,
+      brokers: options.brokers,
+      source,
+      ...(options.windowMs !== undefined && { windowMs: options.windowMs }),
+      ...(options.backoffBaseMs !== undefined && { backoffBaseMs: options.backoffBaseMs }),
+      ...(options.backoffMaxMs !== undefined && { backoffMaxMs: options.backoffMaxMs }),
+      ...(onHandlerOutput && { onHandlerOutput }),
+      log,
+    });
+  });
+  try {
+    await Promise.all(bridges.map((b) => b.start()));
+  } catch (error) {
+    await Promise.allSettled(bridges.map((b) => b.stop(0)));
+    throw error;
+  }
+
+  const refreshLag = async () => {
+    await Promise.all(bridges.map((b) => b.refreshLag()));
+  };
+  const snapshots = () => bridges.map((b) => b.stats.snapshot(Date.now()));
+  let ticking = false;
+  const tick = setInterval(async () => {
+    if (ticking) return;
+    ticking = true;
+    try {
+      await refreshLag();
+      options.onProgress?.(snapshots());
+    } finally {
+      ticking = false;
+    }
+  }, options.progressIntervalMs ?? 5_000);
+
+  let stopping: Promise<void> | undefined;
+  return {
+    routes: bridges,
+    handlerLogs,
+    snapshots,
+    refreshLag,
+    stop: (graceMs) => {
+      stopping ??= (async () => {
+        clearInterval(tick);
+        const grace = graceMs ?? Math.max(...bridges.map((b) => b.route.timeoutSeconds)) * 1000;
+        await Promise.all(bridges.map((b) => b.stop(grace)));
+        await Promise.all(files.map((f) => new Promise<void>((resolve) => f.end(resolve))));
+      })();
+      return stopping;
+    },
+  };
+};

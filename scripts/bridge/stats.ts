@@ -1,0 +1,166 @@
+// Per-route counters for the progress line and the demo's live summary. Pure (time comes in as arguments).
+import type { InvocationSummary } from '../../functions/runtime/observability.ts';
+
+export type RouteSnapshot = {
+  readonly route: string;
+  readonly received: number;
+  readonly processed: number;
+  readonly duplicates: number;
+  readonly tombstones: number;
+  readonly deadLettered: number;
+  readonly retried: number;
+  readonly invocations: number;
+  readonly failedInvocations: number;
+  readonly redelivered: number;
+  /** Records committed (done with) by this process. */
+  readonly committed: number;
+  /** Committed records per second over the last few seconds. */
+  readonly recordsPerSec: number;
+  /** Group lag: high watermark minus committed offset, summed over the topic's partitions; undefined if unknown. */
+  readonly lag: number | undefined;
+  readonly assigned: readonly string[];
+  /** End-to-end latency (commit time minus record timestamp) over the recent window. */
+  readonly p50LatencyMs: number | undefined;
+  readonly p99LatencyMs: number | undefined;
+  /** Route-defined counts from the handler's EMF output (for example StaleEventsIgnored). */
+  readonly custom: Readonly<Record<string, number>>;
+};
+
+const RATE_WINDOW_MS = 5_000;
+const LATENCY_SAMPLES = 5_000;
+
+export const percentile = (sorted: readonly number[], p: number): number | undefined => {
+  if (sorted.length === 0) return undefined;
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[index];
+};
+
+export class RouteStats {
+  readonly route: string;
+  received = 0;
+  processed = 0;
+  duplicates = 0;
+  tombstones = 0;
+  deadLettered = 0;
+  retried = 0;
+  invocations = 0;
+  failedInvocations = 0;
+  redelivered = 0;
+  committed = 0;
+  lag: number | undefined;
+  assigned: string[] = [];
+  readonly custom = new Map<string, number>();
+  readonly #commits: Array<{ at: number; total: number }> = [];
+  readonly #latencies: number[] = [];
+  #latencyNext = 0;
+
+  constructor(route: string) {
+    this.route = route;
+  }
+
+  addSummary(summary: InvocationSummary | undefined): void {
+    if (!summary) return;
+    this.received += summary.received;
+    this.processed += summary.processed;
+    this.duplicates += summary.duplicates;
+    this.tombstones += summary.tombstones;
+    this.deadLettered += summary.deadLettered;
+    this.retried += summary.retried;
+  }
+
+  addCommitted(count: number, latenciesMs: readonly number[], now: number): void {
+    this.committed += count;
+    for (const latency of latenciesMs) {
+      if (this.#latencies.length < LATENCY_SAMPLES) this.#latencies.push(latency);
+      else this.#latencies[this.#latencyNext] = latency;
+      this.#latencyNext = (this.#latencyNext + 1) % LATENCY_SAMPLES;
+    }
+    this.#mark(now);
+  }
+
+  addCustom(name: string, value: number): void {
+    this.custom.set(name, (this.custom.get(name) ?? 0) + value);
+  }
+
+  #mark(now: number): void {
+    this.#commits.push({ at: now, total: this.committed });
+    while (this.#commits.length > 2 && (this.#commits[0] as { at: number }).at < now - RATE_WINDOW_MS)
+      this.#commits.shift();
+  }
+
+  recordsPerSec(now: number): number {
+    this.#mark(now);
+    const first = this.#commits[0] as { at: number; total: number };
+    const span = Math.max(now - first.at, 1_000);
+    return ((this.committed - first.total) * 1000) / span;
+  }
+
+  snapshot(now: number): RouteSnapshot {
+    const sorted = [...this.#latencies].sort((a, b) => a - b);
+    return {
+      route: this.route,
+      received: this.received,
+      processed: this.processed,
+      duplicates: this.duplicates,
+      tombstones: this.tombstones,
+      deadLettered: this.deadLettered,
+      retried: this.retried,
+      invocations: this.invocations,
+      failedInvocations: this.failedInvocations,
+      redelivered: this.redelivered,
+      committed: this.committed,
+      recordsPerSec: this.recordsPerSec(now),
+      lag: this.lag,
+      assigned: [...this.assigned],
+      p50LatencyMs: percentile(sorted, 50),
+      p99LatencyMs: percentile(sorted, 99),
+      custom: Object.fromEntries(this.custom),
+    };
+  }
+}
+
+/**
+ * The metric values of one CloudWatch EMF line (what the runtime prints per invocation), or undefined for any other
+ * line. Values may be a number or a list of numbers; lists are summed.
+ */
+export const emfMetrics = (line: string): Map<string, number> | undefined => {
+  if (!line.startsWith('{') || !line.includes('"_aws"')) return undefined;
+  let parsed: Record<string, unknown>;
+  try {
+    parsed = JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+  const aws = parsed._aws as { CloudWatchMetrics?: Array<{ Metrics?: Array<{ Name?: string }> }> } | undefined;
+  const definitions = aws?.CloudWatchMetrics?.flatMap((d) => d.Metrics ?? []) ?? [];
+  const values = new Map<string, number>();
+  for (const { Name } of definitions) {
+    if (!Name) continue;
+    const value = parsed[Name];
+    const sum = Array.isArray(value)
+      ? value.reduce((a: number, b: unknown) => a + (typeof b === 'number' ? b : 0), 0)
+      : typeof value === 'number'
+        ? value
+        : 0;
+    values.set(Name, (values.get(Name) ?? 0) + sum);
+  }
+  return values;
+};
+
+/** One progress line: `orders  412 rec/s  lag 0  committed 5000  processed 4950  dup 12  dlq 48 ...`. */
+export const formatProgressLine = (s: RouteSnapshot): string => {
+  const parts = [
+    `[bridge] ${s.route}`,
+    `${s.recordsPerSec.toFixed(0)} rec/s`,
+    `lag ${s.lag ?? '?'}`,
+    `committed ${s.committed}`,
+    `processed ${s.processed}`,
+    `duplicates ${s.duplicates}`,
+    `dead-lettered ${s.deadLettered}`,
+  ];
+  if (s.tombstones > 0) parts.push(`tombstones ${s.tombstones}`);
+  if (s.failedInvocations > 0) parts.push(`failed invocations ${s.failedInvocations} (redelivered ${s.redelivered})`);
+  if (s.p99LatencyMs !== undefined) parts.push(`p99 ${Math.round(s.p99LatencyMs)} ms`);
+  parts.push(`partitions [${s.assigned.join(',')}]`);
+  return parts.join('  ');
+};
