@@ -1,0 +1,113 @@
+// `npm run load -- --route R --rate N --duration S [--duplicates P] [--poison P]`: realistic traffic for a route at a
+// target rate; reports the rate achieved (DESIGN §9). The last line on stdout is a JSON summary.
+import { randomUUID } from 'node:crypto';
+import { Command, InvalidArgumentError } from 'commander';
+import { findRoute, loadBridgeConfig } from '../infra/config/index.ts';
+import { brokersFromEnv, createProducer, ensureTopics } from './lib/kafka.ts';
+import { produceTraffic, trafficFor } from './lib/traffic.ts';
+import { applyEndpointsToEnv, resolveEndpoints } from './local/services.ts';
+
+const number =
+  (what: string, min: number, max = Number.POSITIVE_INFINITY) =>
+  (value: string) => {
+    const n = Number(value.replace(/%$/, ''));
+    if (!Number.isFinite(n) || n < min || n > max) {
+      throw new InvalidArgumentError(`${what} must be a number from ${min} to ${max} (got "${value}")`);
+    }
+    return n;
+  };
+
+const program = new Command()
+  .name('npm run load --')
+  .description(
+    "Produces realistic events for a route's topic (orders: order lifecycles; payments: credits and debits) at a\n" +
+      'target rate, with duplicates (an earlier record sent again, byte for byte) and poison records (not JSON,\n' +
+      'failing the schema, or breaking a business rule), and reports the rate achieved.',
+  )
+  .requiredOption('-r, --route <name>', 'the route whose topic gets the traffic')
+  .requiredOption('--rate <records/s>', 'target records per second (0: as fast as possible)', number('--rate', 0))
+  .requiredOption('--duration <seconds>', 'how long to produce', number('--duration', 0))
+  .option('--duplicates <percent>', 'share of duplicate records, in percent', number('--duplicates', 0, 100), 5)
+  .option('--poison <percent>', 'share of poison records, in percent', number('--poison', 0, 100), 1)
+  .option('--tombstones <percent>', 'share of tombstones (null values), in percent', number('--tombstones', 0, 100), 0)
+  .option('--seed <n>', 'generator seed (default: random)', number('--seed', 0))
+  .option('-c, --config <path>', 'bridge config (.ts or .json; default BRIDGE_CONFIG or infra/bridge.config.ts)')
+  .option('--partitions <n>', 'partitions if the topic must be created', number('--partitions', 1), 3)
+  .showHelpAfterError();
+
+const main = async () => {
+  program.parse();
+  const opts = program.opts<{
+    route: string;
+    rate: number;
+    duration: number;
+    duplicates: number;
+    poison: number;
+    tombstones: number;
+    seed?: number;
+    config?: string;
+    partitions: number;
+  }>();
+  if (opts.duplicates + opts.poison + opts.tombstones > 100)
+    program.error('--duplicates, --poison and --tombstones add up to more than 100%');
+  applyEndpointsToEnv(resolveEndpoints());
+  const config = await loadBridgeConfig(opts.config);
+  const route = findRoute(config, opts.route);
+  const brokers = brokersFromEnv();
+  await ensureTopics(brokers, [{ topic: route.topic, partitions: opts.partitions }]);
+  const seed = opts.seed ?? Math.floor(Math.random() * 2 ** 31);
+  const generator = trafficFor(route, {
+    seed,
+    duplicates: opts.duplicates / 100,
+    poison: opts.poison / 100,
+    tombstones: opts.tombstones / 100,
+    idPrefix: `${randomUUID().slice(0, 6)}-`,
+  });
+  const abort = new AbortController();
+  process.once('SIGINT', () => abort.abort());
+  process.once('SIGTERM', () => abort.abort());
+  const producer = createProducer(brokers, { clientId: `load-${route.name}` });
+  process.stderr.write(
+    `load: ${route.name} → ${route.topic} at ${opts.rate || 'max'} records/s for ${opts.duration}s ` +
+      `(duplicates ${opts.duplicates}%, poison ${opts.poison}%, seed ${seed})\n`,
+  );
+  let lastReport = Date.now();
+  let sentSoFar = 0;
+  try {
+    const stats = await produceTraffic(producer, route.topic, generator, {
+      rate: opts.rate,
+      durationMs: opts.duration * 1000,
+      signal: abort.signal,
+      onSent: (records) => {
+        sentSoFar += records.length;
+        if (Date.now() - lastReport >= 5_000) {
+          lastReport = Date.now();
+          process.stderr.write(`load: ${sentSoFar} sent\n`);
+        }
+      },
+    });
+    const summary = {
+      route: route.name,
+      topic: route.topic,
+      targetRate: opts.rate,
+      durationSeconds: stats.elapsedMs / 1000,
+      sent: stats.sent,
+      achievedRate: Math.round(stats.recordsPerSec * 10) / 10,
+      byKind: stats.byKind,
+      seed,
+    };
+    process.stderr.write(
+      `load: sent ${stats.sent} records in ${(stats.elapsedMs / 1000).toFixed(1)}s: ${summary.achievedRate} records/s` +
+        (opts.rate > 0 ? ` (${((stats.recordsPerSec / opts.rate) * 100).toFixed(0)}% of target)` : '') +
+        `; ${stats.byKind.duplicate} duplicates, ${stats.byKind.poison} poison\n`,
+    );
+    process.stdout.write(`${JSON.stringify(summary)}\n`);
+  } finally {
+    await producer.close();
+  }
+};
+
+main().catch((error: unknown) => {
+  process.stderr.write(`load: ${(error as Error).message}\n`);
+  process.exit(2);
+});
