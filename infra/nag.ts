@@ -21,6 +21,8 @@ export const NAG_REASONS = {
     'sns grantPublish on a KMS-encrypted topic grants kms:GenerateDataKey* on that topic key only; the wildcard covers the GenerateDataKey variants SNS calls.',
   iam5BucketObjects:
     'Lambda writes failed-invocation records under keys it generates, so s3:PutObject is scoped to the objects of this one bucket.',
+  iam5GlueSchemas:
+    'Lambda reads whichever schema versions the records reference; glue:GetSchemaVersion is scoped to the schemas of the one configured registry.',
   s1AccessLogs:
     'The on-failure bucket receives only Lambda-generated failure records; access is already audited by CloudTrail data events if enabled, and a second logging bucket would itself need an exemption.',
 } as const;
@@ -38,6 +40,12 @@ export const acknowledgeNagFindings = (stack: BridgeStack): void => {
     const role = route.function.executionRole;
     const source = stack.config.source;
     if (source.kind === 'msk' || source.vpc) acknowledge(role, 'IAM5[Resource::*]', NAG_REASONS.iam5Eni);
+
+    const registry = route.route.eventSource.schemaRegistry;
+    if (registry?.kind === 'glue') {
+      const schemas = `${registry.registryArn.replace(':registry/', ':schema/')}/*`;
+      acknowledge(role, `IAM5[Resource::${schemas}]`, NAG_REASONS.iam5GlueSchemas);
+    }
 
     const onFailure = route.route.eventSource.onFailure;
     if (onFailure === 'sns')

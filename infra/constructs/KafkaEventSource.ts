@@ -1,8 +1,6 @@
 import { Duration } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import { ConfluentSchemaRegistry, GlueSchemaRegistry } from 'aws-cdk-lib/aws-lambda-event-sources';
-import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { type KafkaSource, MSK_CLUSTER_ARN, type RouteConfig, type SchemaRegistry } from '../config/schema.ts';
 
@@ -50,6 +48,66 @@ const AUTH_TYPE = {
   mtls: lambda.SourceAccessConfigurationType.CLIENT_CERTIFICATE_TLS_AUTH,
   basic: lambda.SourceAccessConfigurationType.BASIC_AUTH,
 } as const;
+
+const GLUE_REGISTRY_ARN = /^arn:(aws[a-z-]*):glue:([a-z0-9-]+):(\d{12}):registry\/(.+)$/;
+
+/**
+ * A schema registry for the ESM, granting exactly what Lambda documents: glue:GetRegistry and
+ * glue:GetSchemaVersion for Glue (in the registry's own region and account, which the L2
+ * `GlueSchemaRegistry` assumes to be the stack's), or secretsmanager:GetSecretValue on the
+ * Confluent credentials (the L2 `ConfluentSchemaRegistry` grants DescribeSecret too).
+ */
+class SchemaRegistryBinding implements lambda.ISchemaRegistry {
+  readonly #registry: SchemaRegistry;
+
+  constructor(registry: SchemaRegistry) {
+    this.#registry = registry;
+  }
+
+  bind(_target: lambda.IEventSourceMapping, targetHandler: lambda.IFunction): lambda.KafkaSchemaRegistryConfig {
+    const registry = this.#registry;
+    const common = {
+      eventRecordFormat: lambda.EventRecordFormat.of(registry.eventRecordFormat),
+      schemaValidationConfigs: registry.validate.map((attribute) => ({
+        attribute: lambda.KafkaSchemaValidationAttribute.of(attribute),
+      })),
+    };
+    if (registry.kind === 'glue') {
+      const match = GLUE_REGISTRY_ARN.exec(registry.registryArn);
+      if (!match) throw new Error(`not a Glue registry ARN: ${registry.registryArn}`);
+      const [, partition, region, account, name] = match;
+      iam.Grant.addToPrincipal({
+        grantee: targetHandler,
+        actions: ['glue:GetRegistry'],
+        resourceArns: [registry.registryArn],
+      });
+      iam.Grant.addToPrincipal({
+        grantee: targetHandler,
+        actions: ['glue:GetSchemaVersion'],
+        resourceArns: [registry.registryArn, `arn:${partition}:glue:${region}:${account}:schema/${name}/*`],
+      });
+      return { ...common, schemaRegistryUri: registry.registryArn };
+    }
+    iam.Grant.addToPrincipal({
+      grantee: targetHandler,
+      actions: ['secretsmanager:GetSecretValue'],
+      resourceArns: [registry.secretArn],
+    });
+    return {
+      ...common,
+      schemaRegistryUri: registry.uri,
+      accessConfigs: [
+        {
+          type:
+            registry.auth === 'mtls'
+              ? lambda.KafkaSchemaRegistryAccessConfigType.CLIENT_CERTIFICATE_TLS_AUTH
+              : lambda.KafkaSchemaRegistryAccessConfigType.BASIC_AUTH,
+          uri: registry.secretArn,
+        },
+      ],
+    };
+  }
+}
 
 export interface KafkaEventSourceProps {
   readonly target: lambda.IFunction;
@@ -133,23 +191,8 @@ export class KafkaEventSource extends Construct {
     return configs.length > 0 ? configs : undefined;
   }
 
-  #schemaRegistry(registry: SchemaRegistry) {
-    const common = {
-      eventRecordFormat: lambda.EventRecordFormat.of(registry.eventRecordFormat),
-      schemaValidationConfigs: registry.validate.map((attribute) => ({
-        attribute: lambda.KafkaSchemaValidationAttribute.of(attribute),
-      })),
-    };
-    if (registry.kind === 'glue') return new GlueSchemaRegistry({ ...common, schemaRegistryArn: registry.registryArn });
-    return new ConfluentSchemaRegistry({
-      ...common,
-      schemaRegistryUri: registry.uri,
-      authenticationType:
-        registry.auth === 'mtls'
-          ? lambda.KafkaSchemaRegistryAccessConfigType.CLIENT_CERTIFICATE_TLS_AUTH
-          : lambda.KafkaSchemaRegistryAccessConfigType.BASIC_AUTH,
-      secret: secretsmanager.Secret.fromSecretCompleteArn(this, 'SchemaRegistrySecret', registry.secretArn),
-    });
+  #schemaRegistry(registry: SchemaRegistry): lambda.ISchemaRegistry {
+    return new SchemaRegistryBinding(registry);
   }
 
   #grantSourceAccess({ target, source, route, consumerGroupId }: KafkaEventSourceProps): void {

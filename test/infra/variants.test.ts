@@ -1,0 +1,156 @@
+import { Match } from 'aws-cdk-lib/assertions';
+import { RouteSettings } from '../../functions/runtime/settings.ts';
+import { actionsOf, CLUSTER_ARN, policyStatements, SECRET_ARN, synthBridge } from './helpers.ts';
+import { ROOT_CA_ARN, VARIANTS } from './variants.ts';
+
+const CLUSTER_PATH = 'events/abcd1234-abcd-cafe-abab-9876543210ab-4';
+const allActions = (statements: ReturnType<typeof policyStatements>) => statements.flatMap(actionsOf);
+
+describe('a self-managed cluster with SASL/SCRAM-512 in a VPC', () => {
+  const { template } = synthBridge(VARIANTS.selfManagedScram512Vpc);
+
+  test('the ESM names the brokers, the secret, the root CA, the subnets and the security group', () => {
+    template.resourceCountIs('AWS::Lambda::EventSourceMapping', 2);
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      EventSourceArn: Match.absent(),
+      SelfManagedEventSource: {
+        Endpoints: { KafkaBootstrapServers: ['b-1.kafka.internal:9096', 'b-2.kafka.internal:9096'] },
+      },
+      SelfManagedKafkaEventSourceConfig: { ConsumerGroupId: 'self-managed-orders' },
+      Topics: ['orders'],
+      SourceAccessConfigurations: [
+        { Type: 'SASL_SCRAM_512_AUTH', URI: SECRET_ARN },
+        { Type: 'SERVER_ROOT_CA_CERTIFICATE', URI: ROOT_CA_ARN },
+        { Type: 'VPC_SUBNET', URI: 'subnet:subnet-0aaa' },
+        { Type: 'VPC_SUBNET', URI: 'subnet:subnet-0bbb' },
+        { Type: 'VPC_SECURITY_GROUP', URI: 'security_group:sg-0ccc' },
+      ],
+    });
+  });
+
+  test('secretsmanager:GetSecretValue on the configured secrets only; no MSK permissions', () => {
+    const statements = policyStatements(template);
+    const secretStatements = statements.filter((s) => actionsOf(s).some((a) => a.startsWith('secretsmanager:')));
+    expect(secretStatements.length).toBe(2);
+    for (const statement of secretStatements) {
+      expect(actionsOf(statement)).toEqual(['secretsmanager:GetSecretValue']);
+      expect(statement.Resource).toEqual([SECRET_ARN, ROOT_CA_ARN]);
+    }
+    expect(allActions(statements).filter((a) => a.startsWith('kafka'))).toEqual([]);
+    expect(allActions(statements)).toContain('ec2:CreateNetworkInterface');
+  });
+});
+
+describe('a provisioned-mode route with partial batch responses and ESM retries', () => {
+  const { template, stack } = synthBridge(VARIANTS.provisionedRetries);
+
+  test('the ESM carries the pollers and the retry options', () => {
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      Topics: ['orders'],
+      BatchSize: 1000,
+      MaximumBatchingWindowInSeconds: 5,
+      ProvisionedPollerConfig: { MinimumPollers: 2, MaximumPollers: 10 },
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      MaximumRetryAttempts: 3,
+      MaximumRecordAgeInSeconds: 3600,
+      BisectBatchOnFunctionError: true,
+    });
+    // The on-demand route keeps none of them.
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      Topics: ['payments'],
+      ProvisionedPollerConfig: Match.absent(),
+      FunctionResponseTypes: Match.absent(),
+      MaximumRetryAttempts: Match.absent(),
+    });
+  });
+
+  test('the runtime is told to answer with a partial batch response', () => {
+    const orders = stack.routes.find((r) => r.route.name === 'orders');
+    const fn = template.toJSON().Resources[stack.getLogicalId(orders?.function.node.defaultChild as never)];
+    const settings = RouteSettings.parse(JSON.parse(fn.Properties.Environment.Variables.BRIDGE_ROUTE_SETTINGS));
+    expect(settings).toMatchObject({
+      partialBatchResponse: true,
+      partitionConcurrency: 8,
+      retry: { maxAttempts: 3, baseDelayMs: 50, maxDelayMs: 1000 },
+    });
+  });
+});
+
+describe('MSK authentication modes', () => {
+  test('mTLS: the client certificate secret, and no IAM data-plane actions', () => {
+    const { template } = synthBridge(VARIANTS.mskMtls);
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      EventSourceArn: CLUSTER_ARN,
+      SourceAccessConfigurations: [{ Type: 'CLIENT_CERTIFICATE_TLS_AUTH', URI: SECRET_ARN }],
+    });
+    const actions = allActions(policyStatements(template));
+    expect(actions).toContain('secretsmanager:GetSecretValue');
+    expect(actions.filter((a) => a.startsWith('kafka-cluster:'))).toEqual([]);
+  });
+
+  test('SASL/SCRAM-512: the credentials secret', () => {
+    const { template } = synthBridge(VARIANTS.mskScram512);
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      SourceAccessConfigurations: [{ Type: 'SASL_SCRAM_512_AUTH', URI: SECRET_ARN }],
+    });
+  });
+});
+
+describe('on-failure destinations and other ESM options', () => {
+  test('SNS: an encrypted topic the function may publish to; filters become filter criteria', () => {
+    const { template } = synthBridge(VARIANTS.onFailureSns);
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      Topics: ['orders'],
+      DestinationConfig: { OnFailure: { Destination: { Ref: Match.stringLikeRegexp('FailedInvocations') } } },
+      FilterCriteria: { Filters: [{ Pattern: JSON.stringify({ value: { status: ['PAID'] } }) }] },
+    });
+    template.resourcePropertiesCountIs('AWS::SNS::Topic', { KmsMasterKeyId: Match.anyValue() }, 2);
+    expect(allActions(policyStatements(template))).toContain('sns:Publish');
+  });
+
+  test('S3: a private, encrypted bucket; PutObject on its objects and ListBucket on it', () => {
+    const { template } = synthBridge(VARIANTS.onFailureS3);
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      Topics: ['orders'],
+      StartingPosition: 'AT_TIMESTAMP',
+      StartingPositionTimestamp: 1_700_000_000,
+      DestinationConfig: {
+        OnFailure: { Destination: { 'Fn::GetAtt': [Match.stringLikeRegexp('FailedInvocations'), 'Arn'] } },
+      },
+    });
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      PublicAccessBlockConfiguration: {
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      },
+    });
+    const s3Actions = allActions(policyStatements(template)).filter((a) => a.startsWith('s3:'));
+    expect(s3Actions.sort()).toEqual(['s3:ListBucket', 's3:PutObject']);
+  });
+
+  test('a Kafka topic: kafka:// destination, WriteData on that topic only, and a Glue schema registry', () => {
+    const { template } = synthBridge(VARIANTS.onFailureKafkaTopic);
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      Topics: ['orders'],
+      DestinationConfig: { OnFailure: { Destination: 'kafka://orders-dlt' } },
+      AmazonManagedKafkaEventSourceConfig: {
+        ConsumerGroupId: 'bridge-test-orders',
+        SchemaRegistryConfig: {
+          SchemaRegistryURI: 'arn:aws:glue:eu-west-1:111122223333:registry/events',
+          EventRecordFormat: 'SOURCE',
+          SchemaValidationConfigs: [{ Attribute: 'VALUE' }],
+        },
+      },
+    });
+    const write = policyStatements(template).filter((s) => actionsOf(s).includes('kafka-cluster:WriteData'));
+    expect(write).toHaveLength(1);
+    expect(write[0]?.Resource).toBe(`arn:aws:kafka:eu-west-1:111122223333:topic/${CLUSTER_PATH}/orders-dlt`);
+    // No SQS on-failure queue for this route, so one fewer alarm.
+    const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')).filter((a) =>
+      String((a as { Properties: { AlarmName: string } }).Properties.AlarmName).includes('-orders-'),
+    );
+    expect(alarms).toHaveLength(8);
+  });
+});

@@ -1,0 +1,70 @@
+import type { BridgeConfigInput } from '../../infra/config/schema.ts';
+import { baseConfig, SECRET_ARN } from './helpers.ts';
+
+type Routes = NonNullable<BridgeConfigInput['routes']>;
+type RouteInput = Routes[number];
+
+const [ORDERS, PAYMENTS] = baseConfig().routes as [RouteInput, RouteInput];
+const withOrders = (change: Partial<RouteInput>, config: BridgeConfigInput = baseConfig()): BridgeConfigInput => ({
+  ...config,
+  routes: [{ ...ORDERS, ...change }, PAYMENTS],
+});
+
+export const ROOT_CA_ARN = 'arn:aws:secretsmanager:eu-west-1:111122223333:secret:kafka-root-ca-XyZ123';
+export const PROVISIONED = { provisioned: { minPollers: 2, maxPollers: 10 } } as const;
+
+/** The configs beyond the default one that must synthesize cleanly (cdk-nag, cfn-lint). */
+export const VARIANTS = {
+  /** Self-managed Kafka with SASL/SCRAM-512 in a VPC, with a private root CA. */
+  selfManagedScram512Vpc: {
+    ...baseConfig(),
+    name: 'self-managed',
+    source: {
+      kind: 'self-managed',
+      bootstrapServers: ['b-1.kafka.internal:9096', 'b-2.kafka.internal:9096'],
+      auth: 'sasl-scram-512',
+      secretArn: SECRET_ARN,
+      rootCaSecretArn: ROOT_CA_ARN,
+      vpc: { vpcId: 'vpc-0a1b2c3d', subnetIds: ['subnet-0aaa', 'subnet-0bbb'], securityGroupIds: ['sg-0ccc'] },
+    },
+  },
+  /** A provisioned-mode route with partial batch responses and ESM retry settings. */
+  provisionedRetries: withOrders({
+    mode: PROVISIONED,
+    batchSize: 1000,
+    maxBatchingWindowSeconds: 5,
+    eventSource: { reportBatchItemFailures: true, retryAttempts: 3, maxRecordAgeSeconds: 3600, bisectOnError: true },
+    retry: { maxAttempts: 3, baseDelayMs: 50, maxDelayMs: 1000 },
+    partitionConcurrency: 8,
+  }),
+  /** MSK with mTLS, which the ManagedKafkaEventSource L2 cannot express. */
+  mskMtls: {
+    ...baseConfig(),
+    name: 'msk-mtls',
+    source: { ...baseConfig().source, auth: 'mtls', secretArn: SECRET_ARN },
+  },
+  /** MSK with SASL/SCRAM-512. */
+  mskScram512: {
+    ...baseConfig(),
+    name: 'msk-scram',
+    source: { ...baseConfig().source, auth: 'sasl-scram-512', secretArn: SECRET_ARN },
+  },
+  /** The other on-failure destinations, filters, a timestamp start and a schema registry. */
+  onFailureSns: withOrders({ eventSource: { onFailure: 'sns', filters: [{ value: { status: ['PAID'] } }] } }),
+  onFailureS3: withOrders({
+    startingPosition: 'AT_TIMESTAMP',
+    startingPositionTimestamp: 1_700_000_000,
+    eventSource: { onFailure: 's3' },
+  }),
+  onFailureKafkaTopic: withOrders({
+    mode: PROVISIONED,
+    eventSource: {
+      onFailure: { kafkaTopic: 'orders-dlt' },
+      schemaRegistry: {
+        kind: 'glue',
+        registryArn: 'arn:aws:glue:eu-west-1:111122223333:registry/events',
+        validate: ['VALUE'],
+      },
+    },
+  }),
+} satisfies Record<string, BridgeConfigInput>;
