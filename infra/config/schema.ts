@@ -383,13 +383,22 @@ const checkSource = (source: KafkaSource, ctx: Ctx): void => {
   }
 };
 
-const checkRoute = (config: { name: string }, route: RouteConfig, index: number, ctx: Ctx): void => {
+const checkRoute = (
+  config: { name: string; source: KafkaSource },
+  route: RouteConfig,
+  index: number,
+  ctx: Ctx,
+): void => {
   const at = (...path: Array<string | number>) => ['routes', index, ...path];
   const name = route.name;
   const topicProblem = kafkaTopicProblem(route.topic);
   if (topicProblem) issue(ctx, at('topic'), name, Rule.topicName, `topic "${route.topic}" ${topicProblem}`);
   const group = consumerGroupIdOf(config, route);
-  const groupProblem = consumerGroupIdProblem(group);
+  const groupProblem =
+    consumerGroupIdProblem(group) ??
+    (config.source.kind === 'msk' && config.source.auth === 'iam' && group.includes('*')
+      ? 'must not contain "*" with IAM auth: it would widen the kafka-cluster group permission into a wildcard'
+      : undefined);
   if (groupProblem) {
     issue(
       ctx,

@@ -43,12 +43,10 @@ const offlineEnv = (): NodeJS.ProcessEnv => {
     CDK_DISABLE_CLI_TELEMETRY: 'true',
   };
   for (const key of Object.keys(env)) {
-    if (
-      /^AWS_(ACCESS_KEY_ID|SECRET_ACCESS_KEY|SESSION_TOKEN|PROFILE|DEFAULT_PROFILE)$/.test(key) ||
-      key.startsWith('CDK_DEFAULT_')
-    ) {
-      delete env[key];
-    }
+    const credentials = /^AWS_(ACCESS_KEY_ID|SECRET_ACCESS_KEY|SESSION_TOKEN|PROFILE|DEFAULT_PROFILE)$/.test(key);
+    // The default config exactly: no config, stage or context chosen from outside.
+    const choices = ['BRIDGE_CONFIG', 'BRIDGE_STAGE', 'BRIDGE_MSK_CLUSTER_ARN', 'CDK_CONTEXT_JSON'].includes(key);
+    if (credentials || choices || key.startsWith('CDK_DEFAULT_')) delete env[key];
   }
   return { ...env, AWS_CONFIG_FILE: '/nonexistent', AWS_SHARED_CREDENTIALS_FILE: '/nonexistent' };
 };

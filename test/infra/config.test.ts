@@ -195,6 +195,12 @@ const INVALID: Record<string, InvalidCase> = {
     path: 'routes[0].consumerGroupId',
     route: 'orders',
   },
+  'a consumer group id with "*" under MSK IAM auth': {
+    rule: Rule.consumerGroupId,
+    config: withOrders({ consumerGroupId: 'orders-*' }),
+    path: 'routes[0].consumerGroupId',
+    route: 'orders',
+  },
   'SCRAM-256 on MSK': {
     rule: Rule.mskScram256,
     config: {
