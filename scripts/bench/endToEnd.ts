@@ -1,0 +1,331 @@
+// End to end: records through Kafka, the local bridge (a real consumer group, the route's handler in its worker)
+// and DynamoDB Local behind the latency proxy; against a naive consumer on the same Kafka client that does one
+// conditional PutItem per record, sequentially, through the same proxy.
+//
+// Load: the producer offers records at a fixed rate (the goal's 12,000 records/s by default) while the consumer
+// runs, so latency is measured under that load: if a consumer keeps up, it shows its own latency; if not, the
+// backlog grows and so does the latency, which is what a consumer that falls behind means.
+import fs from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { ConditionalCheckFailedException, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { parseBridgeConfig } from '../../infra/config/index.ts';
+import { handlerLogPath, startBridge } from '../bridge/bridge.ts';
+import { createAdmin, createConsumer, createProducer, ensureTopics, type RawProducer } from '../lib/kafka.ts';
+import { createQueue, createTable, deleteQueue, deleteTable, dynamoDbClient, sqsClient } from './aws.ts';
+import { WORK_DIR } from './coldStart.ts';
+import type { ProxyWorker } from './proxyHost.ts';
+import type { EndToEnd } from './schema.ts';
+import { percentileSorted, round } from './stats.ts';
+import { measureRawWaves } from './throughput.ts';
+
+export type EndToEndOptions = {
+  readonly runId: string;
+  readonly proxy: ProxyWorker;
+  readonly rttMs: number;
+  readonly brokers: readonly string[];
+  readonly dynamodbEndpoint: string;
+  readonly sqsEndpoint: string;
+  readonly records: number;
+  readonly baselineRecords: number;
+  readonly partitions: number;
+  /** Records/s the producer offers. */
+  readonly offeredRate: number;
+  readonly dynamodbPid?: number;
+  readonly log: (line: string) => void;
+};
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** A small audit value: the route accepts any JSON object. */
+const auditValue = (i: number, now: number): Buffer =>
+  Buffer.from(JSON.stringify({ id: i, kind: 'audit', at: now, actor: `user-${i % 97}` }));
+
+/**
+ * Sends `count` records round-robin over the partitions at `rate` records/s, in small batches (every ~10 ms), each
+ * stamped with its send time. Returns when all are acknowledged.
+ */
+export const producePaced = async (
+  producer: RawProducer,
+  topic: string,
+  options: { count: number; rate: number; partitions: number },
+): Promise<{ firstAt: number; lastAt: number }> => {
+  const started = Date.now();
+  let sent = 0;
+  let lastAt = started;
+  const inFlight = new Set<Promise<unknown>>();
+  while (sent < options.count) {
+    const due = Math.min(options.count, Math.floor(((Date.now() - started) * options.rate) / 1000) + 1) - sent;
+    if (due <= 0) {
+      await sleep(5);
+      continue;
+    }
+    const now = Date.now();
+    const messages = Array.from({ length: Math.min(due, 2_000) }, (_, j) => {
+      const i = sent + j;
+      return {
+        topic,
+        partition: i % options.partitions,
+        key: Buffer.from(`k-${i}`),
+        value: auditValue(i, now),
+        timestamp: BigInt(now),
+      };
+    });
+    sent += messages.length;
+    lastAt = now;
+    const send = producer.send({ messages }).finally(() => inFlight.delete(send));
+    inFlight.add(send);
+    // A few sends in the air at most, so the pacing holds without queueing up in the client.
+    if (inFlight.size >= 4) await Promise.race(inFlight);
+  }
+  await Promise.all(inFlight);
+  return { firstAt: started, lastAt };
+};
+
+/** The EndToEndLatency values (ms, per completed record) in the runtime's EMF lines. */
+export const endToEndLatencies = (lines: Iterable<string>): number[] => {
+  const values: number[] = [];
+  for (const line of lines) {
+    if (!line.includes('"EndToEndLatency"')) continue;
+    let parsed: Record<string, unknown>;
+    try {
+      parsed = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      continue;
+    }
+    if (!parsed._aws) continue;
+    const value = parsed.EndToEndLatency;
+    if (Array.isArray(value)) for (const v of value) values.push(Number(v));
+    else if (typeof value === 'number') values.push(value);
+  }
+  return values;
+};
+
+const latencySummary = (values: number[]) => {
+  const sorted = Float64Array.from(values).sort();
+  return {
+    p50LatencyMs: round(percentileSorted(sorted, 50), 1),
+    p99LatencyMs: round(percentileSorted(sorted, 99), 1),
+    maxLatencyMs: round(sorted[sorted.length - 1] ?? 0, 1),
+  };
+};
+
+const dropTopics = async (brokers: readonly string[], topics: string[], groups: string[]): Promise<void> => {
+  const admin = createAdmin([...brokers]);
+  try {
+    await admin.deleteGroups({ groups }).catch(() => undefined);
+    await admin.deleteTopics({ topics }).catch(() => undefined);
+  } finally {
+    await admin.close().catch(() => undefined);
+  }
+};
+
+const runBridge = async (options: EndToEndOptions) => {
+  const { runId, log } = options;
+  const config = parseBridgeConfig({
+    name: `bench-${runId}`,
+    source: {
+      kind: 'msk',
+      clusterArn: 'arn:aws:kafka:us-east-1:123456789012:cluster/bench/abcd1234-abcd-cafe-abab-9876543210ab-4',
+      auth: 'iam',
+    },
+    // The audit route: dedupe plus a count per record, like the naive baseline's one write (route defaults otherwise).
+    routes: [{ name: 'audit', topic: `bench-${runId}-e2e`, handler: 'audit.ts' }],
+    observability: { namespace: 'KafkaLambdaBridgeBench' },
+  });
+  const route = config.routes[0] as (typeof config.routes)[number];
+  const logFile = handlerLogPath(config, route.name, WORK_DIR);
+  fs.rmSync(logFile, { force: true });
+  // The route's function reads the standard endpoint variable, so the proxy goes there (restored afterwards).
+  const savedEndpoint = process.env.AWS_ENDPOINT_URL_DYNAMODB;
+  process.env.AWS_ENDPOINT_URL_DYNAMODB = options.proxy.url;
+  const producer = createProducer([...options.brokers], { clientId: `bench-${runId}-producer` });
+  try {
+    const bridge = await startBridge({
+      config,
+      brokers: options.brokers,
+      partitions: options.partitions,
+      handlerOutput: { kind: 'file', dir: WORK_DIR },
+      progressIntervalMs: 5_000,
+      onProgress: (snapshots) => {
+        const s = snapshots[0];
+        if (s) log(`e2e bridge: committed ${s.committed}/${options.records}, ${Math.round(s.recordsPerSec)} rec/s`);
+      },
+      log: () => undefined,
+    });
+    try {
+      const deadline = Date.now() + 60_000;
+      while ((bridge.snapshots()[0]?.assigned.length ?? 0) < options.partitions) {
+        if (Date.now() > deadline) throw new Error('the bridge did not get its partitions within 60 s');
+        await sleep(50);
+      }
+      log(`e2e bridge: producing ${options.records} records at ${options.offeredRate} rec/s`);
+      const produced = producePaced(producer, route.topic, {
+        count: options.records,
+        rate: options.offeredRate,
+        partitions: options.partitions,
+      });
+      const t0 = performance.now();
+      const firstAt = Date.now();
+      const timeoutMs = Math.max(120_000, options.records * 10);
+      while ((bridge.snapshots()[0]?.committed ?? 0) < options.records) {
+        if (performance.now() - t0 > timeoutMs) throw new Error(`the bridge did not finish within ${timeoutMs} ms`);
+        await sleep(10);
+      }
+      const elapsedMs = performance.now() - t0;
+      const producedAt = await produced;
+      const snapshot = bridge.snapshots()[0];
+      await bridge.stop(10_000);
+      const latencies = endToEndLatencies(fs.readFileSync(logFile, 'utf8').split('\n'));
+      if (latencies.length < options.records)
+        throw new Error(`found ${latencies.length} EndToEndLatency values for ${options.records} records`);
+      return {
+        recordsPerSec: round((options.records * 1000) / elapsedMs, 0),
+        ...latencySummary(latencies),
+        producerSeconds: round((producedAt.lastAt - firstAt) / 1000, 2),
+        processed: snapshot?.processed ?? 0,
+        duplicates: snapshot?.duplicates ?? 0,
+        invocations: snapshot?.invocations ?? 0,
+      };
+    } finally {
+      await bridge.stop(10_000);
+    }
+  } finally {
+    await producer.close().catch(() => undefined);
+    if (savedEndpoint === undefined) delete process.env.AWS_ENDPOINT_URL_DYNAMODB;
+    else process.env.AWS_ENDPOINT_URL_DYNAMODB = savedEndpoint;
+    const direct = dynamoDbClient(options.dynamodbEndpoint);
+    await deleteTable(direct, `${config.name}-idempotency`).catch(() => undefined);
+    const sqs = sqsClient(options.sqsEndpoint);
+    // CreateQueue is idempotent: it hands back the URL of the queue the bridge created.
+    await deleteQueue(sqs, await createQueue(sqs, `${config.name}-${route.name}-dlq`)).catch(() => undefined);
+    await dropTopics(options.brokers, [route.topic], [`${config.name}-${route.name}`]);
+  }
+};
+
+const runBaseline = async (options: EndToEndOptions) => {
+  const { runId, log } = options;
+  const topic = `bench-${runId}-naive`;
+  const table = `bench-${runId}-naive`;
+  const groupId = `bench-${runId}-naive`;
+  const direct = dynamoDbClient(options.dynamodbEndpoint);
+  const measured = dynamoDbClient(options.proxy.url);
+  await ensureTopics([...options.brokers], [{ topic, partitions: options.partitions }]);
+  await createTable(direct, table, 'pk');
+  const producer = createProducer([...options.brokers], { clientId: `bench-${runId}-naive-producer` });
+  const consumer = createConsumer([...options.brokers], { groupId });
+  try {
+    const stream = await consumer.consume({
+      topics: [topic],
+      mode: 'committed',
+      fallbackMode: 'earliest',
+      autocommit: true,
+    });
+    log(`e2e baseline: producing ${options.baselineRecords} records at ${options.offeredRate} rec/s`);
+    const t0 = performance.now();
+    const produced = producePaced(producer, topic, {
+      count: options.baselineRecords,
+      rate: options.offeredRate,
+      partitions: options.partitions,
+    });
+    const latencies: number[] = [];
+    let duplicates = 0;
+    for await (const message of stream) {
+      const key = `${message.topic}-${message.partition}@${message.offset}`;
+      try {
+        await measured.send(
+          new PutItemCommand({
+            TableName: table,
+            Item: {
+              pk: { S: key },
+              status: { S: 'COMPLETED' },
+              expiresAt: { N: String(Math.floor(Date.now() / 1000) + 691_200) },
+            },
+            ConditionExpression: 'attribute_not_exists(pk)',
+          }),
+        );
+      } catch (error) {
+        if (!(error instanceof ConditionalCheckFailedException)) throw error;
+        duplicates += 1;
+      }
+      latencies.push(Date.now() - Number(message.timestamp));
+      if (latencies.length % 1_000 === 0) log(`e2e baseline: ${latencies.length}/${options.baselineRecords}`);
+      if (latencies.length >= options.baselineRecords) break;
+    }
+    const elapsedMs = performance.now() - t0;
+    await produced;
+    await stream.close();
+    return {
+      records: options.baselineRecords,
+      recordsPerSec: round((options.baselineRecords * 1000) / elapsedMs, 0),
+      ...latencySummary(latencies),
+      duplicates,
+    };
+  } finally {
+    await consumer.close(true).catch(() => undefined);
+    await producer.close().catch(() => undefined);
+    await deleteTable(direct, table).catch(() => undefined);
+    await dropTopics(options.brokers, [topic], [groupId]);
+  }
+};
+
+/**
+ * What DynamoDB Local takes on this machine: the bridge's kind of requests (conditional UpdateItems, 100 at a time,
+ * then BatchWriteItems of 25) from a bare client through the proxy, per second. The local ceiling of any consumer
+ * that makes about one request per record.
+ */
+const measureLocalCeiling = async (options: EndToEndOptions) => {
+  const table = `bench-${options.runId}-ceiling`;
+  const direct = dynamoDbClient(options.dynamodbEndpoint);
+  const measured = dynamoDbClient(options.proxy.url);
+  await createTable(direct, table, 'pk');
+  try {
+    await measureRawWaves(measured, table, 500);
+    const raw = await measureRawWaves(measured, table, 3_000, options.dynamodbPid);
+    return {
+      requestsPerSec: round((raw.requests * 1000) / raw.ms, 0),
+      clientCpuMsPerRequest: round(raw.clientCpuMsPerRequest, 3),
+      ...(raw.serverCpuMsPerRequest === undefined
+        ? {}
+        : { dynamodbLocalCpuMsPerRequest: round(raw.serverCpuMsPerRequest, 3) }),
+    };
+  } finally {
+    await deleteTable(direct, table);
+  }
+};
+
+export const runEndToEnd = async (options: EndToEndOptions): Promise<EndToEnd> => {
+  fs.mkdirSync(WORK_DIR, { recursive: true });
+  await options.proxy.setDelay(options.rttMs);
+  const ceiling = await measureLocalCeiling(options);
+  options.log(
+    `e2e: DynamoDB Local takes ${ceiling.requestsPerSec} bare requests/s through the proxy ` +
+      `(client CPU ${ceiling.clientCpuMsPerRequest} ms/request` +
+      `${ceiling.dynamodbLocalCpuMsPerRequest === undefined ? '' : `, server CPU ${ceiling.dynamodbLocalCpuMsPerRequest} ms/request`})`,
+  );
+  const bridge = await runBridge(options);
+  options.log(
+    `e2e bridge: ${bridge.recordsPerSec} rec/s, P50 ${bridge.p50LatencyMs} ms, P99 ${bridge.p99LatencyMs} ms ` +
+      `(${bridge.invocations} invocations)`,
+  );
+  const baseline = await runBaseline(options);
+  options.log(`e2e baseline: ${baseline.recordsPerSec} rec/s, P99 ${baseline.p99LatencyMs} ms`);
+  return {
+    records: options.records,
+    recordsPerSec: bridge.recordsPerSec,
+    p50LatencyMs: bridge.p50LatencyMs,
+    p99LatencyMs: bridge.p99LatencyMs,
+    baseline,
+    maxLatencyMs: bridge.maxLatencyMs,
+    rttMs: options.rttMs,
+    partitions: options.partitions,
+    offeredRatePerSec: options.offeredRate,
+    route: 'audit',
+    bridgeInvocations: bridge.invocations,
+    producerSeconds: bridge.producerSeconds,
+    bareDynamoDbRequestsPerSec: ceiling.requestsPerSec,
+    bareSdkCpuMsPerRequest: ceiling.clientCpuMsPerRequest,
+    ...(ceiling.dynamodbLocalCpuMsPerRequest === undefined
+      ? {}
+      : { dynamodbLocalCpuMsPerRequest: ceiling.dynamodbLocalCpuMsPerRequest }),
+  };
+};

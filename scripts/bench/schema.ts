@@ -1,0 +1,81 @@
+// The shape of scripts/bench/results.json (DESIGN §9). The benchmark validates what it writes with it, and the test
+// validates the committed file with it. Fields beyond §9 are optional extras, so a §9 reader is never surprised.
+import { z } from 'zod';
+
+const nonNegative = z.number().finite().min(0);
+const positive = z.number().finite().positive();
+
+export const SideThroughput = z.object({
+  recordsPerSec: nonNegative,
+  ddbRequestsPerRecord: nonNegative,
+  /** Extras: the median batch wall time, the repetitions' raw rates. */
+  batchMsMedian: nonNegative.optional(),
+  /** The handler thread's CPU time per record (the proxy runs on its own thread). */
+  cpuMsPerRecord: nonNegative.optional(),
+  runs: z.array(nonNegative).optional(),
+});
+export type SideThroughput = z.infer<typeof SideThroughput>;
+
+export const ThroughputScenario = z.object({
+  batchSize: z.number().int().positive(),
+  partitions: z.number().int().positive(),
+  duplicateRate: z.number().min(0).max(1),
+  rttMs: nonNegative,
+  bridge: SideThroughput,
+  powertools: SideThroughput,
+  /** bridge.recordsPerSec / powertools.recordsPerSec (Powertools in partition order). */
+  ratio: nonNegative,
+  /** Extras for transparency. */
+  powertoolsUnordered: SideThroughput.optional(),
+  /** Our route with the completed keys already in its in-memory cache (a warm instance seeing redeliveries). */
+  bridgeWarmCache: SideThroughput.optional(),
+  /** Two sequential round trips through the proxy, measured in the same run: the ideal batch wall time. */
+  twoRoundTripIdealMs: nonNegative.optional(),
+  /** The same DynamoDB requests as our runtime's, sent in two waves by a bare client: the local server's floor. */
+  rawWavesMs: nonNegative.optional(),
+  /** CPU per request of the bare SDK client and of DynamoDB Local (Linux only) during those bare requests. */
+  bareSdkCpuMsPerRequest: nonNegative.optional(),
+  dynamodbLocalCpuMsPerRequest: nonNegative.optional(),
+});
+export type ThroughputScenario = z.infer<typeof ThroughputScenario>;
+
+export const ColdStartEntry = z.object({
+  bundleBytes: z.number().int().positive(),
+  initMsMedian: positive,
+  /** Extras: how many fresh processes, and the spread. */
+  samples: z.number().int().positive().optional(),
+  initMsP10: positive.optional(),
+  initMsP90: positive.optional(),
+});
+export type ColdStartEntry = z.infer<typeof ColdStartEntry>;
+
+export const EndToEnd = z
+  .object({
+    records: z.number().int().positive(),
+    recordsPerSec: nonNegative,
+    p50LatencyMs: nonNegative,
+    p99LatencyMs: nonNegative,
+    baseline: z
+      .object({
+        recordsPerSec: nonNegative,
+        p99LatencyMs: nonNegative,
+      })
+      .catchall(z.unknown()),
+  })
+  .catchall(z.unknown());
+export type EndToEnd = z.infer<typeof EndToEnd>;
+
+export const BenchResults = z
+  .object({
+    machine: z.object({ cores: z.number().int().positive(), node: z.string().min(1) }).catchall(z.unknown()),
+    handlerThroughput: z.array(ThroughputScenario).min(1),
+    coldStart: z.object({ bridge: ColdStartEntry, powertools: ColdStartEntry, floor: ColdStartEntry }),
+    endToEnd: EndToEnd,
+    /** Extras: when, how (quick or full), and with which options. */
+    generatedAt: z.iso.datetime().optional(),
+    quick: z.boolean().optional(),
+    options: z.record(z.string(), z.unknown()).optional(),
+    durationSec: nonNegative.optional(),
+  })
+  .catchall(z.unknown());
+export type BenchResults = z.infer<typeof BenchResults>;

@@ -1,0 +1,317 @@
+// Handler throughput: our route against the Powertools baseline, batch by batch, through the latency proxy.
+//
+// Each measured batch runs on a fresh handler instance (fresh module state, so our completed-key cache is empty)
+// with warm SDK clients: a warm container meeting keys it has not seen. Duplicates are records whose keys an earlier
+// invocation (another instance) already completed, so both sides pay the DynamoDB round trip to learn it. The
+// `bridgeWarmCache` extra shows the same duplicates met by the instance that completed them.
+import fs from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { BatchWriteItemCommand, type DynamoDBClient, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import type { SQSClient } from '@aws-sdk/client-sqs';
+import type { Context } from 'aws-lambda';
+import { createLambdaContext } from '../lib/lambdaContext.ts';
+import { createTable, deleteTable } from './aws.ts';
+import { type BenchRecord, duplicateSubset, mskEventOf, orderRecords } from './events.ts';
+import type { ProxyWorker } from './proxyHost.ts';
+import { type BenchHandler, bridgeRoute, powertoolsRoute, WorkMeter } from './routes.ts';
+import type { SideThroughput, ThroughputScenario } from './schema.ts';
+import { median, ratio, round } from './stats.ts';
+
+export type Scenario = {
+  readonly batchSize: number;
+  readonly partitions: number;
+  readonly duplicateRate: number;
+  readonly rttMs: number;
+};
+
+export const SIDES = ['bridge', 'powertools', 'powertoolsUnordered', 'bridgeWarmCache'] as const;
+export type Side = (typeof SIDES)[number];
+
+/** The full matrix of DESIGN/issue 8: batch 100 and 1000 × 1 and 4 partitions × 0% and 20% duplicates × 0 and 5 ms. */
+export const fullScenarios = (rtt: number): Scenario[] => {
+  const out: Scenario[] = [];
+  for (const batchSize of [100, 1000])
+    for (const partitions of [1, 4])
+      for (const duplicateRate of [0, 0.2])
+        for (const rttMs of [0, rtt]) out.push({ batchSize, partitions, duplicateRate, rttMs });
+  return out;
+};
+
+/**
+ * The quick subset: every goal scenario (batch 100 × 4 partitions at the RTT, fresh records and duplicates) plus one
+ * point along each axis (1 partition, batch 1000, RTT 0).
+ */
+export const quickScenarios = (rtt: number): Scenario[] => [
+  { batchSize: 100, partitions: 4, duplicateRate: 0, rttMs: rtt },
+  { batchSize: 100, partitions: 4, duplicateRate: 0.2, rttMs: rtt },
+  { batchSize: 100, partitions: 1, duplicateRate: 0, rttMs: rtt },
+  { batchSize: 1000, partitions: 4, duplicateRate: 0, rttMs: rtt },
+  { batchSize: 100, partitions: 4, duplicateRate: 0, rttMs: 0 },
+];
+
+export type ThroughputDeps = {
+  readonly proxy: ProxyWorker;
+  /** Clients pointed at the proxy (measured) and straight at DynamoDB Local (setup). */
+  readonly measured: DynamoDBClient;
+  readonly direct: DynamoDBClient;
+  readonly sqs: SQSClient;
+  readonly dlqUrl: string;
+  readonly runId: string;
+  readonly repetitions: number;
+  /** Only these sides (profiling); default all. */
+  readonly sides?: readonly Side[];
+  /** DynamoDB Local's PID, to read its CPU time (Linux /proc); undefined when unknown. */
+  readonly dynamodbPid?: number;
+  readonly log: (line: string) => void;
+};
+
+type Run = { ms: number; requests: number; cpuMs: number };
+
+/** CPU time of this thread (the handler's; the proxy has its own thread), in ms. */
+const threadCpuMs = (): number => {
+  const usage = process.threadCpuUsage();
+  return (usage.user + usage.system) / 1000;
+};
+
+/** A process's CPU time in ms from /proc (Linux), or undefined. */
+export const processCpuMs = (pid: number | undefined): number | undefined => {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return Number.isFinite(ticks) ? (ticks * 1000) / CLOCK_TICKS : undefined;
+  } catch {
+    return undefined;
+  }
+};
+/** USER_HZ: 100 on every Linux Node supports. */
+const CLOCK_TICKS = 100;
+
+const context = (): Context => createLambdaContext({ functionName: 'orders-bench', timeoutSeconds: 900 });
+
+/** A fresh Powertools or bridge instance on its own table. */
+type Build = (meter: WorkMeter) => BenchHandler;
+
+const invoke = async (handler: BenchHandler, records: readonly BenchRecord[]): Promise<void> => {
+  await handler(mskEventOf(records), context());
+};
+
+const measureSide = async (
+  deps: ThroughputDeps,
+  build: Build,
+  scenario: Scenario,
+  topic: string,
+  warmCache: boolean,
+): Promise<Run> => {
+  const records = orderRecords(topic, scenario.batchSize, scenario.partitions, Date.now());
+  const duplicates = duplicateSubset(records, scenario.duplicateRate);
+  const primeMeter = new WorkMeter();
+  const primer = build(primeMeter);
+  if (duplicates.length > 0) {
+    await invoke(primer, duplicates);
+    if (primeMeter.calls !== duplicates.length)
+      throw new Error(`priming processed ${primeMeter.calls} of ${duplicates.length} records`);
+  }
+  const meter = warmCache ? primeMeter : new WorkMeter();
+  const handler = warmCache ? primer : build(meter);
+  const before = meter.calls;
+  const event = mskEventOf(records);
+  const ctx = context();
+  await deps.proxy.resetCounts();
+  const cpuStarted = threadCpuMs();
+  const started = performance.now();
+  await handler(event, ctx);
+  const ms = performance.now() - started;
+  const cpuMs = threadCpuMs() - cpuStarted;
+  const { total } = await deps.proxy.counts();
+  const processed = meter.calls - before;
+  const expected = records.length - duplicates.length;
+  if (processed !== expected) throw new Error(`${topic}: processed ${processed} records, expected ${expected}`);
+  return { ms, requests: total, cpuMs };
+};
+
+/** Sequential conditional writes through the proxy: the round trip one request costs with nothing else going on. */
+export const measureRoundTrip = async (client: DynamoDBClient, table: string, samples = 21): Promise<number> => {
+  const times: number[] = [];
+  for (let i = 0; i < samples; i++) {
+    const started = performance.now();
+    await client.send(
+      new UpdateItemCommand({
+        TableName: table,
+        Key: { pk: { S: `rtt-probe-${i}-${Math.random()}` } },
+        UpdateExpression: 'SET #s = :s',
+        ConditionExpression: 'attribute_not_exists(pk)',
+        ExpressionAttributeNames: { '#s': 'status' },
+        ExpressionAttributeValues: { ':s': { S: 'IN_PROGRESS' } },
+      }),
+    );
+    times.push(performance.now() - started);
+  }
+  return median(times);
+};
+
+/**
+ * The same DynamoDB requests our runtime makes for a batch of fresh records, sent by a bare client with no runtime:
+ * one wave of conditional UpdateItems (at most 100 at once, as the runtime's claim limiter allows), then one wave
+ * of BatchWriteItems of 25. What DynamoDB Local itself needs for the batch: no handler can do better here.
+ */
+export type RawWaves = {
+  ms: number;
+  requests: number;
+  /** This thread's CPU (the bare SDK client's) per request. */
+  clientCpuMsPerRequest: number;
+  /** DynamoDB Local's CPU per request, when its PID is known. */
+  serverCpuMsPerRequest?: number;
+};
+
+export const measureRawWaves = async (
+  client: DynamoDBClient,
+  table: string,
+  count: number,
+  serverPid?: number,
+): Promise<RawWaves> => {
+  const keys = Array.from({ length: count }, (_, i) => `raw-${i}-${Math.random()}`);
+  const serverStarted = processCpuMs(serverPid);
+  const cpuStarted = threadCpuMs();
+  const started = performance.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(100, count) }, async () => {
+      while (next < keys.length) {
+        const key = keys[next++] as string;
+        await client.send(
+          new UpdateItemCommand({
+            TableName: table,
+            Key: { pk: { S: key } },
+            UpdateExpression: 'SET #s = :s',
+            ConditionExpression: 'attribute_not_exists(pk)',
+            ExpressionAttributeNames: { '#s': 'status' },
+            ExpressionAttributeValues: { ':s': { S: 'IN_PROGRESS' } },
+          }),
+        );
+      }
+    }),
+  );
+  const batches: string[][] = [];
+  for (let i = 0; i < keys.length; i += 25) batches.push(keys.slice(i, i + 25));
+  await Promise.all(
+    batches.map((batch) =>
+      client.send(
+        new BatchWriteItemCommand({
+          RequestItems: {
+            [table]: batch.map((key) => ({ PutRequest: { Item: { pk: { S: key }, status: { S: 'COMPLETED' } } } })),
+          },
+        }),
+      ),
+    ),
+  );
+  const ms = performance.now() - started;
+  const requests = keys.length + batches.length;
+  const serverCpu =
+    serverStarted === undefined ? undefined : (processCpuMs(serverPid) ?? serverStarted) - serverStarted;
+  return {
+    ms,
+    requests,
+    clientCpuMsPerRequest: (threadCpuMs() - cpuStarted) / requests,
+    ...(serverCpu === undefined ? {} : { serverCpuMsPerRequest: serverCpu / requests }),
+  };
+};
+
+const summarise = (runs: readonly Run[], batchSize: number): SideThroughput => {
+  const ms = median(runs.map((r) => r.ms));
+  return {
+    recordsPerSec: round((batchSize * 1000) / ms, 0),
+    ddbRequestsPerRecord: round(median(runs.map((r) => r.requests)) / batchSize, 3),
+    batchMsMedian: round(ms, 2),
+    cpuMsPerRecord: round(median(runs.map((r) => r.cpuMs)) / batchSize, 3),
+    runs: runs.map((r) => round((batchSize * 1000) / r.ms, 0)),
+  };
+};
+
+const scenarioLabel = (s: Scenario): string =>
+  `batch ${s.batchSize} × ${s.partitions}p × ${Math.round(s.duplicateRate * 100)}% dup × ${s.rttMs} ms`;
+
+export const runHandlerThroughput = async (
+  deps: ThroughputDeps,
+  scenarios: readonly Scenario[],
+): Promise<ThroughputScenario[]> => {
+  const results: ThroughputScenario[] = [];
+  for (const [index, scenario] of scenarios.entries()) {
+    const ours = `bench-${deps.runId}-s${index}-bridge`;
+    const theirs = `bench-${deps.runId}-s${index}-powertools`;
+    await createTable(deps.direct, ours, 'pk');
+    await createTable(deps.direct, theirs, 'id');
+    process.env.IDEMPOTENCY_TABLE_NAME = ours;
+    process.env.DLQ_URL = deps.dlqUrl;
+    try {
+      await deps.proxy.setDelay(scenario.rttMs);
+      const builders: Record<Side, Build> = {
+        bridge: (meter) => bridgeRoute(meter, { dynamodb: deps.measured, sqs: deps.sqs }),
+        bridgeWarmCache: (meter) => bridgeRoute(meter, { dynamodb: deps.measured, sqs: deps.sqs }),
+        powertools: (meter) => powertoolsRoute(meter, { client: deps.measured, tableName: theirs, ordered: true }),
+        powertoolsUnordered: (meter) =>
+          powertoolsRoute(meter, { client: deps.measured, tableName: theirs, ordered: false }),
+      };
+      const sides = SIDES.filter(
+        (side) =>
+          (side !== 'bridgeWarmCache' || scenario.duplicateRate > 0) && (!deps.sides || deps.sides.includes(side)),
+      );
+      // One unmeasured batch per side first: JIT, connection pools.
+      for (const side of sides) {
+        const warmUp = { ...scenario, batchSize: Math.min(scenario.batchSize, 100) };
+        await measureSide(deps, builders[side], warmUp, `w-${deps.runId}-${index}-${side}`, side === 'bridgeWarmCache');
+      }
+      const roundTripMs = await measureRoundTrip(deps.measured, ours);
+      const raw = await sequence(3, () => measureRawWaves(deps.measured, ours, scenario.batchSize, deps.dynamodbPid));
+      const rawWavesMs = median(raw.map((r) => r.ms));
+      const serverCpu = raw.flatMap((r) => (r.serverCpuMsPerRequest === undefined ? [] : [r.serverCpuMsPerRequest]));
+      const runs = new Map<Side, Run[]>(sides.map((side) => [side, []]));
+      for (let rep = 0; rep < deps.repetitions; rep++) {
+        // Rotate the order each repetition, so no side always follows the same neighbour.
+        const order = sides.map((_, i) => sides[(i + rep) % sides.length] as Side);
+        for (const side of order) {
+          const topic = `t-${deps.runId}-${index}-${rep}-${side}`;
+          runs.get(side)?.push(await measureSide(deps, builders[side], scenario, topic, side === 'bridgeWarmCache'));
+        }
+      }
+      const empty: SideThroughput = { recordsPerSec: 0, ddbRequestsPerRecord: 0 };
+      const side = (name: Side) => {
+        const list = runs.get(name) ?? [];
+        return list.length > 0 ? summarise(list, scenario.batchSize) : empty;
+      };
+      const bridge = side('bridge');
+      const powertools = side('powertools');
+      const result: ThroughputScenario = {
+        ...scenario,
+        bridge,
+        powertools,
+        ratio: ratio(bridge.recordsPerSec, powertools.recordsPerSec),
+        powertoolsUnordered: side('powertoolsUnordered'),
+        ...(scenario.duplicateRate > 0 ? { bridgeWarmCache: side('bridgeWarmCache') } : {}),
+        twoRoundTripIdealMs: round(2 * roundTripMs, 2),
+        rawWavesMs: round(rawWavesMs, 2),
+        bareSdkCpuMsPerRequest: round(median(raw.map((r) => r.clientCpuMsPerRequest)), 3),
+        ...(serverCpu.length > 0 ? { dynamodbLocalCpuMsPerRequest: round(median(serverCpu), 3) } : {}),
+      };
+      results.push(result);
+      deps.log(
+        `${scenarioLabel(scenario)}: bridge ${bridge.recordsPerSec} rec/s (${bridge.ddbRequestsPerRecord} req/rec, ` +
+          `${bridge.batchMsMedian} ms/batch), powertools ${powertools.recordsPerSec} rec/s ` +
+          `(${powertools.ddbRequestsPerRecord} req/rec), ratio ${result.ratio}×; ideal ${result.twoRoundTripIdealMs} ms, ` +
+          `bare requests ${result.rawWavesMs} ms; CPU ms/record bridge ${bridge.cpuMsPerRecord ?? '–'}, ` +
+          `powertools ${powertools.cpuMsPerRecord ?? '–'}`,
+      );
+    } finally {
+      await deleteTable(deps.direct, ours);
+      await deleteTable(deps.direct, theirs);
+    }
+  }
+  return results;
+};
+
+const sequence = async <T>(times: number, task: () => Promise<T>): Promise<T[]> => {
+  const out: T[] = [];
+  for (let i = 0; i < times; i++) out.push(await task());
+  return out;
+};
