@@ -69,13 +69,13 @@ export class RouteStats {
   }
 
   addCommitted(count: number, latenciesMs: readonly number[], now: number): void {
+    this.#mark(now);
     this.committed += count;
     for (const latency of latenciesMs) {
       if (this.#latencies.length < LATENCY_SAMPLES) this.#latencies.push(latency);
       else this.#latencies[this.#latencyNext] = latency;
       this.#latencyNext = (this.#latencyNext + 1) % LATENCY_SAMPLES;
     }
-    this.#mark(now);
   }
 
   addCustom(name: string, value: number): void {

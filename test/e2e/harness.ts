@@ -32,6 +32,8 @@ export const sharedEndpoints = (): Endpoints => ({
 });
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+/** A sleep that does not keep the process (jest) alive once everything else is done. */
+const timeout = (ms: number) => new Promise<undefined>((resolve) => setTimeout(resolve, ms).unref());
 
 export const waitFor = async (
   what: string,
@@ -323,7 +325,7 @@ export class BridgeProcess {
   async stop(timeoutMs = 30_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
     if (this.#exited) return this.exit;
     this.child.kill('SIGTERM');
-    const result = await Promise.race([this.exit, sleep(timeoutMs).then(() => undefined)]);
+    const result = await Promise.race([this.exit, timeout(timeoutMs)]);
     if (!result) {
       this.child.kill('SIGKILL');
       throw new Error(`bridge did not stop within ${timeoutMs} ms:\n${this.output()}`);

@@ -1,4 +1,5 @@
 import { emfMetrics, formatProgressLine, percentile, RouteStats } from '../../../scripts/bridge/stats.ts';
+import { formatSummaryTable } from '../../../scripts/bridge/summary.ts';
 
 test('percentiles, records/s over the recent window, and the progress line', () => {
   expect(percentile([], 99)).toBeUndefined();
@@ -54,4 +55,18 @@ test('EMF lines yield their metric values; other lines none', () => {
   );
   expect(emfMetrics('{"level":"INFO","message":"batch done"}')).toBeUndefined();
   expect(emfMetrics('not json "_aws"')).toBeUndefined();
+});
+
+test('the demo summary is a fixed-width table with a row per route', () => {
+  const stats = new RouteStats('orders');
+  stats.addCommitted(10, [120], 0);
+  stats.addCustom('StaleEventsIgnored', 2);
+  stats.lag = 0;
+  const lines = formatSummaryTable([{ ...stats.snapshot(1_000), produced: 12 }]);
+  expect(lines).toHaveLength(2);
+  expect(lines[0]).toMatch(
+    /^route\s+produced\s+processed\s+duplicates\s+stale\s+dead-lettered\s+lag\s+records\/s\s+p99 e2e$/,
+  );
+  expect(lines[1]).toMatch(/^orders\s+12\s+0\s+0\s+2\s+0\s+0\s+10\s+120 ms$/);
+  expect(lines[0]?.length).toBe(lines[1]?.length);
 });
