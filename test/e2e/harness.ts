@@ -33,7 +33,7 @@ export const sharedEndpoints = (): Endpoints => ({
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 /** A sleep that does not keep the process (jest) alive once everything else is done. */
-const timeout = (ms: number) => new Promise<undefined>((resolve) => setTimeout(resolve, ms).unref());
+const timeout = (ms: number) => new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), ms).unref());
 
 export const waitFor = async (
   what: string,
