@@ -52,14 +52,19 @@ export const buildBundle = async (name: BundleName, outDir = WORK_DIR): Promise<
   return { file, bytes: fs.statSync(file).size };
 };
 
-/** The child: times the import of the bundle given as its argument and prints `{"initMs":…}`. */
+/**
+ * The child: times the import of the bundle given as its argument and prints `{"initMs":…,"cpuMs":…}`: wall time
+ * (the measure), and the process's CPU time over the same span (less sensitive to other load on the machine).
+ */
 const MEASURE_SCRIPT = `import { writeSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 const url = pathToFileURL(process.argv[2]).href;
+const cpu = process.cpuUsage();
 const started = performance.now();
 await import(url);
 const initMs = performance.now() - started;
-writeSync(1, JSON.stringify({ initMs }) + '\\n');
+const used = process.cpuUsage(cpu);
+writeSync(1, JSON.stringify({ initMs, cpuMs: (used.user + used.system) / 1000 }) + '\\n');
 process.exit(0);
 `;
 
@@ -78,7 +83,9 @@ const childEnv = (): NodeJS.ProcessEnv => ({
   TZ: 'UTC',
 });
 
-const measureOnce = (script: string, bundle: string): Promise<number> =>
+type Sample = { initMs: number; cpuMs: number };
+
+const measureOnce = (script: string, bundle: string): Promise<Sample> =>
   new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [script, bundle], { env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -96,7 +103,7 @@ const measureOnce = (script: string, bundle: string): Promise<number> =>
         reject(new Error(`init of ${path.basename(bundle)} failed (exit ${code}): ${err.trim() || out.trim()}`));
         return;
       }
-      resolve((JSON.parse(line) as { initMs: number }).initMs);
+      resolve(JSON.parse(line) as Sample);
     });
   });
 
@@ -116,22 +123,29 @@ export const runColdStart = async (options: {
   }
   // One discarded import each (file cache), then round-robin so drift on the machine hits every bundle alike.
   for (const name of BUNDLES) await measureOnce(script, bundles[name].file);
-  const times = Object.fromEntries(BUNDLES.map((name) => [name, [] as number[]])) as Record<BundleName, number[]>;
+  const samples = Object.fromEntries(BUNDLES.map((name) => [name, [] as Sample[]])) as Record<BundleName, Sample[]>;
   for (let i = 0; i < options.samples; i++) {
-    for (const name of BUNDLES) times[name].push(await measureOnce(script, bundles[name].file));
+    for (const name of BUNDLES) samples[name].push(await measureOnce(script, bundles[name].file));
     if ((i + 1) % 10 === 0) options.log(`init samples: ${i + 1}/${options.samples}`);
   }
   const results = {} as ColdStartResults;
   for (const name of BUNDLES) {
+    const wall = samples[name].map((s) => s.initMs);
+    // Each round imports the three bundles back to back, so a round's ratio is compared under the same load.
+    const paired = samples[name].map((s, i) => s.initMs / (samples.floor[i] as Sample).initMs);
     results[name] = {
       bundleBytes: bundles[name].bytes,
-      initMsMedian: round(median(times[name]), 2),
-      samples: times[name].length,
-      initMsP10: round(percentile(times[name], 10), 2),
-      initMsP90: round(percentile(times[name], 90), 2),
+      initMsMedian: round(median(wall), 2),
+      samples: wall.length,
+      initMsP10: round(percentile(wall, 10), 2),
+      initMsP90: round(percentile(wall, 90), 2),
+      initCpuMsMedian: round(median(samples[name].map((s) => s.cpuMs)), 2),
+      vsFloorPairedMedian: round(median(paired), 3),
     };
     options.log(
-      `init ${name}: median ${results[name].initMsMedian} ms (p10 ${results[name].initMsP10}, p90 ${results[name].initMsP90})`,
+      `init ${name}: median ${results[name].initMsMedian} ms (p10 ${results[name].initMsP10}, p90 ` +
+        `${results[name].initMsP90}; CPU ${results[name].initCpuMsMedian} ms; paired vs floor ` +
+        `${results[name].vsFloorPairedMedian}×)`,
     );
   }
   return results;

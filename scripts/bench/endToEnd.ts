@@ -119,8 +119,12 @@ const dropTopics = async (brokers: readonly string[], topics: string[], groups: 
   }
 };
 
-const runBridge = async (options: EndToEndOptions) => {
-  const { runId, log } = options;
+const runBridge = async (
+  options: EndToEndOptions,
+  load: { readonly name: string; readonly records: number; readonly rate: number },
+) => {
+  const { log } = options;
+  const runId = `${options.runId}${load.name}`;
   const config = parseBridgeConfig({
     name: `bench-${runId}`,
     source: {
@@ -148,7 +152,10 @@ const runBridge = async (options: EndToEndOptions) => {
       progressIntervalMs: 5_000,
       onProgress: (snapshots) => {
         const s = snapshots[0];
-        if (s) log(`e2e bridge: committed ${s.committed}/${options.records}, ${Math.round(s.recordsPerSec)} rec/s`);
+        if (s)
+          log(
+            `e2e bridge${load.name ? ` (${load.name})` : ''}: committed ${s.committed}/${load.records}, ${Math.round(s.recordsPerSec)} rec/s`,
+          );
       },
       log: () => undefined,
     });
@@ -158,16 +165,16 @@ const runBridge = async (options: EndToEndOptions) => {
         if (Date.now() > deadline) throw new Error('the bridge did not get its partitions within 60 s');
         await sleep(50);
       }
-      log(`e2e bridge: producing ${options.records} records at ${options.offeredRate} rec/s`);
+      log(`e2e bridge${load.name ? ` (${load.name})` : ''}: producing ${load.records} records at ${load.rate} rec/s`);
       const produced = producePaced(producer, route.topic, {
-        count: options.records,
-        rate: options.offeredRate,
+        count: load.records,
+        rate: load.rate,
         partitions: options.partitions,
       });
       const t0 = performance.now();
       const firstAt = Date.now();
-      const timeoutMs = Math.max(120_000, options.records * 10);
-      while ((bridge.snapshots()[0]?.committed ?? 0) < options.records) {
+      const timeoutMs = Math.max(120_000, load.records * 10);
+      while ((bridge.snapshots()[0]?.committed ?? 0) < load.records) {
         if (performance.now() - t0 > timeoutMs) throw new Error(`the bridge did not finish within ${timeoutMs} ms`);
         await sleep(10);
       }
@@ -176,10 +183,10 @@ const runBridge = async (options: EndToEndOptions) => {
       const snapshot = bridge.snapshots()[0];
       await bridge.stop(10_000);
       const latencies = endToEndLatencies(fs.readFileSync(logFile, 'utf8').split('\n'));
-      if (latencies.length < options.records)
-        throw new Error(`found ${latencies.length} EndToEndLatency values for ${options.records} records`);
+      if (latencies.length < load.records)
+        throw new Error(`found ${latencies.length} EndToEndLatency values for ${load.records} records`);
       return {
-        recordsPerSec: round((options.records * 1000) / elapsedMs, 0),
+        recordsPerSec: round((load.records * 1000) / elapsedMs, 0),
         ...latencySummary(latencies),
         producerSeconds: round((producedAt.lastAt - firstAt) / 1000, 2),
         processed: snapshot?.processed ?? 0,
@@ -269,9 +276,9 @@ const runBaseline = async (options: EndToEndOptions) => {
 };
 
 /**
- * What DynamoDB Local takes on this machine: the bridge's kind of requests (conditional UpdateItems, 100 at a time,
- * then BatchWriteItems of 25) from a bare client through the proxy, per second. The local ceiling of any consumer
- * that makes about one request per record.
+ * What DynamoDB Local takes on this machine: the bridge's own requests (its idempotency store's claims, 100 at a
+ * time, then settlements in BatchWriteItems of 25) with no processor or Kafka, through the proxy, per second. About
+ * the local ceiling of any consumer that makes one request per record.
  */
 const measureLocalCeiling = async (options: EndToEndOptions) => {
   const table = `bench-${options.runId}-ceiling`;
@@ -302,10 +309,17 @@ export const runEndToEnd = async (options: EndToEndOptions): Promise<EndToEnd> =
       `(client CPU ${ceiling.clientCpuMsPerRequest} ms/request` +
       `${ceiling.dynamodbLocalCpuMsPerRequest === undefined ? '' : `, server CPU ${ceiling.dynamodbLocalCpuMsPerRequest} ms/request`})`,
   );
-  const bridge = await runBridge(options);
+  const bridge = await runBridge(options, { name: '', records: options.records, rate: options.offeredRate });
   options.log(
     `e2e bridge: ${bridge.recordsPerSec} rec/s, P50 ${bridge.p50LatencyMs} ms, P99 ${bridge.p99LatencyMs} ms ` +
       `(${bridge.invocations} invocations)`,
+  );
+  // The latency of a bridge that keeps up: half the throughput it just reached, for about 15 s.
+  const sustainedRate = Math.max(1, Math.round(Math.min(bridge.recordsPerSec, options.offeredRate) / 2));
+  const sustainedRecords = Math.max(100, Math.min(options.records, sustainedRate * 15));
+  const sustained = await runBridge(options, { name: 'kept', records: sustainedRecords, rate: sustainedRate });
+  options.log(
+    `e2e bridge at ${sustainedRate} rec/s: P50 ${sustained.p50LatencyMs} ms, P99 ${sustained.p99LatencyMs} ms`,
   );
   const baseline = await runBaseline(options);
   options.log(`e2e baseline: ${baseline.recordsPerSec} rec/s, P99 ${baseline.p99LatencyMs} ms`);
@@ -322,6 +336,13 @@ export const runEndToEnd = async (options: EndToEndOptions): Promise<EndToEnd> =
     route: 'audit',
     bridgeInvocations: bridge.invocations,
     producerSeconds: bridge.producerSeconds,
+    keepingUp: {
+      offeredRatePerSec: sustainedRate,
+      records: sustainedRecords,
+      recordsPerSec: sustained.recordsPerSec,
+      p50LatencyMs: sustained.p50LatencyMs,
+      p99LatencyMs: sustained.p99LatencyMs,
+    },
     bareDynamoDbRequestsPerSec: ceiling.requestsPerSec,
     bareSdkCpuMsPerRequest: ceiling.clientCpuMsPerRequest,
     ...(ceiling.dynamodbLocalCpuMsPerRequest === undefined

@@ -167,11 +167,15 @@ const main = async (opts: Options): Promise<void> => {
 
   if (needsServices) {
     const { endpoints, started } = await ensureLocalServices({ log: (line) => log(`local services: ${line}`) });
+    // Before the endpoints go into the environment: from then on the services count as brought by the user.
+    const dynamodbPid = (await localServicesStatus({ services: ['dynamodb'] }))[0]?.pid;
     applyEndpointsToEnv(endpoints);
     if (started.length > 0) log(`started ${started.join(', ')} (left running)`);
-    const dynamodbPid = (await localServicesStatus({ services: ['dynamodb'] }))[0]?.pid;
     const proxy = await ProxyWorker.start({ target: endpoints.dynamodbEndpoint, delayMs: opts.rtt });
-    log(`latency proxy ${proxy.url} → ${endpoints.dynamodbEndpoint}`);
+    log(
+      `latency proxy ${proxy.url} → ${endpoints.dynamodbEndpoint}` +
+        (dynamodbPid === undefined ? '' : ` (DynamoDB Local pid ${dynamodbPid}, its CPU time is read from /proc)`),
+    );
     try {
       if (sections.has('throughput')) {
         const scenarios = opts.quick ? quickScenarios(opts.rtt) : fullScenarios(opts.rtt);

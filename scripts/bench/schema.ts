@@ -46,6 +46,10 @@ export const ColdStartEntry = z.object({
   samples: z.number().int().positive().optional(),
   initMsP10: positive.optional(),
   initMsP90: positive.optional(),
+  /** The child's CPU time over the import. */
+  initCpuMsMedian: positive.optional(),
+  /** Median over rounds of this bundle's init / the floor's init in the same round. */
+  vsFloorPairedMedian: positive.optional(),
 });
 export type ColdStartEntry = z.infer<typeof ColdStartEntry>;
 

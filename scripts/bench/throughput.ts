@@ -6,9 +6,15 @@
 // `bridgeWarmCache` extra shows the same duplicates met by the instance that completed them.
 import fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { BatchWriteItemCommand, type DynamoDBClient, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import { type DynamoDBClient, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { Context } from 'aws-lambda';
+import { CompletedKeyCache } from '../../functions/runtime/idempotency/CompletedKeyCache.ts';
+import {
+  DynamoDbIdempotencyStore,
+  SETTLE_BATCH_SIZE,
+} from '../../functions/runtime/idempotency/DynamoDbIdempotencyStore.ts';
+import { RecordStatus } from '../../functions/runtime/idempotency/IdempotencyStore.ts';
 import { createLambdaContext } from '../lib/lambdaContext.ts';
 import { createTable, deleteTable } from './aws.ts';
 import { type BenchRecord, duplicateSubset, mskEventOf, orderRecords } from './events.ts';
@@ -152,9 +158,10 @@ export const measureRoundTrip = async (client: DynamoDBClient, table: string, sa
 };
 
 /**
- * The same DynamoDB requests our runtime makes for a batch of fresh records, sent by a bare client with no runtime:
- * one wave of conditional UpdateItems (at most 100 at once, as the runtime's claim limiter allows), then one wave
- * of BatchWriteItems of 25. What DynamoDB Local itself needs for the batch: no handler can do better here.
+ * The DynamoDB requests our runtime makes for a batch of fresh records, made by its own idempotency store with no
+ * processor around it: one wave of claims (conditional UpdateItems, at most 100 at once, as the runtime's claim
+ * limiter allows), then the settlements (BatchWriteItems of 25). What DynamoDB Local and the SDK need for the batch
+ * on this machine, whatever the runtime does around them.
  */
 export type RawWaves = {
   ms: number;
@@ -171,50 +178,46 @@ export const measureRawWaves = async (
   count: number,
   serverPid?: number,
 ): Promise<RawWaves> => {
-  const keys = Array.from({ length: count }, (_, i) => `raw-${i}-${Math.random()}`);
+  const store = new DynamoDbIdempotencyStore({
+    client,
+    tableName: table,
+    route: 'bare',
+    ttlSeconds: 8 * 24 * 3600,
+    cache: new CompletedKeyCache(0),
+  });
+  const prefix = `bare-${Math.random().toString(36).slice(2)}`;
+  const requests = Array.from({ length: count }, (_, offset) => ({
+    key: `${prefix}@${offset}`,
+    coordinates: { topic: prefix, partition: 0, offset },
+    replay: false,
+  }));
   const serverStarted = processCpuMs(serverPid);
   const cpuStarted = threadCpuMs();
   const started = performance.now();
+  const owner = { requestId: prefix, leaseUntilMs: Date.now() + 900_000 };
   let next = 0;
   await Promise.all(
     Array.from({ length: Math.min(100, count) }, async () => {
-      while (next < keys.length) {
-        const key = keys[next++] as string;
-        await client.send(
-          new UpdateItemCommand({
-            TableName: table,
-            Key: { pk: { S: key } },
-            UpdateExpression: 'SET #s = :s',
-            ConditionExpression: 'attribute_not_exists(pk)',
-            ExpressionAttributeNames: { '#s': 'status' },
-            ExpressionAttributeValues: { ':s': { S: 'IN_PROGRESS' } },
-          }),
-        );
+      while (next < requests.length) {
+        const request = requests[next++] as (typeof requests)[number];
+        const claimed = await store.claim(request, owner, Date.now());
+        if (claimed.outcome !== 'claimed') throw new Error(`bare claim of ${request.key}: ${claimed.outcome}`);
       }
     }),
   );
-  const batches: string[][] = [];
-  for (let i = 0; i < keys.length; i += 25) batches.push(keys.slice(i, i + 25));
-  await Promise.all(
-    batches.map((batch) =>
-      client.send(
-        new BatchWriteItemCommand({
-          RequestItems: {
-            [table]: batch.map((key) => ({ PutRequest: { Item: { pk: { S: key }, status: { S: 'COMPLETED' } } } })),
-          },
-        }),
-      ),
-    ),
-  );
+  for (const request of requests) {
+    store.settle({ ...request, status: RecordStatus.completed, attempts: 1, firstSeen: owner.leaseUntilMs });
+  }
+  await store.flush();
   const ms = performance.now() - started;
-  const requests = keys.length + batches.length;
+  const sent = count + Math.ceil(count / SETTLE_BATCH_SIZE);
   const serverCpu =
     serverStarted === undefined ? undefined : (processCpuMs(serverPid) ?? serverStarted) - serverStarted;
   return {
     ms,
-    requests,
-    clientCpuMsPerRequest: (threadCpuMs() - cpuStarted) / requests,
-    ...(serverCpu === undefined ? {} : { serverCpuMsPerRequest: serverCpu / requests }),
+    requests: sent,
+    clientCpuMsPerRequest: (threadCpuMs() - cpuStarted) / sent,
+    ...(serverCpu === undefined ? {} : { serverCpuMsPerRequest: serverCpu / sent }),
   };
 };
 
@@ -262,19 +265,23 @@ export const runHandlerThroughput = async (
         const warmUp = { ...scenario, batchSize: Math.min(scenario.batchSize, 100) };
         await measureSide(deps, builders[side], warmUp, `w-${deps.runId}-${index}-${side}`, side === 'bridgeWarmCache');
       }
-      const roundTripMs = await measureRoundTrip(deps.measured, ours);
-      const raw = await sequence(3, () => measureRawWaves(deps.measured, ours, scenario.batchSize, deps.dynamodbPid));
-      const rawWavesMs = median(raw.map((r) => r.ms));
-      const serverCpu = raw.flatMap((r) => (r.serverCpuMsPerRequest === undefined ? [] : [r.serverCpuMsPerRequest]));
       const runs = new Map<Side, Run[]>(sides.map((side) => [side, []]));
+      const roundTrips: number[] = [];
+      const raw: RawWaves[] = [];
       for (let rep = 0; rep < deps.repetitions; rep++) {
-        // Rotate the order each repetition, so no side always follows the same neighbour.
+        // Rotate the order each repetition, so no side always follows the same neighbour; the reference
+        // measurements (one round trip, the store's requests alone) run in the same rotation, under the same load.
         const order = sides.map((_, i) => sides[(i + rep) % sides.length] as Side);
         for (const side of order) {
           const topic = `t-${deps.runId}-${index}-${rep}-${side}`;
           runs.get(side)?.push(await measureSide(deps, builders[side], scenario, topic, side === 'bridgeWarmCache'));
         }
+        roundTrips.push(await measureRoundTrip(deps.measured, ours, 11));
+        raw.push(await measureRawWaves(deps.measured, ours, scenario.batchSize, deps.dynamodbPid));
       }
+      const roundTripMs = median(roundTrips);
+      const rawWavesMs = median(raw.map((r) => r.ms));
+      const serverCpu = raw.flatMap((r) => (r.serverCpuMsPerRequest === undefined ? [] : [r.serverCpuMsPerRequest]));
       const empty: SideThroughput = { recordsPerSec: 0, ddbRequestsPerRecord: 0 };
       const side = (name: Side) => {
         const list = runs.get(name) ?? [];
@@ -308,10 +315,4 @@ export const runHandlerThroughput = async (
     }
   }
   return results;
-};
-
-const sequence = async <T>(times: number, task: () => Promise<T>): Promise<T[]> => {
-  const out: T[] = [];
-  for (let i = 0; i < times; i++) out.push(await task());
-  return out;
 };
