@@ -1,0 +1,184 @@
+// Pure conversions between the three forms a dead-lettered record takes on its way back:
+//   the envelope's wire form (DESIGN §7: base64 key/value, headers as `{ name: [bytes] }`),
+//   raw bytes (a Kafka message to produce, or a record fetched from Kafka),
+//   and the Lambda event the Kafka event source mapping would send (`records` keyed `topic-partition`).
+// Nothing here touches the network, so `replay`, its tests and any other tool can share it.
+import type { DeadLetterEnvelope } from '../../functions/runtime/deadLetter/envelope.ts';
+import { formatCoordinates, type RecordCoordinates } from '../../functions/runtime/errors.ts';
+import type { KafkaEventInput, WireHeader, WireRecord } from '../../functions/runtime/event.ts';
+import { REPLAY_HEADER } from '../../functions/runtime/processor.ts';
+
+export { REPLAY_HEADER };
+
+export type TimestampType = WireRecord['timestampType'];
+
+/** A record's content as Kafka holds it: `null` is a null key or value, never an empty one. */
+export type RecordBytes = {
+  readonly key: Buffer | null;
+  readonly value: Buffer | null;
+  /** In wire order; repeated names are kept. */
+  readonly headers: ReadonlyArray<readonly [string, Buffer]>;
+};
+
+/** A record read back from Kafka, with its coordinates. */
+export type KafkaRecordBytes = RecordBytes &
+  RecordCoordinates & {
+    readonly timestamp: number;
+    readonly timestampType: TimestampType;
+  };
+
+export const sourceCoordinates = (envelope: DeadLetterEnvelope): RecordCoordinates => ({
+  topic: envelope.source.topic,
+  partition: envelope.source.partition,
+  offset: envelope.source.offset,
+});
+
+/** `topic-partition@offset` of the record that was dead-lettered. */
+export const describeSource = (envelope: DeadLetterEnvelope): string => formatCoordinates(sourceCoordinates(envelope));
+
+const fromBase64 = (text: string | null | undefined): Buffer | null =>
+  text === null || text === undefined ? null : Buffer.from(text, 'base64');
+const toBase64 = (bytes: Buffer | null): string | null => (bytes === null ? null : bytes.toString('base64'));
+
+export const headersFromWire = (wire: readonly WireHeader[]): Array<[string, Buffer]> =>
+  wire.flatMap((header) => Object.entries(header).map(([name, bytes]): [string, Buffer] => [name, Buffer.from(bytes)]));
+
+export const headersToWire = (headers: ReadonlyArray<readonly [string, Buffer]>): WireHeader[] =>
+  headers.map(([name, bytes]) => ({ [name]: [...bytes] }));
+
+/**
+ * The envelope's record as bytes. A truncated envelope has no value: its bytes must be read
+ * again from Kafka (see `replayKafka.ts`), so this refuses it.
+ */
+export const envelopeRecordBytes = (envelope: DeadLetterEnvelope): RecordBytes => {
+  if (envelope.record.truncated) {
+    throw new Error(`the envelope of ${describeSource(envelope)} is truncated: read the record from Kafka`);
+  }
+  return {
+    key: fromBase64(envelope.record.key),
+    value: fromBase64(envelope.record.value),
+    headers: headersFromWire(envelope.record.headers),
+  };
+};
+
+/** The value of the first replay header, if the record already is a replay. */
+export const replayOrigin = (headers: ReadonlyArray<readonly [string, Buffer]>): string | undefined => {
+  const found = headers.find(([name]) => name === REPLAY_HEADER);
+  return found ? found[1].toString('utf8') : undefined;
+};
+
+/**
+ * The headers a replayed record carries: the original ones, byte for byte, plus the replay
+ * header naming the original coordinates. A record that is itself a replay keeps the header it
+ * has, so the runtime still finds the first delivery's idempotency item (no nesting).
+ */
+export const replayHeaders = (
+  envelope: DeadLetterEnvelope,
+  headers: ReadonlyArray<readonly [string, Buffer]>,
+): Array<[string, Buffer]> => {
+  const copy = headers.map(([name, bytes]): [string, Buffer] => [name, bytes]);
+  if (replayOrigin(copy) !== undefined) return copy;
+  copy.push([REPLAY_HEADER, Buffer.from(describeSource(envelope), 'utf8')]);
+  return copy;
+};
+
+/** What a replay names as the original record: the replay header it will carry. */
+export const originOf = (envelope: DeadLetterEnvelope, bytes: RecordBytes): string =>
+  replayOrigin(bytes.headers) ?? describeSource(envelope);
+
+/** The replayed record in wire form, at its original coordinates, as the ESM would deliver it. */
+export const replayWireRecord = (envelope: DeadLetterEnvelope, bytes: RecordBytes): WireRecord => ({
+  topic: envelope.source.topic,
+  partition: envelope.source.partition,
+  offset: envelope.source.offset,
+  timestamp: envelope.source.timestamp,
+  timestampType: envelope.source.timestampType,
+  key: toBase64(bytes.key),
+  value: toBase64(bytes.value),
+  headers: headersToWire(replayHeaders(envelope, bytes.headers)),
+});
+
+/** A raw Kafka message (for a producer without serialisers): exact key, value and header bytes. */
+export type ReplayMessage = {
+  topic: string;
+  partition?: number;
+  key?: Buffer;
+  value?: Buffer;
+  /** Keyed by distinct Buffer objects, so repeated names survive in order. */
+  headers: Map<Buffer, Buffer>;
+};
+
+/**
+ * The message that republishes a dead-lettered record to `topic`. Back to its own topic it goes
+ * to its own partition, so per-key order and affinity hold whatever partitioner first placed it;
+ * to another topic the producer's partitioner places it by key. The timestamp is left to the
+ * producer: an old CREATE_TIME would put the copy at risk of time-based retention at once.
+ */
+export const replayMessage = (envelope: DeadLetterEnvelope, bytes: RecordBytes, topic: string): ReplayMessage => {
+  const headers = new Map<Buffer, Buffer>();
+  for (const [name, value] of replayHeaders(envelope, bytes.headers)) headers.set(Buffer.from(name, 'utf8'), value);
+  return {
+    topic,
+    ...(topic === envelope.source.topic ? { partition: envelope.source.partition } : {}),
+    ...(bytes.key === null ? {} : { key: bytes.key }),
+    ...(bytes.value === null ? {} : { value: bytes.value }),
+    headers,
+  };
+};
+
+/** A record fetched from Kafka, in the wire form the ESM sends. */
+export const wireRecordFromKafka = (record: KafkaRecordBytes): WireRecord => ({
+  topic: record.topic,
+  partition: record.partition,
+  offset: record.offset,
+  timestamp: record.timestamp,
+  timestampType: record.timestampType,
+  key: toBase64(record.key),
+  value: toBase64(record.value),
+  headers: headersToWire(record.headers),
+});
+
+export type EventSource = { eventSource: 'aws:kafka' | 'SelfManagedKafka'; eventSourceArn?: string };
+
+/** Stands in for a missing MSK cluster ARN (the MSK event requires one). */
+export const UNKNOWN_CLUSTER_ARN =
+  'arn:aws:kafka:local:000000000000:cluster/replay/00000000-0000-0000-0000-000000000000-0';
+
+/**
+ * An event like the ESM's: records grouped under `topic-partition`, each group in offset order
+ * (a stable sort, so copies of one record keep their order).
+ */
+export const kafkaEvent = (source: EventSource, records: readonly WireRecord[]): KafkaEventInput => {
+  const grouped: Record<string, WireRecord[]> = {};
+  for (const record of [...records].sort((a, b) => a.offset - b.offset)) {
+    const id = `${record.topic}-${record.partition}`;
+    grouped[id] ??= [];
+    grouped[id].push(record);
+  }
+  return source.eventSource === 'aws:kafka'
+    ? { eventSource: 'aws:kafka', eventSourceArn: source.eventSourceArn ?? UNKNOWN_CLUSTER_ARN, records: grouped }
+    : {
+        eventSource: 'SelfManagedKafka',
+        ...(source.eventSourceArn ? { eventSourceArn: source.eventSourceArn } : {}),
+        records: grouped,
+      };
+};
+
+/** One event per event source, as the ESM never mixes clusters in an event. */
+export const replayEvents = <T>(
+  items: ReadonlyArray<{ envelope: DeadLetterEnvelope; wire: WireRecord; item: T }>,
+  fallbackArn?: string,
+): Array<{ event: KafkaEventInput; items: T[] }> => {
+  const bySource = new Map<string, { source: EventSource; wires: WireRecord[]; items: T[] }>();
+  for (const { envelope, wire, item } of items) {
+    const arn =
+      envelope.source.eventSourceArn ?? (envelope.source.eventSource === 'aws:kafka' ? fallbackArn : undefined);
+    const source: EventSource = { eventSource: envelope.source.eventSource, ...(arn ? { eventSourceArn: arn } : {}) };
+    const id = `${source.eventSource}|${source.eventSourceArn ?? ''}`;
+    const group = bySource.get(id) ?? { source, wires: [], items: [] };
+    group.wires.push(wire);
+    group.items.push(item);
+    bySource.set(id, group);
+  }
+  return [...bySource.values()].map((group) => ({ event: kafkaEvent(group.source, group.wires), items: group.items }));
+};

@@ -1,0 +1,334 @@
+// The core of `npm run replay`: drain a route's dead-letter queue back into Kafka or straight into
+// the route's handler. A message is deleted only after its record was re-delivered: produced with
+// acks=all, or handed to a handler invocation that returned without reporting it as failed.
+import {
+  ChangeMessageVisibilityBatchCommand,
+  DeleteMessageBatchCommand,
+  type Message,
+  ReceiveMessageCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
+import { DeadLetterEnvelope } from '../../functions/runtime/deadLetter/envelope.ts';
+import type { KafkaBatchResponse } from '../../functions/runtime/event.ts';
+import { type InvokeSummary, invokeRoute, type PreparedRoute, type RouteHandler } from './invokeRoute.ts';
+import {
+  describeSource,
+  envelopeRecordBytes,
+  originOf,
+  type RecordBytes,
+  replayEvents,
+  replayMessage,
+  replayWireRecord,
+  sourceCoordinates,
+} from './replayEvents.ts';
+import { KafkaRecordReader, ReplayProducer } from './replayKafka.ts';
+
+export type ReplayMode = { readonly kind: 'topic'; readonly topic?: string | undefined } | { readonly kind: 'invoke' };
+
+export type ReplayOptions = {
+  readonly prepared: PreparedRoute;
+  readonly mode: ReplayMode;
+  /** The route's handler, for `invoke` mode. */
+  readonly handler?: RouteHandler;
+  /** At most this many DLQ messages are taken. */
+  readonly limit?: number | undefined;
+  /** Lists what would happen; deletes, produces and invokes nothing, and leaves every message visible. */
+  readonly dryRun?: boolean | undefined;
+  readonly brokers: string[];
+  /** How long a received message stays hidden from other consumers; default covers the work. */
+  readonly visibilityTimeoutSeconds?: number | undefined;
+  readonly sqs?: SQSClient;
+  readonly progress?: (line: string) => void;
+};
+
+export type ReplayOutcome = 'replayed' | 'would-replay' | 'left';
+
+export type ReplayItem = {
+  readonly messageId: string;
+  /** The dead-lettered record, `topic-partition@offset`. */
+  source?: string;
+  /** The replay header the record carries: the first delivery's coordinates. */
+  origin?: string;
+  truncated?: boolean;
+  /** A topic name, or `handler`. */
+  target?: string;
+  outcome: ReplayOutcome;
+  /** Why a message was left in the DLQ, or what a dry run found. */
+  reason?: string;
+};
+
+export type ReplayReport = {
+  route: string;
+  mode: 'to-topic' | 'invoke';
+  dryRun: boolean;
+  queueUrl: string;
+  received: number;
+  replayed: number;
+  /** Dry run only: messages whose record could be replayed. */
+  wouldReplay: number;
+  /** Messages still in the DLQ after the run (in a dry run, every one). */
+  left: number;
+  items: ReplayItem[];
+  /** `invoke` mode: what each handler invocation did. */
+  invocations: Array<InvokeSummary & { error: string | null; batchItemFailures: number }>;
+  /** Set when the run stopped early (Kafka or SQS unreachable); unfinished messages stay in the DLQ. */
+  error?: string;
+};
+
+/** A message whose record is ready to go back. */
+type Ready = { message: Message; envelope: DeadLetterEnvelope; bytes: RecordBytes; item: ReplayItem };
+
+const MAX_RECEIVE = 10;
+
+const describeBytes = (bytes: RecordBytes): string =>
+  `key ${bytes.key === null ? 'null' : `${bytes.key.length} B`}, value ${bytes.value === null ? 'null' : `${bytes.value.length} B`}, ${bytes.headers.length} header(s)`;
+
+export const replayDeadLetters = async (options: ReplayOptions): Promise<ReplayReport> => {
+  const { prepared, mode } = options;
+  const dryRun = options.dryRun ?? false;
+  const queueUrl = prepared.deadLetterQueueUrl;
+  const sqs = options.sqs ?? new SQSClient({});
+  const progress = options.progress ?? (() => {});
+  if (mode.kind === 'invoke' && !options.handler) throw new Error('replay in invoke mode needs the route handler');
+  const visibility =
+    options.visibilityTimeoutSeconds ?? (mode.kind === 'invoke' ? prepared.route.timeoutSeconds + 60 : 120);
+  const fallbackArn = prepared.config.source.kind === 'msk' ? prepared.config.source.clusterArn : undefined;
+  const report: ReplayReport = {
+    route: prepared.route.name,
+    mode: mode.kind === 'invoke' ? 'invoke' : 'to-topic',
+    dryRun,
+    queueUrl,
+    received: 0,
+    replayed: 0,
+    wouldReplay: 0,
+    left: 0,
+    items: [],
+    invocations: [],
+  };
+
+  // Dead letters written from now on (a replayed record that failed again) wait for the next run.
+  const runStarted = Date.now();
+  const seen = new Set<string>();
+  /** Receipt handles of the messages taken and not deleted: made visible again at the end. */
+  const taken = new Map<string, string>();
+  let reader: KafkaRecordReader | undefined;
+  let producer: ReplayProducer | undefined;
+
+  const targetTopic = (envelope: DeadLetterEnvelope): string =>
+    mode.kind === 'topic' && mode.topic ? mode.topic : envelope.source.topic;
+
+  const openProducer = (): ReplayProducer => {
+    if (!producer) producer = new ReplayProducer(options.brokers);
+    return producer;
+  };
+
+  const leave = (item: ReplayItem, reason: string) => {
+    item.outcome = 'left';
+    item.reason = reason;
+    progress(`left     ${item.source ?? item.messageId}: ${reason}`);
+  };
+
+  /** Parses a message and gathers its record's bytes, re-reading a truncated record from Kafka. */
+  const plan = async (message: Message, item: ReplayItem): Promise<Ready | undefined> => {
+    let body: unknown;
+    try {
+      body = JSON.parse(message.Body ?? '');
+    } catch {
+      leave(item, 'the message body is not JSON');
+      return undefined;
+    }
+    const parsed = DeadLetterEnvelope.safeParse(body);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      leave(item, `not a dead-letter envelope: ${issue?.path.join('.') || '(root)'}: ${issue?.message}`);
+      return undefined;
+    }
+    const envelope = parsed.data;
+    item.source = describeSource(envelope);
+    item.truncated = envelope.record.truncated;
+    item.target = mode.kind === 'invoke' ? 'handler' : targetTopic(envelope);
+    const deadLetteredAt = Date.parse(envelope.deadLetteredAt);
+    if (Number.isFinite(deadLetteredAt) && deadLetteredAt >= runStarted) {
+      leave(item, 'dead-lettered again during this run; replay it in a later run');
+      return undefined;
+    }
+    let bytes: RecordBytes;
+    if (envelope.record.truncated) {
+      reader ??= new KafkaRecordReader(options.brokers);
+      const read = await reader.read(sourceCoordinates(envelope));
+      if (!read.found) {
+        leave(item, `truncated dead letter, and the record cannot be read again: ${read.reason}`);
+        return undefined;
+      }
+      const key = read.record.key === null ? null : read.record.key.toString('base64');
+      if (key !== envelope.record.key) {
+        leave(item, `truncated dead letter, and Kafka holds a record with another key at ${item.source}`);
+        return undefined;
+      }
+      bytes = read.record;
+      progress(`re-read  ${item.source} from Kafka (the dead letter was truncated)`);
+    } else {
+      bytes = envelopeRecordBytes(envelope);
+    }
+    item.origin = originOf(envelope, bytes);
+    return { message, envelope, bytes, item };
+  };
+
+  /** Deletes the messages of re-delivered records. */
+  const remove = async (ready: readonly Ready[]) => {
+    for (let i = 0; i < ready.length; i += MAX_RECEIVE) {
+      const chunk = ready.slice(i, i + MAX_RECEIVE);
+      const result = await sqs.send(
+        new DeleteMessageBatchCommand({
+          QueueUrl: queueUrl,
+          Entries: chunk.map((r, n) => ({ Id: String(n), ReceiptHandle: r.message.ReceiptHandle })),
+        }),
+      );
+      const failed = new Map((result.Failed ?? []).map((f) => [Number(f.Id), f.Message ?? f.Code ?? 'failed']));
+      chunk.forEach((r, n) => {
+        r.item.outcome = 'replayed';
+        const origin = r.item.origin === r.item.source ? '' : ` (first delivered as ${r.item.origin})`;
+        progress(`replayed ${r.item.source} -> ${r.item.target}${origin}`);
+        const failure = failed.get(n);
+        // Re-delivered all the same: replaying it again later is a duplicate the runtime skips.
+        if (failure === undefined) taken.delete(r.item.messageId);
+        else progress(`warning  ${r.item.source}: re-delivered, but its DLQ message was not deleted: ${failure}`);
+      });
+    }
+  };
+
+  const replayToTopic = async (ready: Ready[]) => {
+    const missing = await openProducer().missingTopics(ready.map((r) => targetTopic(r.envelope)));
+    const sendable: Ready[] = [];
+    for (const r of ready) {
+      const topic = targetTopic(r.envelope);
+      if (missing.has(topic)) leave(r.item, `topic ${topic} does not exist`);
+      else sendable.push(r);
+    }
+    try {
+      await openProducer().send(sendable.map((r) => replayMessage(r.envelope, r.bytes, targetTopic(r.envelope))));
+    } catch (error) {
+      for (const r of sendable) leave(r.item, `not produced: ${(error as Error).message}`);
+      throw error;
+    }
+    await remove(sendable);
+  };
+
+  const replayByInvoke = async (ready: Ready[]) => {
+    const handler = options.handler as RouteHandler;
+    const events = replayEvents(
+      ready.map((r) => ({ envelope: r.envelope, wire: replayWireRecord(r.envelope, r.bytes), item: r })),
+      fallbackArn,
+    );
+    for (const { event, items } of events) {
+      const outcome = await invokeRoute(prepared, handler, event);
+      const failures = (outcome.response as KafkaBatchResponse | null)?.batchItemFailures ?? [];
+      report.invocations.push({ ...outcome.summary, error: outcome.error, batchItemFailures: failures.length });
+      progress(
+        `invoked  ${items.length} record(s): processed ${outcome.summary.processed}, duplicates ${outcome.summary.duplicates}, dead-lettered again ${outcome.summary.deadLettered}${outcome.error ? `; threw: ${outcome.error}` : ''}`,
+      );
+      if (outcome.error !== null) {
+        for (const r of items) leave(r.item, `the handler threw: ${outcome.error}`);
+        continue;
+      }
+      // A partition reported as failed was processed only up to its first failed offset.
+      const failedFrom = new Map(failures.map((f) => [f.itemIdentifier.partition, f.itemIdentifier.offset]));
+      const delivered: Ready[] = [];
+      for (const r of items) {
+        const from = failedFrom.get(`${r.envelope.source.topic}-${r.envelope.source.partition}`);
+        if (from !== undefined && r.envelope.source.offset >= from) {
+          leave(r.item, `the handler reported its partition as failed from offset ${from}`);
+        } else {
+          delivered.push(r);
+        }
+      }
+      await remove(delivered);
+    }
+  };
+
+  try {
+    let remaining = options.limit ?? Number.POSITIVE_INFINITY;
+    while (remaining > 0) {
+      const { Messages = [] } = await sqs.send(
+        new ReceiveMessageCommand({
+          QueueUrl: queueUrl,
+          MaxNumberOfMessages: Math.min(MAX_RECEIVE, remaining),
+          VisibilityTimeout: visibility,
+          WaitTimeSeconds: 1,
+        }),
+      );
+      const fresh = Messages.filter((m) => m.MessageId && !seen.has(m.MessageId));
+      for (const m of Messages) {
+        // One left earlier, visible again after a long run: keep it for the next run.
+        if (m.MessageId && seen.has(m.MessageId) && m.ReceiptHandle) taken.set(m.MessageId, m.ReceiptHandle);
+      }
+      if (fresh.length === 0) break;
+      remaining -= fresh.length;
+      const ready: Ready[] = [];
+      for (const message of fresh) {
+        const messageId = message.MessageId as string;
+        seen.add(messageId);
+        if (message.ReceiptHandle) taken.set(messageId, message.ReceiptHandle);
+        const item: ReplayItem = { messageId, outcome: 'left' };
+        report.items.push(item);
+        report.received += 1;
+        const planned = await plan(message, item);
+        if (planned) ready.push(planned);
+      }
+      if (ready.length === 0) continue;
+      if (dryRun) {
+        const missing =
+          mode.kind === 'topic'
+            ? await openProducer().missingTopics(ready.map((r) => targetTopic(r.envelope)))
+            : new Set<string>();
+        for (const r of ready) {
+          if (missing.has(targetTopic(r.envelope))) {
+            leave(r.item, `topic ${targetTopic(r.envelope)} does not exist`);
+            continue;
+          }
+          r.item.outcome = 'would-replay';
+          const partition =
+            mode.kind === 'topic' && mode.topic && mode.topic !== r.envelope.source.topic
+              ? 'partition by key'
+              : `partition ${r.envelope.source.partition}`;
+          r.item.reason =
+            mode.kind === 'invoke'
+              ? `would invoke route ${prepared.route.name} with ${describeBytes(r.bytes)}`
+              : `would produce to ${r.item.target} (${partition}) with ${describeBytes(r.bytes)}`;
+          progress(`dry run  ${r.item.source}: ${r.item.reason}; replay header ${r.item.origin}`);
+        }
+        continue;
+      }
+      if (mode.kind === 'invoke') await replayByInvoke(ready);
+      else await replayToTopic(ready);
+    }
+  } catch (error) {
+    report.error = (error as Error).message;
+    progress(`stopped: ${report.error}`);
+  } finally {
+    await Promise.allSettled([reader?.close(), producer?.close()]);
+    await makeVisible(sqs, queueUrl, [...taken.values()]).catch((error: unknown) => {
+      progress(`warning: could not make ${taken.size} message(s) visible again: ${(error as Error).message}`);
+    });
+  }
+  report.replayed = report.items.filter((i) => i.outcome === 'replayed').length;
+  report.wouldReplay = report.items.filter((i) => i.outcome === 'would-replay').length;
+  report.left = report.items.filter((i) => i.outcome !== 'replayed').length;
+  return report;
+};
+
+/** Messages left behind become visible again at once, so the next run (or a look) sees them. */
+const makeVisible = async (sqs: SQSClient, queueUrl: string, handles: readonly string[]): Promise<void> => {
+  for (let i = 0; i < handles.length; i += MAX_RECEIVE) {
+    await sqs.send(
+      new ChangeMessageVisibilityBatchCommand({
+        QueueUrl: queueUrl,
+        Entries: handles.slice(i, i + MAX_RECEIVE).map((handle, n) => ({
+          Id: String(n),
+          ReceiptHandle: handle,
+          VisibilityTimeout: 0,
+        })),
+      }),
+    );
+  }
+};

@@ -1,0 +1,169 @@
+#!/usr/bin/env node
+// `npm run replay -- --route R [--to-topic T | --invoke] [--limit N] [--dry-run] [--config PATH]`:
+// drain a route's dead-letter queue back into Kafka, or straight into the route's handler.
+// Progress goes to stderr; stdout carries one JSON report.
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import {
+  CliInputError,
+  EXIT_INPUT_ERROR,
+  loadRouteHandler,
+  prepareRoute,
+  type RouteHandler,
+  reserveStdout,
+} from './lib/invokeRoute.ts';
+import { brokersFromEnv } from './lib/kafka.ts';
+import { REPLAY_HEADER } from './lib/replayEvents.ts';
+import { type ReplayMode, replayDeadLetters } from './lib/replayRun.ts';
+
+const EXIT_LEFT_IN_DLQ = 1;
+const EXIT_FAILED = 3;
+
+const stdout = reserveStdout();
+let pendingOutput = Promise.resolve();
+const note = (line: string) => process.stderr.write(`${line}\n`);
+
+const positiveInt = (what: string) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${what} must be a positive integer`);
+  return n;
+};
+
+const program = new Command()
+  .name('replay')
+  .description(
+    "Drain a route's dead-letter queue: republish each record to Kafka (default: to its source topic), or\n" +
+      "invoke the route's handler with it. A DLQ message is deleted only after its record was re-delivered.",
+  )
+  .requiredOption('-r, --route <name>', 'the route whose DLQ to drain, as named in the config')
+  .addOption(
+    new Option('--to-topic [topic]', 'republish to Kafka, to this topic (default: the source topic)').conflicts(
+      'invoke',
+    ),
+  )
+  .addOption(new Option('--invoke', "run the route's handler on the records directly").conflicts('toTopic'))
+  .option('-n, --limit <count>', 'take at most this many DLQ messages', positiveInt('--limit'))
+  .option('--dry-run', 'list what would be replayed; change nothing (every message stays in the DLQ)')
+  .option(
+    '-c, --config <path>',
+    'the bridge config (.ts or .json); default: $BRIDGE_CONFIG, else infra/bridge.config.ts',
+  )
+  .option(
+    '--aws',
+    "use the AWS endpoints and credentials of the SDK, and the deployed resources named by IDEMPOTENCY_TABLE_NAME, DLQ_URL and the side tables' variables",
+  )
+  .option(
+    '--visibility-timeout <seconds>',
+    'how long a taken message stays hidden (default: route timeout + 60 s with --invoke, else 120 s)',
+    positiveInt('--visibility-timeout'),
+  )
+  .addOption(
+    new Option('--log-level <level>', "the runtime's log level with --invoke (its logs go to stderr)").choices([
+      'DEBUG',
+      'INFO',
+      'WARN',
+      'ERROR',
+      'SILENT',
+    ]),
+  )
+  .addHelpText(
+    'after',
+    `
+Every replayed record carries the header ${REPLAY_HEADER} = <topic>-<partition>@<offset> of its first
+delivery (a record that already has one keeps it), with its key, value and headers byte for byte. The
+runtime then uses the first delivery's idempotency item and lets a DEAD_LETTERED record be processed
+exactly once more; replaying the same dead letter again is skipped as a duplicate.
+
+A truncated dead letter (record.truncated: true) is read again from Kafka at its coordinates; if the
+record is gone (retention), the message is reported and stays in the DLQ.
+
+stdout: one JSON report { route, mode, dryRun, queueUrl, received, replayed, wouldReplay, left, items, invocations }.
+Exit codes: 0 done, ${EXIT_LEFT_IN_DLQ} some messages could not be replayed and stay in the DLQ, ${EXIT_INPUT_ERROR} bad arguments or
+config, ${EXIT_FAILED} stopped by an error (Kafka, SQS or DynamoDB unreachable).
+
+Examples:
+  npm run replay -- --route payments --dry-run
+  npm run replay -- --route payments                       # back to the source topic
+  npm run replay -- --route orders --invoke --limit 10     # straight into the handler`,
+  )
+  .configureOutput({
+    writeOut: (text) => {
+      pendingOutput = pendingOutput.then(() => stdout.print(text));
+    },
+    writeErr: (text) => process.stderr.write(text),
+  })
+  .exitOverride();
+
+type Options = {
+  route: string;
+  toTopic?: string | true;
+  invoke?: boolean;
+  limit?: number;
+  dryRun?: boolean;
+  config?: string;
+  aws?: boolean;
+  visibilityTimeout?: number;
+  logLevel?: string;
+};
+
+const main = async (options: Options): Promise<number> => {
+  const mode: ReplayMode = options.invoke
+    ? { kind: 'invoke' }
+    : { kind: 'topic', topic: typeof options.toTopic === 'string' ? options.toTopic : undefined };
+  let prepared: Awaited<ReturnType<typeof prepareRoute>>;
+  try {
+    prepared = await prepareRoute({
+      route: options.route,
+      configPath: options.config,
+      aws: options.aws,
+      logLevel: options.logLevel,
+    });
+  } catch (error) {
+    if (error instanceof CliInputError) throw error;
+    note(`replay: cannot prepare route ${options.route}: ${(error as Error).message}`);
+    return EXIT_FAILED;
+  }
+  let handler: RouteHandler | undefined;
+  if (mode.kind === 'invoke') handler = await loadRouteHandler(prepared.route);
+  const target =
+    mode.kind === 'invoke' ? `the ${prepared.route.name} handler` : `topic ${mode.topic ?? '<source topic>'}`;
+  note(
+    `replay: route ${prepared.route.name}: draining ${prepared.deadLetterQueueUrl} into ${target}${options.dryRun ? ' (dry run)' : ''}${options.limit ? `, at most ${options.limit}` : ''}`,
+  );
+  const report = await replayDeadLetters({
+    prepared,
+    mode,
+    ...(handler ? { handler } : {}),
+    limit: options.limit,
+    dryRun: options.dryRun,
+    brokers: brokersFromEnv(),
+    visibilityTimeoutSeconds: options.visibilityTimeout,
+    progress: (line) => note(`replay: ${line}`),
+  });
+  await stdout.print(`${JSON.stringify(report, null, 2)}\n`);
+  const stuck = report.items.filter((item) => item.outcome === 'left').length;
+  note(
+    report.dryRun
+      ? `replay: dry run: ${report.received} dead letter(s), ${report.wouldReplay} would be replayed, ${stuck} could not be`
+      : `replay: ${report.received} dead letter(s): ${report.replayed} replayed and deleted, ${report.left} left in the DLQ`,
+  );
+  if (report.error) return EXIT_FAILED;
+  return stuck > 0 ? EXIT_LEFT_IN_DLQ : 0;
+};
+
+let exitCode: number;
+try {
+  program.parse();
+  exitCode = await main(program.opts<Options>());
+} catch (error) {
+  if (error instanceof CommanderError) {
+    exitCode = error.exitCode === 0 ? 0 : EXIT_INPUT_ERROR;
+  } else if (error instanceof CliInputError) {
+    note(`replay: ${error.message}`);
+    exitCode = EXIT_INPUT_ERROR;
+  } else {
+    note(`replay: ${(error as Error).stack ?? String(error)}`);
+    exitCode = EXIT_FAILED;
+  }
+}
+await pendingOutput;
+process.exit(exitCode);
