@@ -20,6 +20,9 @@ const SUMMARY_KEYS = [
   'durationMs',
 ];
 
+/** Child processes are slow on a busy 2-core machine. */
+const TIMEOUT = 120_000;
+
 type CliResult = { code: number | null; stdout: string; stderr: string };
 
 const runCli = (args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> =>
@@ -51,85 +54,108 @@ const freshAuditConfig = (): string => {
 };
 
 describe('npm run invoke', () => {
-  test('the audit route takes the shared MSK fixture; stdout is exactly the documented JSON object', async () => {
-    const config = freshAuditConfig();
-    const first = await runCli(['--route', 'audit', '--event', MSK_FIXTURE, '--config', config]);
-    expect(first.code).toBe(0);
-    // The whole of stdout parses: the runtime's logs went to stderr.
-    const output = JSON.parse(first.stdout);
-    expect(Object.keys(output)).toEqual(['response', 'error', 'summary']);
-    expect(Object.keys(output.summary)).toEqual(SUMMARY_KEYS);
-    expect(output).toMatchObject({
-      response: null,
-      error: null,
-      summary: { received: 1, processed: 1, duplicates: 0, failed: 0, deadLettered: 0, retried: 0 },
-    });
-    expect(output.summary.ddbRequests).toBeGreaterThanOrEqual(1);
-    expect(output.summary.durationMs).toBeGreaterThanOrEqual(0);
-    expect(first.stderr).toMatch(/invoke: route audit \(local\), request [0-9a-f-]{36}: returned/);
-    expect(first.stderr).toMatch(/received 1, processed 1, duplicates 0/);
-    expect(first.stderr).toContain('"message":"batch done"');
+  test(
+    'the audit route takes the shared MSK fixture; stdout is exactly the documented JSON object',
+    async () => {
+      const config = freshAuditConfig();
+      const first = await runCli(['--route', 'audit', '--event', MSK_FIXTURE, '--config', config]);
+      expect(first.code).toBe(0);
+      // The whole of stdout parses: the runtime's logs went to stderr.
+      const output = JSON.parse(first.stdout);
+      expect(Object.keys(output)).toEqual(['response', 'error', 'summary']);
+      expect(Object.keys(output.summary)).toEqual(SUMMARY_KEYS);
+      expect(output).toMatchObject({
+        response: null,
+        error: null,
+        summary: { received: 1, processed: 1, duplicates: 0, failed: 0, deadLettered: 0, retried: 0 },
+      });
+      expect(output.summary.ddbRequests).toBeGreaterThanOrEqual(1);
+      expect(output.summary.durationMs).toBeGreaterThanOrEqual(0);
+      expect(first.stderr).toMatch(/invoke: route audit \(local\), request [0-9a-f-]{36}: returned/);
+      expect(first.stderr).toMatch(/received 1, processed 1, duplicates 0/);
+      expect(first.stderr).toContain('"message":"batch done"');
 
-    // The table the first run created remembers the record.
-    const second = await runCli(['--route', 'audit', '--event', MSK_FIXTURE, '--config', config]);
-    expect(second.code).toBe(0);
-    expect(JSON.parse(second.stdout).summary).toMatchObject({ received: 1, processed: 0, duplicates: 1 });
-  });
+      // The table the first run created remembers the record.
+      const second = await runCli(['--route', 'audit', '--event', MSK_FIXTURE, '--config', config]);
+      expect(second.code).toBe(0);
+      expect(JSON.parse(second.stdout).summary).toMatchObject({ received: 1, processed: 0, duplicates: 1 });
+    },
+    TIMEOUT,
+  );
 
-  test('the checked-in fixture config is valid and usable as it is', async () => {
-    const result = await runCli(['--route', 'audit', '--event', MSK_FIXTURE, '--config', AUDIT_CONFIG]);
-    expect(result.code).toBe(0);
-    const { summary } = JSON.parse(result.stdout);
-    expect(summary.received).toBe(1);
-    expect(summary.processed + summary.duplicates).toBe(1);
-  });
+  test(
+    'the checked-in fixture config is valid and usable as it is',
+    async () => {
+      const result = await runCli(['--route', 'audit', '--event', MSK_FIXTURE, '--config', AUDIT_CONFIG]);
+      expect(result.code).toBe(0);
+      const { summary } = JSON.parse(result.stdout);
+      expect(summary.received).toBe(1);
+      expect(summary.processed + summary.duplicates).toBe(1);
+    },
+    TIMEOUT,
+  );
 
-  test('a handler that throws: exit 1, and the JSON still carries the error and the summary', async () => {
-    const config = freshAuditConfig();
-    // --aws takes the resource names from the environment; a table that does not exist fails the batch.
-    const result = await runCli(['--route', 'audit', '--event', MSK_FIXTURE, '--config', config, '--aws'], {
-      IDEMPOTENCY_TABLE_NAME: uniqueName('missing-table'),
-      DLQ_URL: `${process.env.AWS_ENDPOINT_URL_SQS}/000000000000/${uniqueName('missing-queue')}`,
-      LOG_LEVEL: 'SILENT',
-    });
-    expect(result.code).toBe(1);
-    const output = JSON.parse(result.stdout);
-    expect(output.response).toBeNull();
-    expect(output.error).toMatch(/batch failed, it will be re-delivered/);
-    expect(output.summary).toMatchObject({ received: 1, processed: 0, failed: 1 });
-    expect(result.stderr).toMatch(/threw: batch failed/);
-  });
+  test(
+    'a handler that throws: exit 1, and the JSON still carries the error and the summary',
+    async () => {
+      const config = freshAuditConfig();
+      // --aws takes the resource names from the environment; a table that does not exist fails the batch.
+      const result = await runCli(['--route', 'audit', '--event', MSK_FIXTURE, '--config', config, '--aws'], {
+        IDEMPOTENCY_TABLE_NAME: uniqueName('missing-table'),
+        DLQ_URL: `${process.env.AWS_ENDPOINT_URL_SQS}/000000000000/${uniqueName('missing-queue')}`,
+        LOG_LEVEL: 'SILENT',
+      });
+      expect(result.code).toBe(1);
+      const output = JSON.parse(result.stdout);
+      expect(output.response).toBeNull();
+      expect(output.error).toMatch(/batch failed, it will be re-delivered/);
+      expect(output.summary).toMatchObject({ received: 1, processed: 0, failed: 1 });
+      expect(result.stderr).toMatch(/threw: batch failed/);
+    },
+    TIMEOUT,
+  );
 
-  test('clear errors with exit code 2 and nothing on stdout', async () => {
-    const config = freshAuditConfig();
-    const badJson = join(dir, 'bad.json');
-    writeFileSync(badJson, '{"eventSource": ');
-    const notKafka = join(dir, 'not-kafka.json');
-    writeFileSync(notKafka, JSON.stringify({ Records: [{ eventSource: 'aws:sqs' }] }));
-    const cases: Array<[string[], RegExp]> = [
-      [['--route', 'nope', '--event', MSK_FIXTURE, '--config', config], /no route "nope" in config .*; routes: audit/],
-      [
-        ['--route', 'audit', '--event', join(dir, 'missing.json'), '--config', config],
-        /event file not found: .*missing\.json/,
-      ],
-      [['--route', 'audit', '--event', badJson, '--config', config], /is not valid JSON/],
-      [['--route', 'audit', '--event', notKafka, '--config', config], /is not a Kafka event .*eventSource/],
-      [['--route', 'audit', '--config', config], /required option '-e, --event <file>' not specified/],
-      [['--route', 'audit', '--event', MSK_FIXTURE, '--config', join(dir, 'nope.json')], /invalid bridge config/],
-    ];
-    const results = await Promise.all(cases.map(([args]) => runCli(args)));
-    results.forEach((result, i) => {
-      expect(result.code).toBe(2);
-      expect(result.stdout).toBe('');
-      expect(result.stderr).toMatch((cases[i] as [string[], RegExp])[1]);
-    });
-  });
+  test(
+    'clear errors with exit code 2 and nothing on stdout',
+    async () => {
+      const config = freshAuditConfig();
+      const badJson = join(dir, 'bad.json');
+      writeFileSync(badJson, '{"eventSource": ');
+      const notKafka = join(dir, 'not-kafka.json');
+      writeFileSync(notKafka, JSON.stringify({ Records: [{ eventSource: 'aws:sqs' }] }));
+      const cases: Array<[string[], RegExp]> = [
+        [
+          ['--route', 'nope', '--event', MSK_FIXTURE, '--config', config],
+          /no route "nope" in config .*; routes: audit/,
+        ],
+        [
+          ['--route', 'audit', '--event', join(dir, 'missing.json'), '--config', config],
+          /event file not found: .*missing\.json/,
+        ],
+        [['--route', 'audit', '--event', badJson, '--config', config], /is not valid JSON/],
+        [['--route', 'audit', '--event', notKafka, '--config', config], /is not a Kafka event .*eventSource/],
+        [['--route', 'audit', '--config', config], /required option '-e, --event <file>' not specified/],
+        [['--route', 'audit', '--event', MSK_FIXTURE, '--config', join(dir, 'nope.json')], /invalid bridge config/],
+      ];
+      const results = await Promise.all(cases.map(([args]) => runCli(args)));
+      results.forEach((result, i) => {
+        expect(result.code).toBe(2);
+        expect(result.stdout).toBe('');
+        expect(result.stderr).toMatch((cases[i] as [string[], RegExp])[1]);
+      });
+    },
+    TIMEOUT,
+  );
 
-  test('--help documents the output and exit codes', async () => {
-    const result = await runCli(['--help']);
-    expect(result.code).toBe(0);
-    expect(result.stdout).toMatch(/--route <name>/);
-    expect(result.stdout).toMatch(/"response".*"error"/);
-    expect(result.stdout).toMatch(/Exit codes/);
-  });
+  test(
+    '--help documents the output and exit codes',
+    async () => {
+      const result = await runCli(['--help']);
+      expect(result.code).toBe(0);
+      expect(result.stdout).toMatch(/--route <name>/);
+      expect(result.stdout).toMatch(/"response".*"error"/);
+      expect(result.stdout).toMatch(/Exit codes/);
+    },
+    TIMEOUT,
+  );
 });
