@@ -24,7 +24,7 @@ const note = (line: string) => process.stderr.write(`${line}\n`);
 const program = new Command()
   .name('invoke')
   .description(
-    "Invoke a route's handler once with a Kafka event file, against the local services (default) or AWS.\n" +
+    "Invoke a route's handler once with a Kafka event file, against the local services (default) or AWS. " +
       "The route's idempotency table, side tables and dead-letter queue are created locally if missing.",
   )
   .requiredOption('-r, --route <name>', 'the route to invoke, as named in the config')

@@ -31,7 +31,7 @@ const positiveInt = (what: string) => (value: string) => {
 const program = new Command()
   .name('replay')
   .description(
-    "Drain a route's dead-letter queue: republish each record to Kafka (default: to its source topic), or\n" +
+    "Drain a route's dead-letter queue: republish each record to Kafka (default: to its source topic), or " +
       "invoke the route's handler with it. A DLQ message is deleted only after its record was re-delivered.",
   )
   .requiredOption('-r, --route <name>', 'the route whose DLQ to drain, as named in the config')

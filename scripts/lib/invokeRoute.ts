@@ -44,9 +44,16 @@ export const reserveStdout = (): { print: (text: string) => Promise<void>; resto
       callback,
     )) as typeof process.stdout.write;
   process.stdout.write = toStderr;
+  // A reader that goes away early (`| head`) is not an error of the tool's.
+  const isEpipe = (error: unknown) => (error as NodeJS.ErrnoException | null | undefined)?.code === 'EPIPE';
+  process.stdout.on('error', (error) => {
+    if (!isEpipe(error)) throw error;
+  });
   return {
     print: (text) =>
-      new Promise<void>((resolve, reject) => original(text, (error) => (error ? reject(error) : resolve()))),
+      new Promise<void>((resolve, reject) =>
+        original(text, (error) => (error && !isEpipe(error) ? reject(error) : resolve())),
+      ),
     restore: () => {
       process.stdout.write = stdoutWrite;
     },
