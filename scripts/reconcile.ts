@@ -2,12 +2,13 @@
 // Prints a JSON report (see scripts/bridge/reconcileRoute.ts for what each count means) and exits 1 if any record
 // is missing, 2 on a usage or connection error.
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { GetQueueUrlCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { SQSClient } from '@aws-sdk/client-sqs';
 import { Command } from 'commander';
-import { findRoute, loadBridgeConfig, localResourceNames } from '../infra/config/index.ts';
+import { findRoute, loadBridgeConfig } from '../infra/config/index.ts';
 import { readTopic } from './bridge/readTopic.ts';
 import { reconcileRecords } from './bridge/reconcileRoute.ts';
 import { brokersFromEnv } from './lib/kafka.ts';
+import { ensureLocalResources } from './lib/localResources.ts';
 import { applyEndpointsToEnv, resolveEndpoints } from './local/services.ts';
 
 const program = new Command()
@@ -34,15 +35,16 @@ const main = async (): Promise<number> => {
   const config = await loadBridgeConfig(opts.config);
   const route = findRoute(config, opts.route);
   const sqs = new SQSClient({});
-  const queueName = localResourceNames(config).deadLetterQueues[route.name] as string;
-  const { QueueUrl } = await sqs.send(new GetQueueUrlCommand({ QueueName: queueName }));
-  if (!QueueUrl) throw new Error(`no dead-letter queue ${queueName}`);
+  const dynamodb = new DynamoDBClient({});
+  // A route that never ran has no table or queue yet: create them (empty), so every record reports as missing.
+  const [resources] = await ensureLocalResources(config, { routes: [route.name], topics: false, dynamodb, sqs });
+  const QueueUrl = resources?.deadLetterQueueUrl as string;
   const records = await readTopic(brokersFromEnv(), route.topic);
   const report = await reconcileRecords({
     config,
     route,
     records,
-    dynamodb: new DynamoDBClient({}),
+    dynamodb,
     sqs,
     queueUrl: QueueUrl,
   });
