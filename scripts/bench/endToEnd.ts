@@ -81,6 +81,20 @@ export const producePaced = async (
   return { firstAt: started, lastAt };
 };
 
+/** Waits until a file has stopped growing for a few hundred ms (at most `maxMs`). */
+const untilFileSettles = async (file: string, maxMs = 10_000): Promise<void> => {
+  const size = () => (fs.existsSync(file) ? fs.statSync(file).size : 0);
+  const deadline = Date.now() + maxMs;
+  let last = -1;
+  let stable = 0;
+  while (stable < 3 && Date.now() < deadline) {
+    const now = size();
+    stable = now === last ? stable + 1 : 0;
+    last = now;
+    await sleep(150);
+  }
+};
+
 /** The EndToEndLatency values (ms, per completed record) in the runtime's EMF lines. */
 export const endToEndLatencies = (lines: Iterable<string>): number[] => {
   const values: number[] = [];
@@ -181,6 +195,8 @@ const runBridge = async (
       const elapsedMs = performance.now() - t0;
       const producedAt = await produced;
       const snapshot = bridge.snapshots()[0];
+      // The handler's output reaches the log after its result (another channel from the worker): let it settle.
+      await untilFileSettles(logFile);
       await bridge.stop(10_000);
       const latencies = endToEndLatencies(fs.readFileSync(logFile, 'utf8').split('\n'));
       if (latencies.length < load.records)
