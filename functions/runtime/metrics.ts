@@ -55,5 +55,6 @@ export const publishInvocationMetrics = (
     for (const value of values) metrics.addMetric(name, MetricUnit.Milliseconds, Math.max(0, value));
   }
   for (const [name, value] of samples.custom) metrics.addMetric(name, MetricUnit.Count, value);
-  metrics.publishStoredMetrics();
+  // Powertools flushes by itself at 100 values; publishing an empty store would only log a warning.
+  if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
 };

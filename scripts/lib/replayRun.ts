@@ -8,7 +8,7 @@ import {
   ReceiveMessageCommand,
   SQSClient,
 } from '@aws-sdk/client-sqs';
-import { DeadLetterEnvelope } from '../../functions/runtime/deadLetter/envelope.ts';
+import { DeadLetterEnvelope } from '../../functions/runtime/deadLetter/envelopeSchema.ts';
 import type { KafkaBatchResponse } from '../../functions/runtime/event.ts';
 import { type InvokeSummary, invokeRoute, type PreparedRoute, type RouteHandler } from './invokeRoute.ts';
 import {

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
-import { DeadLetterEnvelope } from '../../functions/runtime/deadLetter/envelope.ts';
+import { DeadLetterEnvelope } from '../../functions/runtime/deadLetter/envelopeSchema.ts';
 import { loadBridgeConfig, localResourceNames } from '../../infra/config/index.ts';
 import {
   brokersFromEnv,

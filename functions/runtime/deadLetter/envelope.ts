@@ -1,33 +1,8 @@
-import { z } from 'zod';
 import { DeadLetterError, describeError, type ErrorKind } from '../errors.ts';
-import { WireHeader, type WireRecord } from '../event.ts';
+import type { WireRecord } from '../event.ts';
+import type { DeadLetterEnvelope } from './envelopeSchema.ts';
 
-/** The SQS message body of a dead letter (DESIGN §7). The record stays in wire form for a byte-exact replay. */
-export const DeadLetterEnvelope = z.object({
-  version: z.literal(1),
-  route: z.string(),
-  idempotencyKey: z.string(),
-  source: z.object({
-    eventSource: z.enum(['aws:kafka', 'SelfManagedKafka']),
-    eventSourceArn: z.string().optional(),
-    topic: z.string(),
-    partition: z.number().int(),
-    offset: z.number().int(),
-    timestamp: z.number(),
-    timestampType: z.enum(['CREATE_TIME', 'LOG_APPEND_TIME', 'NO_TIMESTAMP_TYPE']),
-  }),
-  record: z.object({
-    key: z.string().nullable(),
-    value: z.string().nullable(),
-    headers: z.array(WireHeader),
-    truncated: z.boolean(),
-  }),
-  error: z.object({ kind: z.enum(['permanent', 'transient', 'exhausted']), name: z.string(), message: z.string() }),
-  attempts: z.number().int(),
-  firstFailedAt: z.string(),
-  deadLetteredAt: z.string(),
-});
-export type DeadLetterEnvelope = z.infer<typeof DeadLetterEnvelope>;
+export type { DeadLetterEnvelope } from './envelopeSchema.ts';
 
 export type DeadLetterSource = { eventSource: 'aws:kafka' | 'SelfManagedKafka'; eventSourceArn?: string };
 

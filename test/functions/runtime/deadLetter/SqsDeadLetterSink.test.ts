@@ -1,6 +1,6 @@
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { z } from 'zod';
-import { DeadLetterEnvelope } from '../../../../functions/runtime/deadLetter/envelope.ts';
+import { DeadLetterEnvelope } from '../../../../functions/runtime/deadLetter/envelopeSchema.ts';
 import { BusinessRuleError, TransientError } from '../../../../functions/runtime/errors.ts';
 import { invocationSummaryOf, kafkaHandler } from '../../../../functions/runtime/kafkaHandler.ts';
 import type { RouteSettingsInput } from '../../../../functions/runtime/settings.ts';

@@ -1,0 +1,32 @@
+import { z } from 'zod';
+import { WireHeader } from '../event.ts';
+
+// The schema lives apart from the builder: the handler only builds envelopes (it needs the type, not the
+// schema), so a deployed function never pays for constructing it at cold start. `replay` parses with it.
+
+/** The SQS message body of a dead letter (DESIGN §7). The record stays in wire form for a byte-exact replay. */
+export const DeadLetterEnvelope = z.object({
+  version: z.literal(1),
+  route: z.string(),
+  idempotencyKey: z.string(),
+  source: z.object({
+    eventSource: z.enum(['aws:kafka', 'SelfManagedKafka']),
+    eventSourceArn: z.string().optional(),
+    topic: z.string(),
+    partition: z.number().int(),
+    offset: z.number().int(),
+    timestamp: z.number(),
+    timestampType: z.enum(['CREATE_TIME', 'LOG_APPEND_TIME', 'NO_TIMESTAMP_TYPE']),
+  }),
+  record: z.object({
+    key: z.string().nullable(),
+    value: z.string().nullable(),
+    headers: z.array(WireHeader),
+    truncated: z.boolean(),
+  }),
+  error: z.object({ kind: z.enum(['permanent', 'transient', 'exhausted']), name: z.string(), message: z.string() }),
+  attempts: z.number().int(),
+  firstFailedAt: z.string(),
+  deadLetteredAt: z.string(),
+});
+export type DeadLetterEnvelope = z.infer<typeof DeadLetterEnvelope>;
