@@ -1,4 +1,3 @@
-import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { InvocationSamples, InvocationSummary } from './observability.ts';
 
 export const DEFAULT_NAMESPACE = 'KafkaLambdaBridge';
@@ -19,42 +18,82 @@ export const MetricName = {
   DedupeLatency: 'DedupeLatency',
 } as const;
 
+/** CloudWatch EMF limits: metrics per object and values per metric. */
+export const EMF_MAX_METRICS = 100;
+export const EMF_MAX_VALUES = 100;
+
+type Unit = 'Count' | 'Milliseconds';
+type Series = { name: string; unit: Unit; values: number[] };
+
 /**
- * Publishes one invocation as CloudWatch EMF through Powertools Metrics, which keeps
- * the EMF limits (100 metrics per object, 100 values per metric) by flushing early.
- * Powertools always adds a `service` dimension; it is cleared so the dimension set is
- * exactly `[Route]` and alarms can find the metrics.
+ * Renders one invocation as CloudWatch Embedded Metric Format lines, within the EMF
+ * limits: a metric with more than 100 values continues in the next object.
+ *
+ * Written by hand rather than with Powertools Metrics: importing that library added
+ * about 10 ms to module init (7% of the cold start, measured with the bench's method),
+ * and it forces a `service` dimension the alarms would then have to carry.
  */
+export const renderEmf = (
+  namespace: string,
+  route: string,
+  summary: InvocationSummary,
+  samples: InvocationSamples,
+  timestamp = Date.now(),
+): string[] => {
+  const series: Series[] = [
+    { name: MetricName.RecordsReceived, unit: 'Count', values: [summary.received] },
+    { name: MetricName.RecordsProcessed, unit: 'Count', values: [summary.processed] },
+    { name: MetricName.DuplicatesSkipped, unit: 'Count', values: [summary.duplicates] },
+    { name: MetricName.TombstonesSkipped, unit: 'Count', values: [summary.tombstones] },
+    { name: MetricName.RecordsFailed, unit: 'Count', values: [summary.failed] },
+    { name: MetricName.RecordsRetried, unit: 'Count', values: [summary.retried] },
+    { name: MetricName.RecordsDeadLettered, unit: 'Count', values: [summary.deadLettered] },
+    { name: MetricName.BatchItemFailures, unit: 'Count', values: [summary.batchItemFailures] },
+    { name: MetricName.DedupeRequests, unit: 'Count', values: [summary.ddbRequests] },
+    { name: MetricName.ProcessingTime, unit: 'Milliseconds', values: samples.processingTime },
+    { name: MetricName.EndToEndLatency, unit: 'Milliseconds', values: samples.endToEndLatency },
+    { name: MetricName.DedupeLatency, unit: 'Milliseconds', values: samples.dedupeLatency },
+    ...[...samples.custom].map(([name, value]): Series => ({ name, unit: 'Count', values: [value] })),
+  ];
+  const lines: string[] = [];
+  for (let chunk = 0; ; chunk++) {
+    const slice = series
+      .map((s) => ({ ...s, values: s.values.slice(chunk * EMF_MAX_VALUES, (chunk + 1) * EMF_MAX_VALUES) }))
+      .filter((s) => s.values.length > 0);
+    if (slice.length === 0) return lines;
+    for (let start = 0; start < slice.length; start += EMF_MAX_METRICS) {
+      const part = slice.slice(start, start + EMF_MAX_METRICS);
+      const object: Record<string, unknown> = {
+        _aws: {
+          Timestamp: timestamp,
+          CloudWatchMetrics: [
+            {
+              Namespace: namespace,
+              Dimensions: [['Route']],
+              Metrics: part.map((s) => ({ Name: s.name, Unit: s.unit })),
+            },
+          ],
+        },
+        Route: route,
+      };
+      for (const s of part) {
+        const values = s.values.map((v) => Math.max(0, v));
+        object[s.name] = values.length === 1 ? values[0] : values;
+      }
+      lines.push(JSON.stringify(object));
+    }
+  }
+};
+
+/** Writes the invocation's EMF lines to stdout, where Lambda's log agent picks them up. */
 export const publishInvocationMetrics = (
   namespace: string,
   route: string,
   summary: InvocationSummary,
   samples: InvocationSamples,
 ): void => {
-  const metrics = new Metrics({ namespace, serviceName: route });
-  metrics.clearDefaultDimensions();
-  metrics.setDefaultDimensions({ Route: route });
-  const counts: Array<[string, number]> = [
-    [MetricName.RecordsReceived, summary.received],
-    [MetricName.RecordsProcessed, summary.processed],
-    [MetricName.DuplicatesSkipped, summary.duplicates],
-    [MetricName.TombstonesSkipped, summary.tombstones],
-    [MetricName.RecordsFailed, summary.failed],
-    [MetricName.RecordsRetried, summary.retried],
-    [MetricName.RecordsDeadLettered, summary.deadLettered],
-    [MetricName.BatchItemFailures, summary.batchItemFailures],
-    [MetricName.DedupeRequests, summary.ddbRequests],
-  ];
-  for (const [name, value] of counts) metrics.addMetric(name, MetricUnit.Count, value);
-  const timings: Array<[string, number[]]> = [
-    [MetricName.ProcessingTime, samples.processingTime],
-    [MetricName.EndToEndLatency, samples.endToEndLatency],
-    [MetricName.DedupeLatency, samples.dedupeLatency],
-  ];
-  for (const [name, values] of timings) {
-    for (const value of values) metrics.addMetric(name, MetricUnit.Milliseconds, Math.max(0, value));
-  }
-  for (const [name, value] of samples.custom) metrics.addMetric(name, MetricUnit.Count, value);
-  // Powertools flushes by itself at 100 values; publishing an empty store would only log a warning.
-  if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
+  // The switch Powertools users already know; the local tools use it to keep stdout clean.
+  if (process.env.POWERTOOLS_METRICS_DISABLED === 'true') return;
+  const lines = renderEmf(namespace, route, summary, samples);
+  if (lines.length > 0) process.stdout.write(`${lines.join('\n')}\n`);
 };
