@@ -315,17 +315,19 @@ class BatchRun<V, K> {
     }
   }
 
-  /** Records a route never sees: tombstones it skips, copies within the batch, keys known complete. */
+  /** Why a route never sees a record: a tombstone it skips, a copy within the batch, a key known complete. */
+  #skipReason(prepared: Prepared<V, K>): 'tombstone' | 'duplicate' | undefined {
+    if (prepared.tombstone && this.#route.tombstones === 'skip' && !prepared.decodeError) return 'tombstone';
+    if (prepared.duplicateInBatch || this.#deps.cache.has(prepared.key, this.#now())) return 'duplicate';
+    return undefined;
+  }
+
+  /** Counts and skips what the route never sees. */
   #skip(prepared: Prepared<V, K>): boolean {
-    if (prepared.tombstone && this.#route.tombstones === 'skip' && !prepared.decodeError) {
-      this.summary.tombstones += 1;
-      return true;
-    }
-    if (prepared.duplicateInBatch || this.#deps.cache.has(prepared.key, this.#now())) {
-      this.summary.duplicates += 1;
-      return true;
-    }
-    return false;
+    const reason = this.#skipReason(prepared);
+    if (reason === 'tombstone') this.summary.tombstones += 1;
+    if (reason === 'duplicate') this.summary.duplicates += 1;
+    return reason !== undefined;
   }
 
   // ---- process mode ------------------------------------------------------------------------------
@@ -338,16 +340,11 @@ class BatchRun<V, K> {
     for (let i = 0; i < longest; i++) {
       for (const [id, list] of lists) {
         const prepared = list[i];
-        if (!prepared || this.#needsNoClaim(prepared)) continue;
+        if (!prepared || this.#skipReason(prepared)) continue;
         claims.set(prepared, this.#claim(prepared, id));
       }
     }
     return claims;
-  }
-
-  #needsNoClaim(prepared: Prepared<V, K>): boolean {
-    if (prepared.tombstone && this.#route.tombstones === 'skip' && !prepared.decodeError) return true;
-    return prepared.duplicateInBatch || this.#deps.cache.has(prepared.key, this.#now());
   }
 
   #claim(prepared: Prepared<V, K>, tag: string): Promise<ClaimOutcome> {

@@ -65,6 +65,22 @@ const n = (value: number): AttributeValue => ({ N: String(value) });
 const num = (value: AttributeValue | undefined): number | undefined =>
   value?.N === undefined ? undefined : Number(value.N);
 
+/** The values every write that records a claim or an attempt shares. */
+const attemptValues = (request: ClaimRequest, now: number, ttlSeconds: number): Record<string, AttributeValue> => {
+  const nowSec = Math.floor(now / 1000);
+  const { topic, partition, offset } = request.coordinates;
+  return {
+    ':inProgress': s(RecordStatus.inProgress),
+    ':exp': n(nowSec + ttlSeconds),
+    ':now': n(now),
+    ':nowSec': n(nowSec),
+    ':topic': s(topic),
+    ':partition': n(partition),
+    ':offset': n(offset),
+    ':one': n(1),
+  };
+};
+
 /** Claimable: absent, expired, a lapsed IN_PROGRESS lease, and for a replay a DEAD_LETTERED record. */
 const claimCondition = (replay: boolean): string =>
   'attribute_not_exists(pk) OR expiresAt < :nowSec OR (#status = :inProgress AND leaseUntil < :nowMs)' +
@@ -98,19 +114,11 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
 
   async claim(request: ClaimRequest, owner: ClaimOwner, now: number): Promise<ClaimResult> {
     const nowSec = Math.floor(now / 1000);
-    const { topic, partition, offset } = request.coordinates;
     const values: Record<string, AttributeValue> = {
-      ':inProgress': s(RecordStatus.inProgress),
+      ...attemptValues(request, now, this.#ttlSeconds),
       ':lease': n(owner.leaseUntilMs),
       ':owner': s(owner.requestId),
-      ':exp': n(nowSec + this.#ttlSeconds),
-      ':now': n(now),
-      ':nowSec': n(nowSec),
       ':nowMs': n(now),
-      ':topic': s(topic),
-      ':partition': n(partition),
-      ':offset': n(offset),
-      ':one': n(1),
     };
     if (request.replay) values[':deadLettered'] = s(RecordStatus.deadLettered);
     try {
@@ -347,8 +355,6 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
   }
 
   async recordFailedAttempt(request: ClaimRequest, now: number): Promise<number> {
-    const nowSec = Math.floor(now / 1000);
-    const { topic, partition, offset } = request.coordinates;
     try {
       const result = await this.#client.send(
         new UpdateItemCommand({
@@ -364,17 +370,7 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
             '#partition': 'partition',
             '#offset': 'offset',
           },
-          ExpressionAttributeValues: {
-            ':inProgress': s(RecordStatus.inProgress),
-            ':zero': n(0),
-            ':exp': n(nowSec + this.#ttlSeconds),
-            ':now': n(now),
-            ':nowSec': n(nowSec),
-            ':topic': s(topic),
-            ':partition': n(partition),
-            ':offset': n(offset),
-            ':one': n(1),
-          },
+          ExpressionAttributeValues: { ...attemptValues(request, now, this.#ttlSeconds), ':zero': n(0) },
           ReturnValues: 'ALL_NEW',
         }),
       );
