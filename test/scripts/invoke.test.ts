@@ -1,12 +1,11 @@
 // `npm run invoke`, run as a child process against DynamoDB Local and ElasticMQ.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { uniqueName } from '../helpers/aws.ts';
+import { runScript } from '../helpers/cli.ts';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const MSK_FIXTURE = fileURLToPath(new URL('../../../shared/fixtures/msk-event.json', import.meta.url));
 const AUDIT_CONFIG = fileURLToPath(new URL('../fixtures/audit.config.json', import.meta.url));
 const SUMMARY_KEYS = [
@@ -23,25 +22,7 @@ const SUMMARY_KEYS = [
 /** Child processes are slow on a busy 2-core machine. */
 const TIMEOUT = 120_000;
 
-type CliResult = { code: number | null; stdout: string; stderr: string };
-
-const runCli = (args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> =>
-  new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(ROOT, 'scripts/invoke.ts'), ...args], {
-      cwd: ROOT,
-      env: { ...process.env, ...env },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => {
-      stdout += chunk;
-    });
-    child.stderr.on('data', (chunk) => {
-      stderr += chunk;
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+const runCli = (args: string[], env: NodeJS.ProcessEnv = {}) => runScript('scripts/invoke.ts', args, env);
 
 const dir = mkdtempSync(join(tmpdir(), 'invoke-test-'));
 /** The fixture config under a name of its own, so this run gets fresh tables and queues. */

@@ -1,5 +1,4 @@
 // `npm run load` as a child process: what it reports is what reached the topic.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,24 +6,9 @@ import { fileURLToPath } from 'node:url';
 import { readTopic } from '../../scripts/bridge/readTopic.ts';
 import { brokersFromEnv } from '../../scripts/lib/kafka.ts';
 import { uniqueName } from '../helpers/aws.ts';
+import { runScript } from '../helpers/cli.ts';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const AUDIT_CONFIG = fileURLToPath(new URL('../fixtures/audit.config.json', import.meta.url));
-
-const run = (args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> =>
-  new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(ROOT, 'scripts/load.ts'), ...args], { cwd: ROOT, env: process.env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => {
-      stdout += chunk;
-    });
-    child.stderr.on('data', (chunk) => {
-      stderr += chunk;
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
 
 describe('npm run load', () => {
   test('produces orders traffic with duplicates and poison, and reports exactly what it sent', async () => {
@@ -42,7 +26,7 @@ describe('npm run load', () => {
     const configPath = join(dir, 'config.json');
     writeFileSync(configPath, JSON.stringify(config));
 
-    const result = await run([
+    const result = await runScript('scripts/load.ts', [
       '--route',
       'orders',
       '--rate',
@@ -69,7 +53,7 @@ describe('npm run load', () => {
   }, 60_000);
 
   test('refuses a route the config does not have', async () => {
-    const result = await run(['--route', 'nope', '--rate', '1', '--duration', '1']);
+    const result = await runScript('scripts/load.ts', ['--route', 'nope', '--rate', '1', '--duration', '1']);
     expect(result.code).not.toBe(0);
     expect(result.stderr).toMatch(/nope/);
   }, 30_000);

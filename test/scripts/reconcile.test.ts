@@ -1,32 +1,15 @@
 // `npm run reconcile` as a child process: a topic's records against the idempotency table and the DLQ.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { brokersFromEnv, createProducer, ensureTopics } from '../../scripts/lib/kafka.ts';
 import { uniqueName } from '../helpers/aws.ts';
+import { runScript } from '../helpers/cli.ts';
 import { mskEvent } from '../helpers/events.ts';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const AUDIT_CONFIG = fileURLToPath(new URL('../fixtures/audit.config.json', import.meta.url));
 const TIMEOUT = 120_000;
-
-type CliResult = { code: number | null; stdout: string; stderr: string };
-const runNode = (script: string, args: string[]): Promise<CliResult> =>
-  new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(ROOT, script), ...args], { cwd: ROOT, env: process.env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => {
-      stdout += chunk;
-    });
-    child.stderr.on('data', (chunk) => {
-      stderr += chunk;
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
 
 describe('npm run reconcile', () => {
   test(
@@ -51,7 +34,7 @@ describe('npm run reconcile', () => {
         await producer.close();
       }
 
-      const before = await runNode('scripts/reconcile.ts', ['--route', 'audit', '--config', configPath]);
+      const before = await runScript('scripts/reconcile.ts', ['--route', 'audit', '--config', configPath]);
       expect(before.stderr).toBe('');
       expect(before.code).toBe(1);
       const missing = JSON.parse(before.stdout);
@@ -61,7 +44,7 @@ describe('npm run reconcile', () => {
       // Process the same three records, as the event source would deliver them.
       const eventPath = join(dir, 'event.json');
       writeFileSync(eventPath, JSON.stringify(mskEvent(values.map((value, offset) => ({ topic, offset, value })))));
-      const invoked = await runNode('scripts/invoke.ts', [
+      const invoked = await runScript('scripts/invoke.ts', [
         '--route',
         'audit',
         '--config',
@@ -71,7 +54,7 @@ describe('npm run reconcile', () => {
       ]);
       expect(invoked.code).toBe(0);
 
-      const after = await runNode('scripts/reconcile.ts', ['--route', 'audit', '--config', configPath]);
+      const after = await runScript('scripts/reconcile.ts', ['--route', 'audit', '--config', configPath]);
       expect(after.code).toBe(0);
       expect(JSON.parse(after.stdout)).toMatchObject({ missing: 0, completed: 3 });
     },

@@ -1,11 +1,9 @@
 // `npm run replay` against Kafka, DynamoDB Local and ElasticMQ, with the payments route: an overdraft is
 // dead-lettered, the account is credited, and the replay now applies the debit exactly once. The CLIs run as
 // child processes; records are read back from Kafka with a consumer and handed to `invoke` as the ESM would.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { DeadLetterEnvelope } from '../../functions/runtime/deadLetter/envelopeSchema.ts';
 import { loadBridgeConfig, localResourceNames } from '../../infra/config/index.ts';
@@ -22,8 +20,9 @@ import { kafkaEvent, REPLAY_HEADER, wireRecordFromKafka } from '../../scripts/li
 import { drainQueue, getItem, sqs, uniqueName } from '../helpers/aws.ts';
 
 /** Each test runs the CLIs as several child processes. */
+import { runScript } from '../helpers/cli.ts';
+
 const TIMEOUT = 180_000;
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLUSTER_ARN = 'arn:aws:kafka:us-east-1:123456789012:cluster/replay-test/abcd1234-abcd-cafe-abab-9876543210ab-4';
 const dir = mkdtempSync(join(tmpdir(), 'replay-test-'));
 const brokers = brokersFromEnv();
@@ -32,23 +31,6 @@ const producer = createProducer(brokers);
 afterAll(async () => {
   await producer.close();
 });
-
-type CliResult = { code: number | null; stdout: string; stderr: string };
-
-const runCli = (script: string, args: string[]): Promise<CliResult> =>
-  new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(ROOT, script), ...args], { cwd: ROOT, env: process.env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => {
-      stdout += chunk;
-    });
-    child.stderr.on('data', (chunk) => {
-      stderr += chunk;
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
 
 type Route = {
   configFile: string;
@@ -183,7 +165,7 @@ const invoke = async (route: Route, messages: RawMessage[]) => {
     file,
     JSON.stringify(kafkaEvent({ eventSource: 'aws:kafka', eventSourceArn: CLUSTER_ARN }, messages.map(toWire))),
   );
-  const result = await runCli('scripts/invoke.ts', [
+  const result = await runScript('scripts/invoke.ts', [
     '--route',
     'payments',
     '--event',
@@ -196,7 +178,7 @@ const invoke = async (route: Route, messages: RawMessage[]) => {
 };
 
 const replay = async (route: Route, ...args: string[]) => {
-  const result = await runCli('scripts/replay.ts', ['--route', 'payments', '--config', route.configFile, ...args]);
+  const result = await runScript('scripts/replay.ts', ['--route', 'payments', '--config', route.configFile, ...args]);
   return { ...result, report: result.stdout ? JSON.parse(result.stdout) : undefined };
 };
 
@@ -482,7 +464,7 @@ describe('npm run replay', () => {
         [['--route', 'payments', '--config', route.configFile, '--invoke', '--to-topic', 'x'], /cannot be used with/],
         [['--route', 'payments', '--config', route.configFile, '--limit', '0'], /--limit must be a positive integer/],
       ];
-      const results = await Promise.all(cases.map(([args]) => runCli('scripts/replay.ts', args)));
+      const results = await Promise.all(cases.map(([args]) => runScript('scripts/replay.ts', args)));
       results.forEach((result, i) => {
         expect(result.code).toBe(2);
         expect(result.stdout).toBe('');
@@ -499,7 +481,7 @@ describe('npm run replay', () => {
       ]);
       expect(await dlqBodies(route)).toHaveLength(2);
 
-      const help = await runCli('scripts/replay.ts', ['--help']);
+      const help = await runScript('scripts/replay.ts', ['--help']);
       expect(help.code).toBe(0);
       expect(help.stdout).toMatch(/--to-topic \[topic\]/);
       expect(help.stdout).toMatch(/--dry-run/);
