@@ -2,24 +2,21 @@
 // `npm run invoke -- --route R --event FILE [--config PATH]`: run a route's handler once, like
 // `sam local invoke`. stdout carries exactly one JSON document (DESIGN §9); everything else,
 // the runtime's own logs included, goes to stderr.
-import { Command, CommanderError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import {
   CliInputError,
   EXIT_INPUT_ERROR,
   formatSummary,
   invokeRoute,
   loadRouteHandler,
+  note,
   prepareRoute,
   readKafkaEventFile,
-  reserveStdout,
+  runJsonCli,
 } from './lib/invokeRoute.ts';
 
 const EXIT_HANDLER_THREW = 1;
 const EXIT_SETUP_FAILED = 3;
-
-const stdout = reserveStdout();
-let pendingOutput = Promise.resolve();
-const note = (line: string) => process.stderr.write(`${line}\n`);
 
 const program = new Command()
   .name('invoke')
@@ -63,18 +60,11 @@ ${EXIT_INPUT_ERROR} bad arguments, config or event file, ${EXIT_SETUP_FAILED} th
 
 Example:
   npm run invoke -- --route audit --event ../shared/fixtures/msk-event.json --config test/fixtures/audit.config.json`,
-  )
-  .configureOutput({
-    writeOut: (text) => {
-      pendingOutput = pendingOutput.then(() => stdout.print(text));
-    },
-    writeErr: (text) => process.stderr.write(text),
-  })
-  .exitOverride();
+  );
 
 type Options = { route: string; event: string; config?: string; aws?: boolean; logLevel?: string };
 
-const main = async (options: Options): Promise<number> => {
+const main = async (options: Options, print: (text: string) => Promise<void>): Promise<number> => {
   const event = await readKafkaEventFile(options.event);
   let prepared: Awaited<ReturnType<typeof prepareRoute>>;
   try {
@@ -91,7 +81,7 @@ const main = async (options: Options): Promise<number> => {
   }
   const handler = await loadRouteHandler(prepared.route);
   const outcome = await invokeRoute(prepared, handler, event);
-  await stdout.print(
+  await print(
     `${JSON.stringify({ response: outcome.response, error: outcome.error, summary: outcome.summary }, null, 2)}\n`,
   );
   const how = outcome.error === null ? 'returned' : `threw: ${outcome.error}`;
@@ -101,21 +91,4 @@ const main = async (options: Options): Promise<number> => {
   return outcome.error === null ? 0 : EXIT_HANDLER_THREW;
 };
 
-let exitCode: number;
-try {
-  program.parse();
-  exitCode = await main(program.opts<Options>());
-} catch (error) {
-  if (error instanceof CommanderError) {
-    exitCode = error.exitCode === 0 ? 0 : EXIT_INPUT_ERROR;
-  } else if (error instanceof CliInputError) {
-    note(`invoke: ${error.message}`);
-    exitCode = EXIT_INPUT_ERROR;
-  } else {
-    note(`invoke: ${(error as Error).stack ?? String(error)}`);
-    exitCode = EXIT_SETUP_FAILED;
-  }
-}
-await pendingOutput;
-// The SDK's keep-alive sockets would hold the process open; everything is flushed by now.
-process.exit(exitCode);
+await runJsonCli<Options>('invoke', program, EXIT_SETUP_FAILED, main);

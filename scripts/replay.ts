@@ -2,14 +2,15 @@
 // `npm run replay -- --route R [--to-topic T | --invoke] [--limit N] [--dry-run] [--config PATH]`:
 // drain a route's dead-letter queue back into Kafka, or straight into the route's handler.
 // Progress goes to stderr; stdout carries one JSON report.
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import {
   CliInputError,
   EXIT_INPUT_ERROR,
   loadRouteHandler,
+  note,
   prepareRoute,
   type RouteHandler,
-  reserveStdout,
+  runJsonCli,
 } from './lib/invokeRoute.ts';
 import { brokersFromEnv } from './lib/kafka.ts';
 import { REPLAY_HEADER } from './lib/replayEvents.ts';
@@ -17,10 +18,6 @@ import { type ReplayMode, replayDeadLetters } from './lib/replayRun.ts';
 
 const EXIT_LEFT_IN_DLQ = 1;
 const EXIT_FAILED = 3;
-
-const stdout = reserveStdout();
-let pendingOutput = Promise.resolve();
-const note = (line: string) => process.stderr.write(`${line}\n`);
 
 const positiveInt = (what: string) => (value: string) => {
   const n = Number(value);
@@ -84,14 +81,7 @@ Examples:
   npm run replay -- --route payments --dry-run
   npm run replay -- --route payments                       # back to the source topic
   npm run replay -- --route orders --invoke --limit 10     # straight into the handler`,
-  )
-  .configureOutput({
-    writeOut: (text) => {
-      pendingOutput = pendingOutput.then(() => stdout.print(text));
-    },
-    writeErr: (text) => process.stderr.write(text),
-  })
-  .exitOverride();
+  );
 
 type Options = {
   route: string;
@@ -105,7 +95,7 @@ type Options = {
   logLevel?: string;
 };
 
-const main = async (options: Options): Promise<number> => {
+const main = async (options: Options, print: (text: string) => Promise<void>): Promise<number> => {
   const mode: ReplayMode = options.invoke
     ? { kind: 'invoke' }
     : { kind: 'topic', topic: typeof options.toTopic === 'string' ? options.toTopic : undefined };
@@ -139,7 +129,7 @@ const main = async (options: Options): Promise<number> => {
     visibilityTimeoutSeconds: options.visibilityTimeout,
     progress: (line) => note(`replay: ${line}`),
   });
-  await stdout.print(`${JSON.stringify(report, null, 2)}\n`);
+  await print(`${JSON.stringify(report, null, 2)}\n`);
   const stuck = report.items.filter((item) => item.outcome === 'left').length;
   note(
     report.dryRun
@@ -150,20 +140,4 @@ const main = async (options: Options): Promise<number> => {
   return stuck > 0 ? EXIT_LEFT_IN_DLQ : 0;
 };
 
-let exitCode: number;
-try {
-  program.parse();
-  exitCode = await main(program.opts<Options>());
-} catch (error) {
-  if (error instanceof CommanderError) {
-    exitCode = error.exitCode === 0 ? 0 : EXIT_INPUT_ERROR;
-  } else if (error instanceof CliInputError) {
-    note(`replay: ${error.message}`);
-    exitCode = EXIT_INPUT_ERROR;
-  } else {
-    note(`replay: ${(error as Error).stack ?? String(error)}`);
-    exitCode = EXIT_FAILED;
-  }
-}
-await pendingOutput;
-process.exit(exitCode);
+await runJsonCli<Options>('replay', program, EXIT_FAILED, main);

@@ -4,6 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';
 import type { Context } from 'aws-lambda';
+import { type Command, CommanderError, type OptionValues } from 'commander';
 import { KafkaEvent } from '../../functions/runtime/event.ts';
 import { invocationSummaryOf } from '../../functions/runtime/kafkaHandler.ts';
 import {
@@ -58,6 +59,52 @@ export const reserveStdout = (): { print: (text: string) => Promise<void>; resto
       process.stdout.write = stdoutWrite;
     },
   };
+};
+
+/** Writes a line to stderr, where the tools' progress and diagnostics go. */
+export const note = (line: string): void => {
+  process.stderr.write(`${line}\n`);
+};
+
+/**
+ * Runs a CLI whose stdout is one JSON document (invoke, replay): stdout is reserved before
+ * anything runs, commander's help goes through it, and errors become exit codes (bad input 2,
+ * anything else `failureExitCode`). Exits once the output is flushed, since the SDK's
+ * keep-alive sockets would otherwise hold the process open.
+ */
+export const runJsonCli = async <Options extends OptionValues>(
+  name: string,
+  program: Command,
+  failureExitCode: number,
+  main: (options: Options, print: (text: string) => Promise<void>) => Promise<number>,
+): Promise<never> => {
+  const stdout = reserveStdout();
+  let pendingOutput = Promise.resolve();
+  program
+    .configureOutput({
+      writeOut: (text) => {
+        pendingOutput = pendingOutput.then(() => stdout.print(text));
+      },
+      writeErr: (text) => process.stderr.write(text),
+    })
+    .exitOverride();
+  let exitCode: number;
+  try {
+    program.parse();
+    exitCode = await main(program.opts<Options>(), stdout.print);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      exitCode = error.exitCode === 0 ? 0 : EXIT_INPUT_ERROR;
+    } else if (error instanceof CliInputError) {
+      note(`${name}: ${error.message}`);
+      exitCode = EXIT_INPUT_ERROR;
+    } else {
+      note(`${name}: ${(error as Error).stack ?? String(error)}`);
+      exitCode = failureExitCode;
+    }
+  }
+  await pendingOutput;
+  process.exit(exitCode);
 };
 
 export type PreparedRoute = {
