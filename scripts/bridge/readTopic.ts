@@ -1,27 +1,15 @@
 // Reads a whole topic, every partition from its earliest offset to the high watermark taken at the start, without a
 // consumer group (nothing is committed, nobody's assignment changes). Used by reconcile and the end-to-end tests.
-import { createConsumer } from '../lib/kafka.ts';
+import { createConsumer, type RawRecordBatch } from '../lib/kafka.ts';
 import { type LambdaKafkaRecord, type TimestampType, toLambdaRecord } from '../lib/kafkaEvents.ts';
 
 const IS_CONTROL = 1 << 5;
 const LOG_APPEND_TIME = 1 << 3;
 
-type RawBatch = {
-  firstOffset: bigint;
-  lastOffsetDelta: number;
-  attributes: number;
-  firstTimestamp: bigint;
-  maxTimestamp: bigint;
-  records: Array<{
-    offsetDelta: number;
-    timestampDelta: bigint;
-    key: Buffer | null;
-    value: Buffer | null;
-    headers: Array<[Buffer | null, Buffer | null]>;
-  }>;
-};
 type RawFetch = {
-  responses: Array<{ partitions: Array<{ partitionIndex: number; errorCode: number; records?: RawBatch[] | null }> }>;
+  responses: Array<{
+    partitions: Array<{ partitionIndex: number; errorCode: number; records?: RawRecordBatch[] | null }>;
+  }>;
 };
 
 /** Every record of the topic as the bridge hands it to a handler (offset order per partition). */

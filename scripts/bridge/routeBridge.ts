@@ -13,7 +13,7 @@
 import { randomUUID } from 'node:crypto';
 import type { BridgeConfig, RouteConfig } from '../../infra/config/index.ts';
 import { consumerGroupIdOf, isProvisioned, resolveHandlerEntry } from '../../infra/config/index.ts';
-import { createConsumer, type RawConsumer } from '../lib/kafka.ts';
+import { createConsumer, type RawConsumer, type RawRecordBatch } from '../lib/kafka.ts';
 import {
   approximateRecordBytes,
   buildKafkaEvent,
@@ -63,20 +63,7 @@ type FetchPartitionResponse = {
   partitionIndex: number;
   errorCode: number;
   highWatermark: bigint;
-  records?: Array<{
-    firstOffset: bigint;
-    lastOffsetDelta: number;
-    attributes: number;
-    firstTimestamp: bigint;
-    maxTimestamp: bigint;
-    records: Array<{
-      offsetDelta: number;
-      timestampDelta: bigint;
-      key: Buffer | null;
-      value: Buffer | null;
-      headers: Array<[Buffer | null, Buffer | null]>;
-    }>;
-  }> | null;
+  records?: RawRecordBatch[] | null;
 };
 type FetchResponse = { responses: Array<{ topicId: string; partitions: FetchPartitionResponse[] }> };
 

@@ -28,6 +28,25 @@ export { Admin, Consumer, type Message, Producer } from '@platformatic/kafka';
 export type RawProducer = Producer<Buffer, Buffer, Buffer, Buffer>;
 export type RawConsumer = Consumer<Buffer, Buffer, Buffer, Buffer>;
 
+/**
+ * A record batch as a raw Fetch response carries it. The local bridge and `readTopic` fetch with
+ * the client's low-level API (to control positions across rebalances), so they read this shape.
+ */
+export type RawRecordBatch = {
+  firstOffset: bigint;
+  lastOffsetDelta: number;
+  attributes: number;
+  firstTimestamp: bigint;
+  maxTimestamp: bigint;
+  records: Array<{
+    offsetDelta: number;
+    timestampDelta: bigint;
+    key: Buffer | null;
+    value: Buffer | null;
+    headers: Array<[Buffer | null, Buffer | null]>;
+  }>;
+};
+
 export const DEFAULT_BROKERS = ['127.0.0.1:9092'];
 
 /** Brokers from KAFKA_BROKERS (comma-separated host:port), else the local default. */

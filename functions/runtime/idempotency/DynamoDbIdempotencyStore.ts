@@ -81,6 +81,10 @@ const attemptValues = (request: ClaimRequest, now: number, ttlSeconds: number): 
   };
 };
 
+/** The part of a claim or failed-attempt update that records the first sighting and the coordinates. */
+const RECORD_SIGHTING =
+  'firstSeen = if_not_exists(firstSeen, :now), #topic = :topic, #partition = :partition, #offset = :offset';
+
 /** Claimable: absent, expired, a lapsed IN_PROGRESS lease, and for a replay a DEAD_LETTERED record. */
 const claimCondition = (replay: boolean): string =>
   'attribute_not_exists(pk) OR expiresAt < :nowSec OR (#status = :inProgress AND leaseUntil < :nowMs)' +
@@ -126,10 +130,7 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
         new UpdateItemCommand({
           TableName: this.#table,
           Key: { pk: s(this.partitionKey(request.key)) },
-          UpdateExpression:
-            'SET #status = :inProgress, leaseUntil = :lease, #owner = :owner, expiresAt = :exp, ' +
-            'firstSeen = if_not_exists(firstSeen, :now), #topic = :topic, #partition = :partition, #offset = :offset ' +
-            'ADD attempts :one',
+          UpdateExpression: `SET #status = :inProgress, leaseUntil = :lease, #owner = :owner, expiresAt = :exp, ${RECORD_SIGHTING} ADD attempts :one`,
           ConditionExpression: claimCondition(request.replay),
           ExpressionAttributeNames: NAMES,
           ExpressionAttributeValues: values,
@@ -360,9 +361,7 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
         new UpdateItemCommand({
           TableName: this.#table,
           Key: { pk: s(this.partitionKey(request.key)) },
-          UpdateExpression:
-            'SET #status = :inProgress, leaseUntil = :zero, expiresAt = :exp, firstSeen = if_not_exists(firstSeen, :now), ' +
-            '#topic = :topic, #partition = :partition, #offset = :offset ADD attempts :one',
+          UpdateExpression: `SET #status = :inProgress, leaseUntil = :zero, expiresAt = :exp, ${RECORD_SIGHTING} ADD attempts :one`,
           ConditionExpression: 'attribute_not_exists(pk) OR expiresAt < :nowSec OR #status = :inProgress',
           ExpressionAttributeNames: {
             '#status': 'status',
