@@ -355,9 +355,9 @@ export const expectConsistent = async (
   run: Run,
   options: {
     /**
-     * The dead-letter queue is at-least-once: when DynamoDB fails after a dead letter was sent but before its
-     * DEAD_LETTERED marker was written, the batch fails and the redelivery sends the same envelope again. Scenarios
-     * that break DynamoDB accept such copies (same record, same idempotency key); every other scenario has none.
+     * The dead-letter queue is at-least-once: when DynamoDB fails, or the process dies, after a dead letter was sent
+     * but before its DEAD_LETTERED marker was written, the redelivery sends the same envelope again. Scenarios that
+     * break DynamoDB or kill the bridge accept such copies (same record, same idempotency key); the others have none.
      */
     allowDuplicateDeadLetters?: boolean;
   } = {},
