@@ -36,8 +36,17 @@ export class BridgeTable extends Construct {
   }
 }
 
-/** The idempotency actions the runtime issues (DESIGN §6): claim/release, settle, transactional marker. */
-export const IDEMPOTENCY_ACTIONS = ['dynamodb:UpdateItem', 'dynamodb:PutItem', 'dynamodb:BatchWriteItem'] as const;
+/**
+ * The idempotency actions the runtime issues (DESIGN §6): batched claims (PartiQL inserts, then a consistent read of
+ * the keys found taken), single claims and releases, settlements, the transactional marker.
+ */
+export const IDEMPOTENCY_ACTIONS = [
+  'dynamodb:PartiQLInsert',
+  'dynamodb:BatchGetItem',
+  'dynamodb:UpdateItem',
+  'dynamodb:PutItem',
+  'dynamodb:BatchWriteItem',
+] as const;
 
 /** The dedupe table: partition key `pk`, TTL on `expiresAt` (DESIGN §6). */
 export class IdempotencyTable extends BridgeTable {

@@ -292,9 +292,8 @@ const runBaseline = async (options: EndToEndOptions) => {
 };
 
 /**
- * What DynamoDB Local takes on this machine: the bridge's own requests (its idempotency store's claims, 100 at a
- * time, then settlements in BatchWriteItems of 25) with no processor or Kafka, through the proxy, per second. About
- * the local ceiling of any consumer that makes one request per record.
+ * How many records per second the bridge's own idempotency store can claim and settle on this machine, with no
+ * processor or Kafka, through the proxy: the local ceiling of the bridge, set by DynamoDB Local and the SDK.
  */
 const measureLocalCeiling = async (options: EndToEndOptions) => {
   const table = `bench-${options.runId}-ceiling`;
@@ -303,13 +302,14 @@ const measureLocalCeiling = async (options: EndToEndOptions) => {
   await createTable(direct, table, 'pk');
   try {
     await measureRawWaves(measured, table, 500);
-    const raw = await measureRawWaves(measured, table, 3_000, options.dynamodbPid);
+    const records = 3_000;
+    const raw = await measureRawWaves(measured, table, records, options.dynamodbPid);
     return {
-      requestsPerSec: round((raw.requests * 1000) / raw.ms, 0),
-      clientCpuMsPerRequest: round(raw.clientCpuMsPerRequest, 3),
-      ...(raw.serverCpuMsPerRequest === undefined
+      recordsPerSec: round((records * 1000) / raw.ms, 0),
+      clientCpuMsPerRecord: round(raw.clientCpuMsPerRecord, 3),
+      ...(raw.serverCpuMsPerRecord === undefined
         ? {}
-        : { dynamodbLocalCpuMsPerRequest: round(raw.serverCpuMsPerRequest, 3) }),
+        : { dynamodbLocalCpuMsPerRecord: round(raw.serverCpuMsPerRecord, 3) }),
     };
   } finally {
     await deleteTable(direct, table);
@@ -321,9 +321,9 @@ export const runEndToEnd = async (options: EndToEndOptions): Promise<EndToEnd> =
   await options.proxy.setDelay(options.rttMs);
   const ceiling = await measureLocalCeiling(options);
   options.log(
-    `e2e: DynamoDB Local takes ${ceiling.requestsPerSec} bare requests/s through the proxy ` +
-      `(client CPU ${ceiling.clientCpuMsPerRequest} ms/request` +
-      `${ceiling.dynamodbLocalCpuMsPerRequest === undefined ? '' : `, server CPU ${ceiling.dynamodbLocalCpuMsPerRequest} ms/request`})`,
+    `e2e: the idempotency store alone claims and settles ${ceiling.recordsPerSec} records/s through the proxy ` +
+      `(client CPU ${ceiling.clientCpuMsPerRecord} ms/record` +
+      `${ceiling.dynamodbLocalCpuMsPerRecord === undefined ? '' : `, DynamoDB Local CPU ${ceiling.dynamodbLocalCpuMsPerRecord} ms/record`})`,
   );
   const bridge = await runBridge(options, { name: '', records: options.records, rate: options.offeredRate });
   options.log(
@@ -359,10 +359,10 @@ export const runEndToEnd = async (options: EndToEndOptions): Promise<EndToEnd> =
       p50LatencyMs: sustained.p50LatencyMs,
       p99LatencyMs: sustained.p99LatencyMs,
     },
-    bareDynamoDbRequestsPerSec: ceiling.requestsPerSec,
-    bareSdkCpuMsPerRequest: ceiling.clientCpuMsPerRequest,
-    ...(ceiling.dynamodbLocalCpuMsPerRequest === undefined
+    bareStoreRecordsPerSec: ceiling.recordsPerSec,
+    bareSdkCpuMsPerRecord: ceiling.clientCpuMsPerRecord,
+    ...(ceiling.dynamodbLocalCpuMsPerRecord === undefined
       ? {}
-      : { dynamodbLocalCpuMsPerRequest: ceiling.dynamodbLocalCpuMsPerRequest }),
+      : { dynamodbLocalCpuMsPerRecord: ceiling.dynamodbLocalCpuMsPerRecord }),
   };
 };

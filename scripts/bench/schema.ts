@@ -33,9 +33,9 @@ export const ThroughputScenario = z.object({
   twoRoundTripIdealMs: nonNegative.optional(),
   /** The same DynamoDB requests as our runtime's, sent in two waves by a bare client: the local server's floor. */
   rawWavesMs: nonNegative.optional(),
-  /** CPU per request of the bare SDK client and of DynamoDB Local (Linux only) during those bare requests. */
-  bareSdkCpuMsPerRequest: nonNegative.optional(),
-  dynamodbLocalCpuMsPerRequest: nonNegative.optional(),
+  /** CPU per record of the bare SDK client and of DynamoDB Local (Linux only) during those bare requests. */
+  bareSdkCpuMsPerRecord: nonNegative.optional(),
+  dynamodbLocalCpuMsPerRecord: nonNegative.optional(),
 });
 export type ThroughputScenario = z.infer<typeof ThroughputScenario>;
 

@@ -10,11 +10,9 @@ import { type DynamoDBClient, UpdateItemCommand } from '@aws-sdk/client-dynamodb
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { Context } from 'aws-lambda';
 import { CompletedKeyCache } from '../../functions/runtime/idempotency/CompletedKeyCache.ts';
-import {
-  DynamoDbIdempotencyStore,
-  SETTLE_BATCH_SIZE,
-} from '../../functions/runtime/idempotency/DynamoDbIdempotencyStore.ts';
+import { DynamoDbIdempotencyStore } from '../../functions/runtime/idempotency/DynamoDbIdempotencyStore.ts';
 import { RecordStatus } from '../../functions/runtime/idempotency/IdempotencyStore.ts';
+import { addRequestCounter, countRequestsIn } from '../../functions/runtime/idempotency/requestCounter.ts';
 import { createLambdaContext } from '../lib/lambdaContext.ts';
 import { createTable, deleteTable } from './aws.ts';
 import { type BenchRecord, duplicateSubset, mskEventOf, orderRecords } from './events.ts';
@@ -159,17 +157,17 @@ export const measureRoundTrip = async (client: DynamoDBClient, table: string, sa
 
 /**
  * The DynamoDB requests our runtime makes for a batch of fresh records, made by its own idempotency store with no
- * processor around it: one wave of claims (conditional UpdateItems, at most 100 at once, as the runtime's claim
- * limiter allows), then the settlements (BatchWriteItems of 25). What DynamoDB Local and the SDK need for the batch
- * on this machine, whatever the runtime does around them.
+ * processor around it: one wave of claims (at most 100 at once, as the runtime's claim limiter allows, which the
+ * store sends as PartiQL insert batches of 25), then the settlements (BatchWriteItems of 25). What DynamoDB Local and
+ * the SDK need for the batch on this machine, whatever the runtime does around them.
  */
 export type RawWaves = {
   ms: number;
   requests: number;
-  /** This thread's CPU (the bare SDK client's) per request. */
-  clientCpuMsPerRequest: number;
-  /** DynamoDB Local's CPU per request, when its PID is known. */
-  serverCpuMsPerRequest?: number;
+  /** This thread's CPU (the bare SDK client's) per record. */
+  clientCpuMsPerRecord: number;
+  /** DynamoDB Local's CPU per record, when its PID is known. */
+  serverCpuMsPerRecord?: number;
 };
 
 export const measureRawWaves = async (
@@ -179,7 +177,7 @@ export const measureRawWaves = async (
   serverPid?: number,
 ): Promise<RawWaves> => {
   const store = new DynamoDbIdempotencyStore({
-    client,
+    client: addRequestCounter(client),
     tableName: table,
     route: 'bare',
     ttlSeconds: 8 * 24 * 3600,
@@ -195,29 +193,31 @@ export const measureRawWaves = async (
   const cpuStarted = threadCpuMs();
   const started = performance.now();
   const owner = { requestId: prefix, leaseUntilMs: Date.now() + 900_000 };
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(100, count) }, async () => {
-      while (next < requests.length) {
-        const request = requests[next++] as (typeof requests)[number];
-        const claimed = await store.claim(request, owner, Date.now());
-        if (claimed.outcome !== 'claimed') throw new Error(`bare claim of ${request.key}: ${claimed.outcome}`);
-      }
-    }),
-  );
-  for (const request of requests) {
-    store.settle({ ...request, status: RecordStatus.completed, attempts: 1, firstSeen: owner.leaseUntilMs });
-  }
-  await store.flush();
+  const counted = { requests: 0 };
+  await countRequestsIn(counted, async () => {
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: Math.min(100, count) }, async () => {
+        while (next < requests.length) {
+          const request = requests[next++] as (typeof requests)[number];
+          const claimed = await store.claim(request, owner, Date.now());
+          if (claimed.outcome !== 'claimed') throw new Error(`bare claim of ${request.key}: ${claimed.outcome}`);
+        }
+      }),
+    );
+    for (const request of requests) {
+      store.settle({ ...request, status: RecordStatus.completed, attempts: 1, firstSeen: owner.leaseUntilMs });
+    }
+    await store.flush();
+  });
   const ms = performance.now() - started;
-  const sent = count + Math.ceil(count / SETTLE_BATCH_SIZE);
   const serverCpu =
     serverStarted === undefined ? undefined : (processCpuMs(serverPid) ?? serverStarted) - serverStarted;
   return {
     ms,
-    requests: sent,
-    clientCpuMsPerRequest: (threadCpuMs() - cpuStarted) / sent,
-    ...(serverCpu === undefined ? {} : { serverCpuMsPerRequest: serverCpu / sent }),
+    requests: counted.requests,
+    clientCpuMsPerRecord: (threadCpuMs() - cpuStarted) / count,
+    ...(serverCpu === undefined ? {} : { serverCpuMsPerRecord: serverCpu / count }),
   };
 };
 
@@ -281,7 +281,7 @@ export const runHandlerThroughput = async (
       }
       const roundTripMs = median(roundTrips);
       const rawWavesMs = median(raw.map((r) => r.ms));
-      const serverCpu = raw.flatMap((r) => (r.serverCpuMsPerRequest === undefined ? [] : [r.serverCpuMsPerRequest]));
+      const serverCpu = raw.flatMap((r) => (r.serverCpuMsPerRecord === undefined ? [] : [r.serverCpuMsPerRecord]));
       const empty: SideThroughput = { recordsPerSec: 0, ddbRequestsPerRecord: 0 };
       const side = (name: Side) => {
         const list = runs.get(name) ?? [];
@@ -298,8 +298,8 @@ export const runHandlerThroughput = async (
         ...(scenario.duplicateRate > 0 ? { bridgeWarmCache: side('bridgeWarmCache') } : {}),
         twoRoundTripIdealMs: round(2 * roundTripMs, 2),
         rawWavesMs: round(rawWavesMs, 2),
-        bareSdkCpuMsPerRequest: round(median(raw.map((r) => r.clientCpuMsPerRequest)), 3),
-        ...(serverCpu.length > 0 ? { dynamodbLocalCpuMsPerRequest: round(median(serverCpu), 3) } : {}),
+        bareSdkCpuMsPerRecord: round(median(raw.map((r) => r.clientCpuMsPerRecord)), 3),
+        ...(serverCpu.length > 0 ? { dynamodbLocalCpuMsPerRecord: round(median(serverCpu), 3) } : {}),
       };
       results.push(result);
       deps.log(

@@ -160,7 +160,9 @@ describe('the default config (infra/bridge.config.ts), bundled with esbuild', ()
       const on = (resource: unknown) =>
         statements.filter((s) => JSON.stringify(s.Resource).includes(JSON.stringify(resource))).flatMap(actionsOf);
       expect(on({ 'Fn::GetAtt': [idempotency, 'Arn'] }).sort()).toEqual([
+        'dynamodb:BatchGetItem',
         'dynamodb:BatchWriteItem',
+        'dynamodb:PartiQLInsert',
         'dynamodb:PutItem',
         'dynamodb:UpdateItem',
       ]);

@@ -1,6 +1,9 @@
 import { createHash } from 'node:crypto';
 import {
   type AttributeValue,
+  BatchExecuteStatementCommand,
+  BatchGetItemCommand,
+  type BatchStatementResponse,
   BatchWriteItemCommand,
   ConditionalCheckFailedException,
   type DynamoDBClient,
@@ -36,7 +39,9 @@ export type DynamoDbIdempotencyStoreOptions = {
 };
 
 /** BatchWriteItem takes at most 25 items per call. */
-export const SETTLE_BATCH_SIZE = 25;
+const SETTLE_BATCH_SIZE = 25;
+/** BatchExecuteStatement takes at most 25 statements per call, on distinct keys. */
+const CLAIM_BATCH_SIZE = 25;
 const UNPROCESSED_RETRIES = 8;
 const UNPROCESSED_BACKOFF = {
   maxAttempts: UNPROCESSED_RETRIES,
@@ -81,6 +86,20 @@ const attemptValues = (request: ClaimRequest, now: number, ttlSeconds: number): 
   };
 };
 
+/** The attributes of a fresh claim's item, as the batched insert writes them. */
+const INSERTED_ATTRIBUTES = [
+  'pk',
+  'status',
+  'leaseUntil',
+  'owner',
+  'expiresAt',
+  'firstSeen',
+  'topic',
+  'partition',
+  'offset',
+  'attempts',
+] as const;
+
 /** The part of a claim or failed-attempt update that records the first sighting and the coordinates. */
 const RECORD_SIGHTING =
   'firstSeen = if_not_exists(firstSeen, :now), #topic = :topic, #partition = :partition, #offset = :offset';
@@ -89,6 +108,15 @@ const RECORD_SIGHTING =
 const claimCondition = (replay: boolean): string =>
   'attribute_not_exists(pk) OR expiresAt < :nowSec OR (#status = :inProgress AND leaseUntil < :nowMs)' +
   (replay ? ' OR #status = :deadLettered' : '');
+
+/** A claim waiting for the next batch of fresh-record inserts. */
+type QueuedClaim = {
+  readonly request: ClaimRequest;
+  readonly owner: ClaimOwner;
+  readonly now: number;
+  readonly resolve: (result: ClaimResult) => void;
+  readonly reject: (error: unknown) => void;
+};
 
 export class DynamoDbIdempotencyStore implements IdempotencyStore {
   readonly #client: DynamoDBClient;
@@ -101,6 +129,8 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
   readonly #pendingKeys = new Map<WriteRequest, { key: string; completed: boolean; expiresAt: number }>();
   readonly #inFlight = new Set<Promise<void>>();
   #flushFailure: unknown;
+  #queuedClaims: QueuedClaim[] = [];
+  readonly #insertStatement: string;
 
   constructor(options: DynamoDbIdempotencyStoreOptions) {
     this.#client = options.client;
@@ -109,6 +139,7 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
     this.#ttlSeconds = options.ttlSeconds;
     this.#cache = options.cache;
     this.#concurrency = options.concurrency ?? 32;
+    this.#insertStatement = `INSERT INTO "${this.#table}" VALUE {${INSERTED_ATTRIBUTES.map((name) => `'${name}': ?`).join(', ')}}`;
   }
 
   /** `<route>#<idempotencyKey>`, as DESIGN §6 fixes it. */
@@ -116,7 +147,144 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
     return `${this.#route}#${key}`;
   }
 
-  async claim(request: ClaimRequest, owner: ClaimOwner, now: number): Promise<ClaimResult> {
+  /**
+   * Most records are new to the table, so claims made in the same turn of the event loop are first tried as plain
+   * PartiQL inserts, 25 to a BatchExecuteStatement: one request instead of 25, and a tenth of the client CPU. An
+   * insert fails only when the item exists; those keys are read together, and a key the read shows claimable
+   * (expired, a lapsed lease) runs alone as the conditional update, which also serves a lone claim and a replay.
+   */
+  claim(request: ClaimRequest, owner: ClaimOwner, now: number): Promise<ClaimResult> {
+    if (request.replay) return this.#claimOne(request, owner, now);
+    return new Promise((resolve, reject) => {
+      // setImmediate, not a microtask: the claims that finished requests start one by one as microtasks.
+      if (this.#queuedClaims.push({ request, owner, now, resolve, reject }) === 1)
+        setImmediate(() => this.#sendQueuedClaims());
+    });
+  }
+
+  #sendQueuedClaims(): void {
+    const queued = this.#queuedClaims;
+    this.#queuedClaims = [];
+    if (queued.length === 1) {
+      const [only] = queued as [QueuedClaim];
+      this.#claimOne(only.request, only.owner, only.now).then(only.resolve, only.reject);
+      return;
+    }
+    let chunk: QueuedClaim[] = [];
+    let keys = new Set<string>();
+    for (const claim of queued) {
+      if (keys.has(claim.request.key)) {
+        // One statement per key per batch: a second claim on it is settled by the update path.
+        this.#claimOne(claim.request, claim.owner, claim.now).then(claim.resolve, claim.reject);
+        continue;
+      }
+      chunk.push(claim);
+      keys.add(claim.request.key);
+      if (chunk.length === CLAIM_BATCH_SIZE) {
+        this.#startInsert(chunk);
+        chunk = [];
+        keys = new Set();
+      }
+    }
+    if (chunk.length > 0) this.#startInsert(chunk);
+  }
+
+  #startInsert(chunk: readonly QueuedClaim[]): void {
+    // A claim already settled ignores the rejection; none is left waiting forever.
+    this.#insertClaims(chunk).catch((error: unknown) => this.#rejectAll(chunk, error));
+  }
+
+  async #insertClaims(chunk: readonly QueuedClaim[]): Promise<void> {
+    let responses: BatchStatementResponse[];
+    try {
+      const result = await this.#client.send(
+        new BatchExecuteStatementCommand({
+          Statements: chunk.map(({ request, owner, now }) => ({
+            Statement: this.#insertStatement,
+            Parameters: this.#insertedValues(request, owner, now),
+          })),
+        }),
+      );
+      responses = result.Responses ?? [];
+    } catch (error) {
+      this.#rejectAll(chunk, error);
+      return;
+    }
+    const existing: QueuedClaim[] = [];
+    chunk.forEach((claim, index) => {
+      // Responses come in statement order.
+      const error = responses[index]?.Error;
+      if (responses[index] !== undefined && error === undefined)
+        claim.resolve({ outcome: 'claimed', attempts: 1, firstSeen: claim.now });
+      else if (error?.Code === 'DuplicateItem') existing.push(claim);
+      else this.#claimOne(claim.request, claim.owner, claim.now).then(claim.resolve, claim.reject);
+    });
+    if (existing.length > 0) await this.#claimExisting(existing);
+  }
+
+  /**
+   * The keys an insert found taken are mostly duplicates, settled long ago: one consistent BatchGetItem tells
+   * which (a read is a fifth of a write's price). Only those the read shows claimable go on to the update, whose
+   * condition decides again, so a change between the read and the update is never lost.
+   */
+  async #claimExisting(claims: readonly QueuedClaim[]): Promise<void> {
+    if (claims.length === 1) {
+      const [only] = claims as [QueuedClaim];
+      return this.#claimOne(only.request, only.owner, only.now).then(only.resolve, only.reject);
+    }
+    let items: Map<string | undefined, Record<string, AttributeValue>>;
+    try {
+      const result = await this.#client.send(
+        new BatchGetItemCommand({
+          RequestItems: {
+            [this.#table]: {
+              Keys: claims.map(({ request }) => ({ pk: s(this.partitionKey(request.key)) })),
+              ConsistentRead: true,
+              ProjectionExpression: 'pk, #status, #owner, leaseUntil, expiresAt',
+              ExpressionAttributeNames: { '#status': 'status', '#owner': 'owner' },
+            },
+          },
+        }),
+      );
+      items = new Map((result.Responses?.[this.#table] ?? []).map((item) => [item.pk?.S, item]));
+    } catch (error) {
+      this.#rejectAll(claims, error, ' reading the existing item');
+      return;
+    }
+    for (const claim of claims) {
+      const item = items.get(this.partitionKey(claim.request.key));
+      const held = item && (num(item.expiresAt) ?? 0) >= Math.floor(claim.now / 1000);
+      const lapsed = item?.status?.S === RecordStatus.inProgress && (num(item.leaseUntil) ?? 0) < claim.now;
+      // Unprocessed keys come back missing from the map, and go the update path like any claimable key.
+      if (item && held && !lapsed) claim.resolve(this.#conflict(item, claim.now));
+      else this.#claimOne(claim.request, claim.owner, claim.now).then(claim.resolve, claim.reject);
+    }
+  }
+
+  #rejectAll(claims: readonly QueuedClaim[], error: unknown, step = ''): void {
+    const reason = `failed${step} (in a batch of ${claims.length}): ${(error as Error).message}`;
+    for (const { request, reject } of claims)
+      reject(new IdempotencyStoreError(`claim of ${request.key} ${reason}`, { cause: error }));
+  }
+
+  /** A fresh claim's item, in INSERTED_ATTRIBUTES order: what the conditional update writes on an absent key. */
+  #insertedValues(request: ClaimRequest, owner: ClaimOwner, now: number): AttributeValue[] {
+    const { topic, partition, offset } = request.coordinates;
+    return [
+      s(this.partitionKey(request.key)),
+      s(RecordStatus.inProgress),
+      n(owner.leaseUntilMs),
+      s(owner.requestId),
+      n(Math.floor(now / 1000) + this.#ttlSeconds),
+      n(now),
+      s(topic),
+      n(partition),
+      n(offset),
+      n(1),
+    ];
+  }
+
+  async #claimOne(request: ClaimRequest, owner: ClaimOwner, now: number): Promise<ClaimResult> {
     const nowSec = Math.floor(now / 1000);
     const values: Record<string, AttributeValue> = {
       ...attemptValues(request, now, this.#ttlSeconds),
