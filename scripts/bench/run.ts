@@ -15,7 +15,14 @@ import { runColdStart } from './coldStart.ts';
 import { runEndToEnd } from './endToEnd.ts';
 import { ProxyWorker } from './proxyHost.ts';
 import { renderResultsMarkdown } from './report.ts';
-import { BenchResults, type ColdStartEntry, type EndToEnd, type ThroughputScenario } from './schema.ts';
+import {
+  BenchResults,
+  type ColdStartEntry,
+  type EndToEnd,
+  type SettleStrategies,
+  type ThroughputScenario,
+} from './schema.ts';
+import { runSettleStrategies } from './settleStrategies.ts';
 import { fullScenarios, quickScenarios, runHandlerThroughput, SIDES, type Side } from './throughput.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -159,6 +166,7 @@ const main = async (opts: Options): Promise<void> => {
   let throughput: ThroughputScenario[] | undefined;
   let coldStart: Record<'bridge' | 'powertools' | 'floor', ColdStartEntry> | undefined;
   let endToEnd: EndToEnd | undefined;
+  let settleStrategies: SettleStrategies | undefined;
 
   if (sections.has('cold-start')) {
     log(`cold start: building 3 bundles, ${initSamples} fresh processes each`);
@@ -203,6 +211,15 @@ const main = async (opts: Options): Promise<void> => {
         } finally {
           await deleteQueue(sqs, dlqUrl);
         }
+        settleStrategies = await runSettleStrategies({
+          proxy,
+          measured: dynamoDbClient(proxy.url),
+          direct: dynamoDbClient(endpoints.dynamodbEndpoint),
+          rttMs: opts.rtt,
+          repetitions,
+          runId,
+          log,
+        });
       }
       if (sections.has('end-to-end')) {
         log(
@@ -242,7 +259,7 @@ const main = async (opts: Options): Promise<void> => {
   };
   if (opts.only) {
     process.stdout.write(
-      `${JSON.stringify({ machine, handlerThroughput: throughput, coldStart, endToEnd, durationSec }, null, 2)}\n`,
+      `${JSON.stringify({ machine, handlerThroughput: throughput, settleStrategies, coldStart, endToEnd, durationSec }, null, 2)}\n`,
     );
     return;
   }
@@ -251,6 +268,7 @@ const main = async (opts: Options): Promise<void> => {
     handlerThroughput: throughput,
     coldStart,
     endToEnd,
+    settleStrategies,
     generatedAt: new Date().toISOString(),
     quick: opts.quick,
     options: {

@@ -69,12 +69,32 @@ export const EndToEnd = z
   .catchall(z.unknown());
 export type EndToEnd = z.infer<typeof EndToEnd>;
 
+/** One way of writing completes: wall time, requests and handler-thread CPU for a number of records. */
+export const SettleStrategy = z.object({
+  ms: nonNegative,
+  requests: nonNegative,
+  cpuMsPerRecord: nonNegative,
+});
+export type SettleStrategy = z.infer<typeof SettleStrategy>;
+
+/** Completes written as the runtime writes them (BatchWriteItem) against one parallel UpdateItem per record. */
+export const SettleStrategies = z.array(
+  z.object({
+    records: z.number().int().positive(),
+    batchWriteItem: SettleStrategy,
+    parallelUpdateItem: SettleStrategy,
+  }),
+);
+export type SettleStrategies = z.infer<typeof SettleStrategies>;
+
 export const BenchResults = z
   .object({
     machine: z.object({ cores: z.number().int().positive(), node: z.string().min(1) }).catchall(z.unknown()),
     handlerThroughput: z.array(ThroughputScenario).min(1),
     coldStart: z.object({ bridge: ColdStartEntry, powertools: ColdStartEntry, floor: ColdStartEntry }),
     endToEnd: EndToEnd,
+    /** Extra, from the throughput section: how completes are written, measured both ways. */
+    settleStrategies: SettleStrategies.optional(),
     /** Extras: when, how (quick or full), and with which options. */
     generatedAt: z.iso.datetime().optional(),
     quick: z.boolean().optional(),

@@ -72,7 +72,7 @@ export type ThroughputDeps = {
 type Run = { ms: number; requests: number; cpuMs: number };
 
 /** CPU time of this thread (the handler's; the proxy has its own thread), in ms. */
-const threadCpuMs = (): number => {
+export const threadCpuMs = (): number => {
   const usage = process.threadCpuUsage();
   return (usage.user + usage.system) / 1000;
 };

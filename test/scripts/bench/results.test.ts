@@ -40,6 +40,8 @@ test('the committed results cover the goal scenario (batch 100 × 4 partitions a
       (s) => s.batchSize === 100 && s.partitions === 4 && s.duplicateRate === 0 && s.rttMs === rtt,
     ),
   ).toBe(true);
+  // Issue #4's choice of BatchWriteItem for completes rests on this comparison.
+  expect(results.settleStrategies?.map((s) => s.records)).toEqual([100, 1_000]);
 });
 
 test('RESULTS.md is the rendering of the committed results.json', () => {
