@@ -351,7 +351,10 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
       completed: settlement.status === RecordStatus.completed,
       expiresAt,
     });
-    if (this.#pending.length >= SETTLE_BATCH_SIZE) this.#startFlush();
+    // A dead letter's marker goes out at once (with the completes pending beside it): until it is written, a crash
+    // makes the redelivery send the envelope again.
+    if (this.#pending.length >= SETTLE_BATCH_SIZE || settlement.status === RecordStatus.deadLettered)
+      this.#startFlush();
   }
 
   #startFlush(): void {

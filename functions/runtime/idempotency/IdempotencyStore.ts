@@ -63,7 +63,7 @@ export type TransactOutcome =
 export interface IdempotencyStore {
   /** Claims each record, in parallel with bounded concurrency. */
   claim(request: ClaimRequest, owner: ClaimOwner, now: number): Promise<ClaimResult>;
-  /** Queues a final state; written in batches without blocking the caller. */
+  /** Queues a final state; written in batches without blocking the caller, a DEAD_LETTERED marker at once. */
   settle(settlement: Settlement): void;
   /** Writes everything queued; throws IdempotencyStoreError if anything could not be written. */
   flush(): Promise<void>;

@@ -308,6 +308,30 @@ describe('DynamoDbIdempotencyStore', () => {
     );
   });
 
+  test('a DEAD_LETTERED marker is written at once, while completes wait for their batch or the flush', async () => {
+    const s = store('marker');
+    const settlement = (key: string, status: 'COMPLETED' | 'DEAD_LETTERED') => ({
+      key,
+      coordinates: { topic: 't', partition: 0, offset: 1 },
+      status,
+      attempts: 1,
+      firstSeen: Date.now(),
+    });
+    s.settle(settlement('done', 'COMPLETED'));
+    s.settle(settlement('dead', 'DEAD_LETTERED'));
+    // No flush: the marker's own write carries the pending complete with it.
+    for (let waited = 0; !(await getItem(table, { pk: { S: 'marker#dead' } })); waited += 20) {
+      if (waited > 5_000) throw new Error('the DEAD_LETTERED marker was not written without a flush');
+      await sleep(20);
+    }
+    expect(await getItem(table, { pk: { S: 'marker#done' } })).toMatchObject({ status: { S: 'COMPLETED' } });
+    s.settle(settlement('later', 'COMPLETED'));
+    await sleep(300);
+    expect(await getItem(table, { pk: { S: 'marker#later' } })).toBeUndefined();
+    await s.flush();
+    expect(await getItem(table, { pk: { S: 'marker#later' } })).toMatchObject({ status: { S: 'COMPLETED' } });
+  });
+
   test('an expired item can be claimed again and starts a fresh history', async () => {
     const s = store('expiry');
     await dynamodb.send(
