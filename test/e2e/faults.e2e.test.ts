@@ -56,7 +56,9 @@ test('(c) ElasticMQ stops while poison records arrive, and comes back with its q
   await waitDrained(run, 150_000);
   expect((await bridge.stop()).code).toBe(0);
   expect([...bridge.progress.values()].some((s) => s.failedInvocations > 0)).toBe(true);
-  await expectConsistent(run);
+  const { duplicateDeadLetters } = await expectConsistent(run, { allowDuplicateDeadLetters: true });
+  if (duplicateDeadLetters > 0)
+    console.info(`(c): ${duplicateDeadLetters} dead letters were sent twice (a send's response lost as SQS stopped)`);
 });
 
 test('(d) the Kafka broker restarts mid-run (its data dir persists)', async () => {

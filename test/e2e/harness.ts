@@ -355,9 +355,10 @@ export const expectConsistent = async (
   run: Run,
   options: {
     /**
-     * The dead-letter queue is at-least-once: when DynamoDB fails, or the process dies, after a dead letter was sent
-     * but before its DEAD_LETTERED marker was written, the redelivery sends the same envelope again. Scenarios that
-     * break DynamoDB or kill the bridge accept such copies (same record, same idempotency key); the others have none.
+     * The dead-letter queue is at least once: when DynamoDB fails, or the process dies, after a dead letter was sent
+     * but before its DEAD_LETTERED marker was written, the redelivery sends the same envelope again; when SQS stops
+     * after storing a message but before answering, the retried send stores it again. Scenarios that break a service
+     * or kill the bridge accept such copies (same record, same idempotency key); the others must have none.
      */
     allowDuplicateDeadLetters?: boolean;
   } = {},
