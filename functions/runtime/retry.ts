@@ -4,7 +4,11 @@ import type { RetrySettings } from './settings.ts';
 export const SAFETY_MARGIN_MS = 1_000;
 
 /** Exponential backoff with full jitter: uniform in [0, min(maxDelay, base * 2^(retry-1))]. */
-export const backoffDelay = (retry: number, settings: RetrySettings, random: () => number = Math.random): number => {
+export const backoffDelay = (
+  retry: number,
+  settings: Pick<RetrySettings, 'baseDelayMs' | 'maxDelayMs'>,
+  random: () => number = Math.random,
+): number => {
   const ceiling = Math.min(settings.maxDelayMs, settings.baseDelayMs * 2 ** Math.max(0, retry - 1));
   return Math.floor(random() * ceiling);
 };

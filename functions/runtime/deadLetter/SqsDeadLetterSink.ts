@@ -7,12 +7,7 @@ import { type DeadLetterEnvelope, fitEnvelope, messageAttributes } from './envel
 /** SendMessageBatch takes at most 10 entries. */
 export const SQS_BATCH_ENTRIES = 10;
 const FAILED_ENTRY_RETRIES = 5;
-const FAILED_ENTRY_BACKOFF = {
-  maxAttempts: FAILED_ENTRY_RETRIES,
-  baseDelayMs: 50,
-  maxDelayMs: 1_000,
-  maxRecordAgeSeconds: 0,
-};
+const FAILED_ENTRY_BACKOFF = { baseDelayMs: 50, maxDelayMs: 1_000 };
 
 type Pending = {
   entry: SendMessageBatchRequestEntry;

@@ -43,12 +43,7 @@ const SETTLE_BATCH_SIZE = 25;
 /** BatchExecuteStatement takes at most 25 statements per call, on distinct keys. */
 const CLAIM_BATCH_SIZE = 25;
 const UNPROCESSED_RETRIES = 8;
-const UNPROCESSED_BACKOFF = {
-  maxAttempts: UNPROCESSED_RETRIES,
-  baseDelayMs: 25,
-  maxDelayMs: 1_000,
-  maxRecordAgeSeconds: 0,
-};
+const UNPROCESSED_BACKOFF = { baseDelayMs: 25, maxDelayMs: 1_000 };
 
 /** Placeholders for attribute names, several of which are DynamoDB reserved words. */
 const NAMES = {
