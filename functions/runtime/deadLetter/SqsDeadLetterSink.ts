@@ -39,8 +39,9 @@ export class SqsDeadLetterSink implements DeadLetterSink {
   }
 
   send(envelope: DeadLetterEnvelope): Promise<void> {
-    const fitted = fitEnvelope(envelope, this.#maxBytes);
     return new Promise<void>((resolve, reject) => {
+      // Inside the executor, so an envelope that cannot fit rejects like any failed send.
+      const fitted = fitEnvelope(envelope, this.#maxBytes);
       if (this.#bufferedBytes + fitted.bytes > this.#maxBytes) this.#sendBuffered();
       this.#buffer.push({
         entry: {

@@ -18,6 +18,10 @@ export type DeadLetterInput = {
 };
 
 const MAX_ERROR_MESSAGE = 4_096;
+/** What an envelope that fits nothing else keeps of the error message; with the rest it stays far below 1 KiB. */
+const LAST_RESORT_ERROR_MESSAGE = 256;
+
+const shorten = (text: string, max: number): string => (text.length > max ? `${text.slice(0, max)}…` : text);
 
 export const buildEnvelope = (input: DeadLetterInput, now: Date = new Date()): DeadLetterEnvelope => {
   const { record } = input;
@@ -39,7 +43,7 @@ export const buildEnvelope = (input: DeadLetterInput, now: Date = new Date()): D
     error: {
       kind: input.kind,
       name: input.error instanceof Error ? input.error.name : 'Error',
-      message: message.length > MAX_ERROR_MESSAGE ? `${message.slice(0, MAX_ERROR_MESSAGE)}…` : message,
+      message: shorten(message, MAX_ERROR_MESSAGE),
     },
     attempts: input.attempts,
     firstFailedAt: input.firstFailedAt.toISOString(),
@@ -74,6 +78,12 @@ export const fitEnvelope = (
     envelope,
     { ...envelope, record: { ...envelope.record, value: null, truncated: true } },
     { ...envelope, record: { ...envelope.record, value: null, headers: [], truncated: true } },
+    // Last resort: the coordinates still name the record, and a truncated envelope is re-read from Kafka on replay.
+    {
+      ...envelope,
+      record: { ...envelope.record, key: null, value: null, headers: [], truncated: true },
+      error: { ...envelope.error, message: shorten(envelope.error.message, LAST_RESORT_ERROR_MESSAGE) },
+    },
   ];
   for (const candidate of candidates) {
     const body = JSON.stringify(candidate);
@@ -81,6 +91,6 @@ export const fitEnvelope = (
     if (bytes <= maxBytes) return { body, bytes, envelope: candidate };
   }
   throw new DeadLetterError(
-    `dead letter for ${envelope.source.topic}-${envelope.source.partition}@${envelope.source.offset} exceeds ${maxBytes} bytes even without value and headers`,
+    `dead letter for ${envelope.source.topic}-${envelope.source.partition}@${envelope.source.offset} exceeds ${maxBytes} bytes even without key, value and headers`,
   );
 };

@@ -65,7 +65,7 @@ const n = (value: number): AttributeValue => ({ N: String(value) });
 const num = (value: AttributeValue | undefined): number | undefined =>
   value?.N === undefined ? undefined : Number(value.N);
 
-/** The values every write that records a claim or an attempt shares. */
+/** The values every write that records a claim or an attempt shares, `claimCondition`'s among them. */
 const attemptValues = (request: ClaimRequest, now: number, ttlSeconds: number): Record<string, AttributeValue> => {
   const nowSec = Math.floor(now / 1000);
   const { topic, partition, offset } = request.coordinates;
@@ -78,6 +78,7 @@ const attemptValues = (request: ClaimRequest, now: number, ttlSeconds: number): 
     ':partition': n(partition),
     ':offset': n(offset),
     ':one': n(1),
+    ...(request.replay ? { ':deadLettered': s(RecordStatus.deadLettered) } : {}),
   };
 };
 
@@ -101,7 +102,7 @@ const RECORD_SIGHTING =
 
 /** Claimable: absent, expired, a lapsed IN_PROGRESS lease, and for a replay a DEAD_LETTERED record. */
 const claimCondition = (replay: boolean): string =>
-  'attribute_not_exists(pk) OR expiresAt < :nowSec OR (#status = :inProgress AND leaseUntil < :nowMs)' +
+  'attribute_not_exists(pk) OR expiresAt < :nowSec OR (#status = :inProgress AND leaseUntil < :now)' +
   (replay ? ' OR #status = :deadLettered' : '');
 
 /** A claim waiting for the next batch of fresh-record inserts. */
@@ -281,13 +282,11 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
 
   async #claimOne(request: ClaimRequest, owner: ClaimOwner, now: number): Promise<ClaimResult> {
     const nowSec = Math.floor(now / 1000);
-    const values: Record<string, AttributeValue> = {
+    const values = {
       ...attemptValues(request, now, this.#ttlSeconds),
       ':lease': n(owner.leaseUntilMs),
       ':owner': s(owner.requestId),
-      ':nowMs': n(now),
     };
-    if (request.replay) values[':deadLettered'] = s(RecordStatus.deadLettered);
     try {
       const result = await this.#client.send(
         new UpdateItemCommand({
@@ -449,7 +448,7 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
       const { topic, partition, offset } = entry.coordinates;
       const values: Record<string, AttributeValue> = {
         ':nowSec': n(nowSec),
-        ':nowMs': n(now),
+        ':now': n(now),
         ':inProgress': s(RecordStatus.inProgress),
       };
       if (entry.replay) values[':deadLettered'] = s(RecordStatus.deadLettered);
@@ -528,7 +527,8 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
           TableName: this.#table,
           Key: { pk: s(this.partitionKey(request.key)) },
           UpdateExpression: `SET #status = :inProgress, leaseUntil = :zero, expiresAt = :exp, ${RECORD_SIGHTING} ADD attempts :one`,
-          ConditionExpression: 'attribute_not_exists(pk) OR expiresAt < :nowSec OR #status = :inProgress',
+          // The claim's condition: never over another invocation's live lease (a dead letter being claimed).
+          ConditionExpression: claimCondition(request.replay),
           ExpressionAttributeNames: {
             '#status': 'status',
             '#topic': 'topic',

@@ -31,6 +31,7 @@ const route = (options: { settings?: RouteSettingsInput; sqs?: SQSClient; name?:
     ...(options.sqs ? { clients: { sqs: options.sqs } } : {}),
     process: async (record) => {
       if (record.value.id === 'rule') throw new BusinessRuleError('refunds exceed the order total');
+      if (record.value.id === 'verbose') throw new BusinessRuleError(`refund refused: ${'reason '.repeat(1_000)}`);
       if (record.value.id === 'flaky') throw new TransientError('downstream timed out');
       seen.push(`${record.partition}@${record.offset}`);
     },
@@ -112,6 +113,23 @@ describe('dead-lettering to ElasticMQ', () => {
       key: Buffer.from('big-one').toString('base64'),
     });
     expect(letter?.envelope.source).toMatchObject({ topic: 'orders', partition: 2, offset: 77 });
+  });
+
+  test('a dead letter too large even without its value drops its key and shortens its error, and still lands', async () => {
+    const r = route({ settings: { deadLetter: { maxMessageBytes: 1024 } } });
+    const result = await r.invoke([
+      { partition: 1, offset: 5, key: 'k'.repeat(2_000), value: { id: 'verbose', pad: 'x'.repeat(5_000) } },
+      { partition: 1, offset: 6, value: { id: 'after' } },
+    ]);
+    expect(result.error).toBeUndefined();
+    expect(result.summary).toMatchObject({ deadLettered: 1, processed: 1 });
+    const [letter] = await letters();
+    expect(letter?.envelope.record).toMatchObject({ key: null, value: null, headers: [], truncated: true });
+    expect(letter?.envelope.source).toMatchObject({ topic: 'orders', partition: 1, offset: 5 });
+    expect(letter?.envelope.error.message).toMatch(/^.{1,256}…$/s);
+    expect(await getItem(table, { pk: { S: `${r.name}#orders-1@5` } })).toMatchObject({
+      status: { S: 'DEAD_LETTERED' },
+    });
   });
 
   test('many large dead letters are split into batches by bytes and all arrive', async () => {

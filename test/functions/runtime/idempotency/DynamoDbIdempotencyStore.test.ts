@@ -332,6 +332,32 @@ describe('DynamoDbIdempotencyStore', () => {
     expect(await getItem(table, { pk: { S: 'marker#later' } })).toMatchObject({ status: { S: 'COMPLETED' } });
   });
 
+  test("counting a failed attempt never takes over another invocation's live claim", async () => {
+    const s = store('attempt');
+    const now = Date.now();
+    await s.claim(request('held'), { requestId: 'other', leaseUntilMs: now + 60_000 }, now);
+    expect(await s.recordFailedAttempt(request('held'), now)).toBe(0);
+    expect(await getItem(table, { pk: { S: 'attempt#held' } })).toMatchObject({
+      owner: { S: 'other' },
+      leaseUntil: { N: String(now + 60_000) },
+      attempts: { N: '1' },
+    });
+    // A replayed dead letter counts on from its history, as a replay claim does.
+    await dynamodb.send(
+      new PutItemCommand({
+        TableName: table,
+        Item: {
+          pk: { S: 'attempt#dead' },
+          status: { S: 'DEAD_LETTERED' },
+          attempts: { N: '5' },
+          expiresAt: { N: String(Math.floor(now / 1000) + 60) },
+        },
+      }),
+    );
+    expect(await s.recordFailedAttempt(request('dead'), now)).toBe(0);
+    expect(await s.recordFailedAttempt({ ...request('dead'), replay: true }, now)).toBe(6);
+  });
+
   test('an expired item can be claimed again and starts a fresh history', async () => {
     const s = store('expiry');
     await dynamodb.send(
