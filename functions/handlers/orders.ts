@@ -1,8 +1,8 @@
 import { ConditionalCheckFailedException, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { z } from 'zod';
 import { sharedDynamoDbClient } from '../runtime/clients.ts';
-import { BridgeError, BusinessRuleError } from '../runtime/errors.ts';
-import { kafkaHandler } from '../runtime/kafkaHandler.ts';
+import { BusinessRuleError } from '../runtime/errors.ts';
+import { kafkaHandler, requiredEnv } from '../runtime/kafkaHandler.ts';
 
 /**
  * Example route `orders`: order status events applied to the `orders` table.
@@ -31,12 +31,6 @@ export const ALLOWED_PREVIOUS: Record<OrderStatus, readonly OrderStatus[]> = {
 
 export const STALE_EVENTS_METRIC = 'StaleEventsIgnored';
 
-const ordersTable = (): string => {
-  const name = process.env.ORDERS_TABLE_NAME;
-  if (!name) throw new BridgeError('route orders: environment variable ORDERS_TABLE_NAME is not set');
-  return name;
-};
-
 /** Applies one order event; returns 'stale' when a newer or equal version is already stored. */
 export const applyOrderEvent = async (event: OrderEvent): Promise<'applied' | 'stale'> => {
   const previous = ALLOWED_PREVIOUS[event.status];
@@ -55,7 +49,7 @@ export const applyOrderEvent = async (event: OrderEvent): Promise<'applied' | 's
   try {
     await sharedDynamoDbClient().send(
       new UpdateItemCommand({
-        TableName: ordersTable(),
+        TableName: requiredEnv('ORDERS_TABLE_NAME', 'orders'),
         Key: { orderId: { S: event.orderId } },
         UpdateExpression: 'SET #status = :status, #version = :version, updatedAt = :updatedAt',
         ConditionExpression: `attribute_not_exists(orderId) OR (#version < :version${transition})`,

@@ -1,7 +1,6 @@
 import type { TransactWriteItem } from '@aws-sdk/client-dynamodb';
 import { z } from 'zod';
-import { BridgeError } from '../runtime/errors.ts';
-import { kafkaHandler } from '../runtime/kafkaHandler.ts';
+import { kafkaHandler, requiredEnv } from '../runtime/kafkaHandler.ts';
 
 /**
  * Example route `payments`: a financial transaction log applied exactly once, in
@@ -21,12 +20,6 @@ export const PaymentEvent = z.object({
 });
 export type PaymentEvent = z.infer<typeof PaymentEvent>;
 
-const tableFromEnv = (name: string): string => {
-  const value = process.env[name];
-  if (!value) throw new BridgeError(`route payments: environment variable ${name} is not set`);
-  return value;
-};
-
 export const paymentItems = (tx: PaymentEvent): TransactWriteItem[] => {
   const amount = { N: String(tx.amount) };
   const currency = { S: tx.currency };
@@ -34,7 +27,7 @@ export const paymentItems = (tx: PaymentEvent): TransactWriteItem[] => {
     tx.amount > 0
       ? {
           Update: {
-            TableName: tableFromEnv('ACCOUNTS_TABLE_NAME'),
+            TableName: requiredEnv('ACCOUNTS_TABLE_NAME', 'payments'),
             Key: { accountId: { S: tx.accountId } },
             UpdateExpression: 'SET balance = if_not_exists(balance, :zero) + :amount, currency = :currency',
             ConditionExpression: 'attribute_not_exists(accountId) OR currency = :currency',
@@ -43,7 +36,7 @@ export const paymentItems = (tx: PaymentEvent): TransactWriteItem[] => {
         }
       : {
           Update: {
-            TableName: tableFromEnv('ACCOUNTS_TABLE_NAME'),
+            TableName: requiredEnv('ACCOUNTS_TABLE_NAME', 'payments'),
             Key: { accountId: { S: tx.accountId } },
             UpdateExpression: 'SET balance = balance + :amount',
             // A debit needs an account in the same currency holding at least the amount.
@@ -58,7 +51,7 @@ export const paymentItems = (tx: PaymentEvent): TransactWriteItem[] => {
   return [
     {
       Put: {
-        TableName: tableFromEnv('LEDGER_TABLE_NAME'),
+        TableName: requiredEnv('LEDGER_TABLE_NAME', 'payments'),
         Item: {
           txId: { S: tx.txId },
           accountId: { S: tx.accountId },

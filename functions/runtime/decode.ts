@@ -101,9 +101,6 @@ export const decodeWith = <T>(spec: ValueSpec<T>, bytes: Buffer, what: 'key' | '
   return parsed.data;
 };
 
-/** A key decoder for string keys that never fails on UTF-8: Kafka keys are often plain ids. */
-export const keyAsString: Decoder<string> = { decode: (bytes) => bytes.toString('utf8') };
-
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 /** Strict base64: Buffer.from() silently skips bad characters, which would corrupt the value. */

@@ -47,7 +47,8 @@ const summaries = new WeakMap<object, InvocationSummary>();
 /** The summary of the invocation that ran with this context (used by `invoke` and the local bridge). */
 export const invocationSummaryOf = (context: object): InvocationSummary | undefined => summaries.get(context);
 
-const requiredEnv = (name: string, route: string): string => {
+/** An environment variable the route cannot run without; its absence names the route and the variable. */
+export const requiredEnv = (name: string, route: string): string => {
   const value = process.env[name];
   if (!value) throw new BridgeError(`route ${route}: environment variable ${name} is not set`);
   return value;

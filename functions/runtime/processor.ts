@@ -7,6 +7,7 @@ import { base64ToBuffer, decodeWith, type KafkaRecord, RecordHeaders, type Value
 import {
   BatchFailedError,
   ErrorKind,
+  formatCoordinates,
   InvalidEventError,
   PermanentError,
   type RecordCoordinates,
@@ -257,7 +258,7 @@ class BatchRun<V, K> {
     // Keys are checked in offset order per partition, so the earliest copy is the one processed.
     const all = Object.values(parsed.data.records).flat();
     for (const wire of all) {
-      const id = `${wire.topic}-${wire.partition}`;
+      const id = partitionId(wire);
       const list = partitions.get(id) ?? [];
       list.push(this.#prepareRecord(wire));
       partitions.set(id, list);
@@ -277,7 +278,7 @@ class BatchRun<V, K> {
   #prepareRecord(wire: WireRecord): Prepared<V, K> {
     const coordinates = { topic: wire.topic, partition: wire.partition, offset: wire.offset };
     const replayOf = replayOrigin(wire);
-    const fallbackKey = replayOf ?? `${wire.topic}-${wire.partition}@${wire.offset}`;
+    const fallbackKey = replayOf ?? formatCoordinates(coordinates);
     const tombstone = wire.value === null || wire.value === undefined;
     const base = { wire, coordinates, replay: replayOf !== undefined, tombstone, duplicateInBatch: false };
     try {

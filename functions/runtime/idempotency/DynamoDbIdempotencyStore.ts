@@ -13,6 +13,7 @@ import {
   UpdateItemCommand,
   type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
+import { forEachLimited } from '../concurrency.ts';
 import { IdempotencyStoreError, TransientError } from '../errors.ts';
 import { backoffDelay, sleep } from '../retry.ts';
 import type { CompletedKeyCache } from './CompletedKeyCache.ts';
@@ -34,10 +35,10 @@ export type DynamoDbIdempotencyStoreOptions = {
   route: string;
   ttlSeconds: number;
   cache: CompletedKeyCache;
-  /** Parallel release requests; claims are bounded by the caller. */
-  concurrency?: number;
 };
 
+/** Releases in flight at once; claims are bounded by the caller. */
+const RELEASE_CONCURRENCY = 32;
 /** BatchWriteItem takes at most 25 items per call. */
 const SETTLE_BATCH_SIZE = 25;
 /** BatchExecuteStatement takes at most 25 statements per call, on distinct keys. */
@@ -120,7 +121,6 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
   readonly #route: string;
   readonly #ttlSeconds: number;
   readonly #cache: CompletedKeyCache;
-  readonly #concurrency: number;
   #pending: WriteRequest[] = [];
   readonly #pendingKeys = new Map<WriteRequest, { key: string; completed: boolean; expiresAt: number }>();
   readonly #inFlight = new Set<Promise<void>>();
@@ -134,7 +134,6 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
     this.#route = options.route;
     this.#ttlSeconds = options.ttlSeconds;
     this.#cache = options.cache;
-    this.#concurrency = options.concurrency ?? 32;
     this.#insertStatement = `INSERT INTO "${this.#table}" VALUE {${INSERTED_ATTRIBUTES.map((name) => `'${name}': ?`).join(', ')}}`;
   }
 
@@ -401,33 +400,28 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
 
   async release(releases: readonly Release[], owner: ClaimOwner): Promise<void> {
     const failures: unknown[] = [];
-    let next = 0;
-    const lane = async () => {
-      while (next < releases.length) {
-        const release = releases[next++] as Release;
-        try {
-          await this.#client.send(
-            new UpdateItemCommand({
-              TableName: this.#table,
-              Key: { pk: s(this.partitionKey(release.key)) },
-              UpdateExpression: 'SET leaseUntil = :zero, attempts = :attempts',
-              ConditionExpression: '#owner = :owner AND #status = :inProgress',
-              ExpressionAttributeNames: { '#owner': 'owner', '#status': 'status' },
-              ExpressionAttributeValues: {
-                ':zero': n(0),
-                ':attempts': n(release.attempts),
-                ':owner': s(owner.requestId),
-                ':inProgress': s(RecordStatus.inProgress),
-              },
-            }),
-          );
-        } catch (error) {
-          // Someone else holds it now, or it was settled: either way it is not ours to end.
-          if (!(error instanceof ConditionalCheckFailedException)) failures.push(error);
-        }
+    await forEachLimited(releases, RELEASE_CONCURRENCY, async (release) => {
+      try {
+        await this.#client.send(
+          new UpdateItemCommand({
+            TableName: this.#table,
+            Key: { pk: s(this.partitionKey(release.key)) },
+            UpdateExpression: 'SET leaseUntil = :zero, attempts = :attempts',
+            ConditionExpression: '#owner = :owner AND #status = :inProgress',
+            ExpressionAttributeNames: { '#owner': 'owner', '#status': 'status' },
+            ExpressionAttributeValues: {
+              ':zero': n(0),
+              ':attempts': n(release.attempts),
+              ':owner': s(owner.requestId),
+              ':inProgress': s(RecordStatus.inProgress),
+            },
+          }),
+        );
+      } catch (error) {
+        // Someone else holds it now, or it was settled: either way it is not ours to end.
+        if (!(error instanceof ConditionalCheckFailedException)) failures.push(error);
       }
-    };
-    await Promise.all(Array.from({ length: Math.min(this.#concurrency, releases.length) }, lane));
+    });
     if (failures.length > 0) {
       throw new IdempotencyStoreError(
         `${failures.length} of ${releases.length} releases failed; those leases end on their own at the invocation timeout`,

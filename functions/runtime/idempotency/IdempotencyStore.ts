@@ -61,7 +61,7 @@ export type TransactOutcome =
  * logic is tested once, and the DynamoDB calls once, each on their own.
  */
 export interface IdempotencyStore {
-  /** Claims each record, in parallel with bounded concurrency. */
+  /** Claims one record; the caller bounds how many run at once, and the store may send them together. */
   claim(request: ClaimRequest, owner: ClaimOwner, now: number): Promise<ClaimResult>;
   /** Queues a final state; written in batches without blocking the caller, a DEAD_LETTERED marker at once. */
   settle(settlement: Settlement): void;
