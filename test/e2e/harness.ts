@@ -168,11 +168,6 @@ export class Run {
     return bridge;
   }
 
-  /** Sum over the live bridges of the latest progress of a route. */
-  committed(): number {
-    return this.bridges.reduce((sum, b) => sum + b.committed(), 0);
-  }
-
   async cleanup(): Promise<void> {
     for (const bridge of this.bridges) bridge.kill();
     fs.rmSync(this.dir, { recursive: true, force: true });
@@ -255,6 +250,8 @@ export class Run {
 export class BridgeProcess {
   readonly child: ChildProcess;
   readonly progress = new Map<string, RouteSnapshot>();
+  /** When each route's latest progress line arrived. */
+  readonly #progressAt = new Map<string, number>();
   readonly lines: string[] = [];
   /** Every lag value reported per route, in order. */
   readonly lags = new Map<string, number[]>();
@@ -297,6 +294,7 @@ export class BridgeProcess {
           const message = JSON.parse(line) as { type: string } & RouteSnapshot;
           if (message.type === 'progress' || message.type === 'final') {
             this.progress.set(message.route, message);
+            this.#progressAt.set(message.route, Date.now());
             if (message.lag !== undefined)
               this.lags.set(message.route, [...(this.lags.get(message.route) ?? []), message.lag]);
           }
@@ -313,9 +311,11 @@ export class BridgeProcess {
     return [...this.progress.values()].reduce((sum, s) => sum + s.committed, 0);
   }
 
-  /** Both routes report lag 0 in a progress line newer than `since` lines. */
-  drained(): boolean {
-    return ['orders', 'payments'].every((r) => this.progress.get(r)?.lag === 0);
+  /** Both routes report lag 0 in a progress line that arrived after `since` (epoch ms), not in an older one. */
+  drained(since = 0): boolean {
+    return ['orders', 'payments'].every(
+      (r) => this.progress.get(r)?.lag === 0 && (this.#progressAt.get(r) ?? 0) > since,
+    );
   }
 
   output(): string {
@@ -340,9 +340,10 @@ export class BridgeProcess {
 
 /** Waits until every route of the run has lag 0, as reported by one of its live bridges. */
 export const waitDrained = async (run: Run, timeoutMs: number): Promise<void> => {
+  const since = Date.now();
   await waitFor(
     'the bridge to drain both topics (lag 0)',
-    () => run.bridges.some((b) => b.alive && b.drained()),
+    () => run.bridges.some((b) => b.alive && b.drained(since)),
     timeoutMs,
   ).catch((error: Error) => {
     const live = run.bridges.filter((b) => b.alive);

@@ -10,6 +10,7 @@ import {
 import {
   CreateQueueCommand,
   DeleteMessageBatchCommand,
+  GetQueueAttributesCommand,
   type Message,
   ReceiveMessageCommand,
   SQSClient,
@@ -45,6 +46,21 @@ export const createQueue = async (name: string): Promise<string> => {
   const result = await sqs.send(new CreateQueueCommand({ QueueName: name }));
   if (!result.QueueUrl) throw new Error(`no URL for queue ${name}`);
   return result.QueueUrl;
+};
+
+/** Every message the queue holds: visible, in flight (received, not deleted) and delayed. */
+export const queueDepth = async (queueUrl: string): Promise<number> => {
+  const { Attributes = {} } = await sqs.send(
+    new GetQueueAttributesCommand({
+      QueueUrl: queueUrl,
+      AttributeNames: [
+        'ApproximateNumberOfMessages',
+        'ApproximateNumberOfMessagesNotVisible',
+        'ApproximateNumberOfMessagesDelayed',
+      ],
+    }),
+  );
+  return Object.values(Attributes).reduce((sum, count) => sum + Number(count), 0);
 };
 
 /** Receives until the queue is empty (two empty polls), deleting what it read. */

@@ -1,4 +1,4 @@
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -131,18 +131,16 @@ describe('cfn-lint', () => {
     const templates = outdirs.flatMap(templatesIn);
     // The CLI synth plus the variants: the test order above fills `outdirs`.
     expect(templates.length).toBe(1 + Object.keys(VARIANTS).length);
-    let output = '';
-    try {
-      output = execFileSync(
-        'cfn-lint',
-        ['--format', 'parseable', '--ignore-checks', ...CFN_LINT_IGNORED, '--', ...templates],
-        {
-          encoding: 'utf8',
-        },
-      );
-    } catch (error) {
-      output = String((error as { stdout?: string }).stdout ?? error);
-    }
-    expect(output.trim().split('\n').filter(Boolean)).toEqual([]);
+    const lint = spawnSync(
+      'cfn-lint',
+      ['--format', 'parseable', '--ignore-checks', ...CFN_LINT_IGNORED, '--', ...templates],
+      { encoding: 'utf8' },
+    );
+    // Findings go to stdout; a crash or a bad argument only to stderr, with a non-zero status that must fail too.
+    expect({
+      status: lint.status,
+      findings: lint.stdout.trim().split('\n').filter(Boolean),
+      stderr: lint.status === 0 ? '' : lint.stderr,
+    }).toEqual({ status: 0, findings: [], stderr: '' });
   });
 });

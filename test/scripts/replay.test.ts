@@ -17,7 +17,7 @@ import {
 } from '../../scripts/lib/kafka.ts';
 import { ensureLocalResources } from '../../scripts/lib/localResources.ts';
 import { kafkaEvent, REPLAY_HEADER, wireRecordFromKafka } from '../../scripts/lib/replayEvents.ts';
-import { drainQueue, getItem, sqs, uniqueName } from '../helpers/aws.ts';
+import { drainQueue, getItem, queueDepth, sqs, uniqueName } from '../helpers/aws.ts';
 
 /** Each test runs the CLIs as several child processes. */
 import { runScript } from '../helpers/cli.ts';
@@ -260,6 +260,7 @@ describe('npm run replay', () => {
         ]);
         expect(first.stderr).toMatch(/1 replayed and deleted, 0 left in the DLQ/);
         expect(await dlqMessages(route)).toHaveLength(0);
+        expect(await queueDepth(route.dlqUrl)).toBe(0);
 
         // The exact bytes, on the same partition, plus the header naming the first delivery.
         const [copy] = (await reader.next(1)) as [RawMessage];
@@ -296,6 +297,7 @@ describe('npm run replay', () => {
         expect(await invoke(route, [again])).toMatchObject({ received: 1, processed: 0, duplicates: 1 });
         expect(await balance(route, account)).toBe(100);
         expect(await dlqMessages(route)).toHaveLength(0);
+        expect(await queueDepth(route.dlqUrl)).toBe(0);
       } finally {
         await reader.close();
       }
@@ -342,6 +344,7 @@ describe('npm run replay', () => {
         expect(await balance(route, account)).toBe(700);
         expect(await status(route, overdraft.txId)).toBe('COMPLETED');
         expect(await dlqMessages(route)).toHaveLength(0);
+        expect(await queueDepth(route.dlqUrl)).toBe(0);
 
         // The same dead letter twice more: --limit 1 takes one, the next run the other; neither applies again.
         await sendToDlq(route, letter.body);
@@ -355,6 +358,7 @@ describe('npm run replay', () => {
         expect(rest.report).toMatchObject({ received: 1, replayed: 1 });
         expect(rest.report.invocations[0]).toMatchObject({ processed: 0, duplicates: 1 });
         expect(await dlqMessages(route)).toHaveLength(0);
+        expect(await queueDepth(route.dlqUrl)).toBe(0);
         expect(await balance(route, account)).toBe(700);
         expect(await getItem(route.ledger, { txId: { S: overdraft.txId } })).toBeDefined();
       } finally {
@@ -386,6 +390,7 @@ describe('npm run replay', () => {
         expect(await balance(route, account)).toBe(50);
         expect(await status(route, overdraft.txId)).toBe('COMPLETED');
         expect(await dlqMessages(route)).toHaveLength(0);
+        expect(await queueDepth(route.dlqUrl)).toBe(0);
 
         // Another overdraft, and then retention removes everything the partition held.
         const second = await overdraftThenCredit(route, reader, -5000, 10);
@@ -448,6 +453,7 @@ describe('npm run replay', () => {
         expect(late.report.invocations).toEqual([expect.objectContaining({ processed: 1, deadLettered: 0 })]);
         expect(await balance(route, account)).toBe(600);
         expect(await dlqMessages(route)).toHaveLength(0);
+        expect(await queueDepth(route.dlqUrl)).toBe(0);
       } finally {
         await reader.close();
       }
