@@ -2,23 +2,15 @@
 // topics (3 partitions), tables and queues from the config, runs the bridge for every route, produces orders and
 // payments traffic with ~5% duplicates and ~1% poison records, and shows a live summary until Ctrl-C or --duration.
 import { randomUUID } from 'node:crypto';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { loadBridgeConfig } from '../infra/config/index.ts';
 import { startBridge } from './bridge/bridge.ts';
 import type { RouteSnapshot } from './bridge/stats.ts';
 import { formatSummaryTable } from './bridge/summary.ts';
+import { numberArg } from './lib/cliArgs.ts';
 import { brokersFromEnv, createProducer } from './lib/kafka.ts';
 import { produceTraffic, trafficFor } from './lib/traffic.ts';
 import { applyEndpointsToEnv, ensureLocalServices } from './local/services.ts';
-
-const number =
-  (what: string, min: number, max = Number.POSITIVE_INFINITY) =>
-  (value: string) => {
-    const n = Number(value.replace(/%$/, ''));
-    if (!Number.isFinite(n) || n < min || n > max)
-      throw new InvalidArgumentError(`${what} must be from ${min} to ${max}`);
-    return n;
-  };
 
 const program = new Command()
   .name('npm start --')
@@ -28,12 +20,16 @@ const program = new Command()
       'what was processed, skipped as a duplicate, dead-lettered, the lag, the throughput and the P99 end-to-end\n' +
       'latency. Ctrl-C stops everything cleanly.',
   )
-  .option('-d, --duration <seconds>', 'stop after this long (default: run until Ctrl-C)', number('--duration', 1))
-  .option('--rate <records/s>', 'demo traffic per route', number('--rate', 0), 100)
-  .option('--duplicates <percent>', 'share of duplicate records', number('--duplicates', 0, 100), 5)
-  .option('--poison <percent>', 'share of poison records', number('--poison', 0, 100), 1)
+  .option(
+    '-d, --duration <seconds>',
+    'stop after this long (default: run until Ctrl-C)',
+    numberArg('--duration', { min: 1 }),
+  )
+  .option('--rate <records/s>', 'demo traffic per route', numberArg('--rate', { min: 0 }), 100)
+  .option('--duplicates <percent>', 'share of duplicate records', numberArg('--duplicates', { min: 0, max: 100 }), 5)
+  .option('--poison <percent>', 'share of poison records', numberArg('--poison', { min: 0, max: 100 }), 1)
   .option('-c, --config <path>', 'bridge config (.ts or .json; default BRIDGE_CONFIG or infra/bridge.config.ts)')
-  .option('--refresh <seconds>', 'summary refresh interval', number('--refresh', 0.2), 1)
+  .option('--refresh <seconds>', 'summary refresh interval', numberArg('--refresh', { min: 0.2 }), 1)
   .showHelpAfterError();
 
 const main = async () => {
@@ -119,8 +115,8 @@ const main = async () => {
       for (const line of lines) say(line);
     }
   };
+  // The bridge refreshes the lag itself every `progressIntervalMs`; this only draws.
   const tick = setInterval(() => render(bridge.snapshots()), opts.refresh * 1000);
-  const lagTick = setInterval(() => void bridge.refreshLag(), 1_000);
 
   let stopping = false;
   const stop = async (why: string) => {
@@ -130,7 +126,6 @@ const main = async () => {
     }
     stopping = true;
     clearInterval(tick);
-    clearInterval(lagTick);
     if (tty) drawn = 0;
     say(`\n${why}: stopping the traffic, finishing batches in flight, committing, leaving the groups…`);
     abort.abort();

@@ -1,21 +1,12 @@
 // `npm run load -- --route R --rate N --duration S [--duplicates P] [--poison P]`: realistic traffic for a route at a
 // target rate; reports the rate achieved (DESIGN §9). The last line on stdout is a JSON summary.
 import { randomUUID } from 'node:crypto';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { findRoute, loadBridgeConfig } from '../infra/config/index.ts';
+import { numberArg } from './lib/cliArgs.ts';
 import { brokersFromEnv, createProducer, ensureTopics } from './lib/kafka.ts';
 import { produceTraffic, trafficFor } from './lib/traffic.ts';
 import { applyEndpointsToEnv, resolveEndpoints } from './local/services.ts';
-
-const number =
-  (what: string, min: number, max = Number.POSITIVE_INFINITY) =>
-  (value: string) => {
-    const n = Number(value.replace(/%$/, ''));
-    if (!Number.isFinite(n) || n < min || n > max) {
-      throw new InvalidArgumentError(`${what} must be a number from ${min} to ${max} (got "${value}")`);
-    }
-    return n;
-  };
 
 const program = new Command()
   .name('npm run load --')
@@ -25,14 +16,28 @@ const program = new Command()
       'failing the schema, or breaking a business rule), and reports the rate achieved.',
   )
   .requiredOption('-r, --route <name>', 'the route whose topic gets the traffic')
-  .requiredOption('--rate <records/s>', 'target records per second (0: as fast as possible)', number('--rate', 0))
-  .requiredOption('--duration <seconds>', 'how long to produce', number('--duration', 0))
-  .option('--duplicates <percent>', 'share of duplicate records, in percent', number('--duplicates', 0, 100), 5)
-  .option('--poison <percent>', 'share of poison records, in percent', number('--poison', 0, 100), 1)
-  .option('--tombstones <percent>', 'share of tombstones (null values), in percent', number('--tombstones', 0, 100), 0)
-  .option('--seed <n>', 'generator seed (default: random)', number('--seed', 0))
+  .requiredOption(
+    '--rate <records/s>',
+    'target records per second (0: as fast as possible)',
+    numberArg('--rate', { min: 0 }),
+  )
+  .requiredOption('--duration <seconds>', 'how long to produce', numberArg('--duration', { min: 0 }))
+  .option(
+    '--duplicates <percent>',
+    'share of duplicate records, in percent',
+    numberArg('--duplicates', { min: 0, max: 100 }),
+    5,
+  )
+  .option('--poison <percent>', 'share of poison records, in percent', numberArg('--poison', { min: 0, max: 100 }), 1)
+  .option(
+    '--tombstones <percent>',
+    'share of tombstones (null values), in percent',
+    numberArg('--tombstones', { min: 0, max: 100 }),
+    0,
+  )
+  .option('--seed <n>', 'generator seed (default: random)', numberArg('--seed', { min: 0 }))
   .option('-c, --config <path>', 'bridge config (.ts or .json; default BRIDGE_CONFIG or infra/bridge.config.ts)')
-  .option('--partitions <n>', 'partitions if the topic must be created', number('--partitions', 1), 3)
+  .option('--partitions <n>', 'partitions if the topic must be created', numberArg('--partitions', { min: 1 }), 3)
   .showHelpAfterError();
 
 const main = async () => {

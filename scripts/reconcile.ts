@@ -7,6 +7,7 @@ import { Command } from 'commander';
 import { findRoute, loadBridgeConfig } from '../infra/config/index.ts';
 import { readTopic } from './bridge/readTopic.ts';
 import { reconcileRecords } from './bridge/reconcileRoute.ts';
+import { numberArg } from './lib/cliArgs.ts';
 import { brokersFromEnv } from './lib/kafka.ts';
 import { ensureLocalResources } from './lib/localResources.ts';
 import { applyEndpointsToEnv, resolveEndpoints } from './local/services.ts';
@@ -23,7 +24,7 @@ const program = new Command()
   .option(
     '--max-listed <n>',
     'list at most this many missing / in-progress records',
-    (v) => Number.parseInt(v, 10),
+    numberArg('--max-listed', { integer: true }),
     1000,
   )
   .showHelpAfterError();

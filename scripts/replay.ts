@@ -2,7 +2,8 @@
 // `npm run replay -- --route R [--to-topic T | --invoke] [--limit N] [--dry-run] [--config PATH]`:
 // drain a route's dead-letter queue back into Kafka, or straight into the route's handler.
 // Progress goes to stderr; stdout carries one JSON report.
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
+import { numberArg } from './lib/cliArgs.ts';
 import {
   CliInputError,
   EXIT_INPUT_ERROR,
@@ -19,12 +20,6 @@ import { type ReplayMode, replayDeadLetters } from './lib/replayRun.ts';
 const EXIT_LEFT_IN_DLQ = 1;
 const EXIT_FAILED = 3;
 
-const positiveInt = (what: string) => (value: string) => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${what} must be a positive integer`);
-  return n;
-};
-
 const program = new Command()
   .name('replay')
   .description(
@@ -38,7 +33,7 @@ const program = new Command()
     ),
   )
   .addOption(new Option('--invoke', "run the route's handler on the records directly").conflicts('toTopic'))
-  .option('-n, --limit <count>', 'take at most this many DLQ messages', positiveInt('--limit'))
+  .option('-n, --limit <count>', 'take at most this many DLQ messages', numberArg('--limit', { min: 1, integer: true }))
   .option('--dry-run', 'list what would be replayed; change nothing (every message stays in the DLQ)')
   .option(
     '-c, --config <path>',
@@ -51,7 +46,7 @@ const program = new Command()
   .option(
     '--visibility-timeout <seconds>',
     'how long a taken message stays hidden (default: route timeout + 60 s with --invoke, else 120 s)',
-    positiveInt('--visibility-timeout'),
+    numberArg('--visibility-timeout', { min: 1, integer: true }),
   )
   .addOption(
     new Option('--log-level <level>', "the runtime's log level with --invoke (its logs go to stderr)").choices([

@@ -1,13 +1,12 @@
 // Clients and throwaway resources for the benchmarks: uniquely named tables and queues, deleted afterwards.
 import {
-  CreateTableCommand,
   DeleteTableCommand,
   DynamoDBClient,
   ResourceNotFoundException,
-  UpdateTimeToLiveCommand,
   waitUntilTableExists,
 } from '@aws-sdk/client-dynamodb';
 import { CreateQueueCommand, DeleteQueueCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { createTableIfMissing } from '../lib/localResources.ts';
 
 /** The same client settings for every side: keep-alive and a pool large enough for a 1000-record fan-out. */
 const requestHandler = {
@@ -20,25 +19,10 @@ export const dynamoDbClient = (endpoint: string): DynamoDBClient =>
 
 export const sqsClient = (endpoint: string): SQSClient => new SQSClient({ endpoint, requestHandler });
 
-/** A table with a string partition key, on-demand, with the `expiresAt` TTL our idempotency records use. */
+/** A throwaway table with a string partition key (it lives for minutes, so without a TTL), ready to use. */
 export const createTable = async (client: DynamoDBClient, name: string, key: string): Promise<void> => {
-  await client.send(
-    new CreateTableCommand({
-      TableName: name,
-      BillingMode: 'PAY_PER_REQUEST',
-      AttributeDefinitions: [{ AttributeName: key, AttributeType: 'S' }],
-      KeySchema: [{ AttributeName: key, KeyType: 'HASH' }],
-    }),
-  );
+  await createTableIfMissing(client, name, key, false);
   await waitUntilTableExists({ client, maxWaitTime: 60 }, { TableName: name });
-  if (key === 'pk') {
-    await client.send(
-      new UpdateTimeToLiveCommand({
-        TableName: name,
-        TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
-      }),
-    );
-  }
 };
 
 export const deleteTable = async (client: DynamoDBClient, name: string): Promise<void> => {

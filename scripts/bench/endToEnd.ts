@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { ConditionalCheckFailedException, PutItemCommand } from '@aws-sdk/client-dynamodb';
-import { parseBridgeConfig } from '../../infra/config/index.ts';
+import { localResourceNames, parseBridgeConfig } from '../../infra/config/index.ts';
 import { handlerLogPath, startBridge } from '../bridge/bridge.ts';
 import { createAdmin, createConsumer, createProducer, ensureTopics, type RawProducer } from '../lib/kafka.ts';
 import { createQueue, createTable, deleteQueue, deleteTable, dynamoDbClient, sqsClient } from './aws.ts';
@@ -216,12 +216,14 @@ const runBridge = async (
     await producer.close().catch(() => undefined);
     if (savedEndpoint === undefined) delete process.env.AWS_ENDPOINT_URL_DYNAMODB;
     else process.env.AWS_ENDPOINT_URL_DYNAMODB = savedEndpoint;
+    const names = localResourceNames(config);
     const direct = dynamoDbClient(options.dynamodbEndpoint);
-    await deleteTable(direct, `${config.name}-idempotency`).catch(() => undefined);
+    await deleteTable(direct, names.idempotencyTable).catch(() => undefined);
     const sqs = sqsClient(options.sqsEndpoint);
     // CreateQueue is idempotent: it hands back the URL of the queue the bridge created.
-    await deleteQueue(sqs, await createQueue(sqs, `${config.name}-${route.name}-dlq`)).catch(() => undefined);
-    await dropTopics(options.brokers, [route.topic], [`${config.name}-${route.name}`]);
+    const dlq = names.deadLetterQueues[route.name] as string;
+    await deleteQueue(sqs, await createQueue(sqs, dlq)).catch(() => undefined);
+    await dropTopics(options.brokers, [route.topic], [names.consumerGroups[route.name] as string]);
   }
 };
 

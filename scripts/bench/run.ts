@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { numberArg } from '../lib/cliArgs.ts';
 import { brokersFromEnv } from '../lib/kafka.ts';
 import { applyEndpointsToEnv, ensureLocalServices, localServicesStatus } from '../local/services.ts';
 import { createQueue, deleteQueue, dynamoDbClient, sqsClient } from './aws.ts';
@@ -37,12 +38,6 @@ const startedAt = Date.now();
 const log = (line: string) => {
   const t = ((Date.now() - startedAt) / 1000).toFixed(1).padStart(6);
   writeErr(`[bench ${t}s] ${line}\n`);
-};
-
-const number = (name: string, min: number) => (value: string) => {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < min) throw new InvalidArgumentError(`${name} must be a number >= ${min}`);
-  return n;
 };
 
 /**
@@ -99,27 +94,31 @@ const program = new Command()
   .option(
     '--rtt <ms>',
     'the injected DynamoDB round trip of the "RTT" scenarios and the end-to-end run',
-    number('--rtt', 0),
+    numberArg('--rtt', { min: 0 }),
     5,
   )
   .option(
     '--repetitions <n>',
     'measured batches per side and scenario (default: quick 3, full 5)',
-    number('--repetitions', 1),
+    numberArg('--repetitions', { min: 1 }),
   )
-  .option('--init-samples <n>', 'fresh processes per bundle (default: quick 21, full 51)', number('--init-samples', 21))
+  .option(
+    '--init-samples <n>',
+    'fresh processes per bundle (default: quick 21, full 51)',
+    numberArg('--init-samples', { min: 21 }),
+  )
   .option(
     '--records <n>',
     'end-to-end records through the bridge (default: quick 20000, full 100000)',
-    number('--records', 1),
+    numberArg('--records', { min: 1 }),
   )
   .option(
     '--baseline-records <n>',
     'end-to-end records through the naive consumer (default: quick 2000, full 10000; it does one request at a time)',
-    number('--baseline-records', 1),
+    numberArg('--baseline-records', { min: 1 }),
   )
-  .option('--e2e-rate <n>', 'records/s the end-to-end producer offers', number('--e2e-rate', 1), 12_000)
-  .option('--partitions <n>', 'partitions of the end-to-end topics', number('--partitions', 1), 4)
+  .option('--e2e-rate <n>', 'records/s the end-to-end producer offers', numberArg('--e2e-rate', { min: 1 }), 12_000)
+  .option('--partitions <n>', 'partitions of the end-to-end topics', numberArg('--partitions', { min: 1 }), 4)
   .addOption(
     new Option(
       '--only <sections...>',

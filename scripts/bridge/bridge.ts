@@ -19,8 +19,8 @@ export type BridgeOptions = {
   /** Route names (default: all). */
   readonly routes?: readonly string[];
   readonly brokers: readonly string[];
-  /** Create the tables, queues and topics first (default true); the DLQ URLs come from there either way. */
-  readonly createResources?: boolean;
+  /** Create missing topics first (default true). Tables and queues are always ensured: the DLQ URLs come from there. */
+  readonly createTopics?: boolean;
   readonly partitions?: number;
   readonly windowMs?: number;
   readonly backoffBaseMs?: number;
@@ -52,7 +52,7 @@ export const startBridge = async (options: BridgeOptions): Promise<BridgeHandle>
   for (const name of names) findRoute(config, name);
   const resources = await ensureLocalResources(config, {
     routes: names,
-    topics: options.createResources ?? true,
+    topics: options.createTopics ?? true,
     ...(options.partitions !== undefined && { partitions: options.partitions }),
   });
   const source = eventSourceOf(config, options.brokers);

@@ -1,16 +1,11 @@
 // `npm run bridge [-- --route R]`: the local bridge alone, with no demo traffic (DESIGN §9).
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { loadBridgeConfig } from '../../infra/config/index.ts';
+import { numberArg } from '../lib/cliArgs.ts';
 import { brokersFromEnv } from '../lib/kafka.ts';
 import { applyEndpointsToEnv, resolveEndpoints } from '../local/services.ts';
 import { type HandlerOutput, startBridge } from './bridge.ts';
 import { formatProgressLine } from './stats.ts';
-
-const positiveNumber = (what: string) => (value: string) => {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`${what} must be a number >= 0 (got "${value}")`);
-  return n;
-};
 
 const program = new Command()
   .name('npm run bridge --')
@@ -21,22 +16,25 @@ const program = new Command()
   )
   .option('-r, --route <name...>', 'only these routes (default: all)')
   .option('-c, --config <path>', 'bridge config (.ts or .json; default BRIDGE_CONFIG or infra/bridge.config.ts)')
-  .option('--progress-interval <seconds>', 'seconds between progress lines', positiveNumber('--progress-interval'), 5)
+  .option('--progress-interval <seconds>', 'seconds between progress lines', numberArg('--progress-interval'), 5)
   .option('--json', 'progress as one JSON object per line (for scripts)')
-  .option('--window-ms <ms>', "override the routes' batching window", positiveNumber('--window-ms'))
-  .option('--backoff-ms <ms>', 'first redelivery backoff after a failed batch', positiveNumber('--backoff-ms'), 500)
-  .option('--max-backoff-ms <ms>', 'longest redelivery backoff', positiveNumber('--max-backoff-ms'), 10_000)
+  .option('--window-ms <ms>', "override the routes' batching window", numberArg('--window-ms'))
+  .option('--backoff-ms <ms>', 'first redelivery backoff after a failed batch', numberArg('--backoff-ms'), 500)
+  .option('--max-backoff-ms <ms>', 'longest redelivery backoff', numberArg('--max-backoff-ms'), 10_000)
   .option(
     '--grace <seconds>',
     'at shutdown, how long batches in flight may finish (default: the route timeout)',
-    positiveNumber('--grace'),
+    numberArg('--grace'),
   )
   .option(
     '--handler-logs <where>',
     'handler logs and EMF: "file" (.local/logs/bridge-<config>-<route>.log), "inherit" or "none"',
     'file',
   )
-  .option('--no-create', 'do not create missing topics, tables and queues')
+  .option(
+    '--no-create',
+    "do not create missing topics (tables and queues are always ensured: their names make the routes' environment)",
+  )
   .showHelpAfterError();
 
 const main = async () => {
@@ -71,7 +69,7 @@ const main = async () => {
     config,
     ...(opts.route && { routes: opts.route }),
     brokers,
-    createResources: opts.create,
+    createTopics: opts.create,
     ...(opts.windowMs !== undefined && { windowMs: opts.windowMs }),
     backoffBaseMs: opts.backoffMs,
     backoffMaxMs: Math.max(opts.maxBackoffMs, opts.backoffMs),

@@ -11,6 +11,7 @@
 // - A dead broker, a stalled group membership or a client error recreate the consumer after a backoff; the new
 //   member starts again from the committed offsets.
 import { randomUUID } from 'node:crypto';
+import { MetricName } from '../../functions/runtime/metrics.ts';
 import type { BridgeConfig, RouteConfig } from '../../infra/config/index.ts';
 import { consumerGroupIdOf, isProvisioned, resolveHandlerEntry } from '../../infra/config/index.ts';
 import { createConsumer, type RawConsumer, type RawRecordBatch } from '../lib/kafka.ts';
@@ -598,17 +599,5 @@ export class RouteBridge {
   }
 }
 
-const STANDARD_METRICS = new Set([
-  'RecordsReceived',
-  'RecordsProcessed',
-  'DuplicatesSkipped',
-  'TombstonesSkipped',
-  'RecordsFailed',
-  'RecordsRetried',
-  'RecordsDeadLettered',
-  'BatchItemFailures',
-  'DedupeRequests',
-  'ProcessingTime',
-  'EndToEndLatency',
-  'DedupeLatency',
-]);
+/** The runtime's own metrics; any other count in its EMF is the route's (for example StaleEventsIgnored). */
+const STANDARD_METRICS = new Set<string>(Object.values(MetricName));

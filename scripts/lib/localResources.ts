@@ -32,7 +32,16 @@ export type EnsureLocalResourcesOptions = {
   sqs?: SQSClient;
 };
 
-const createTableIfMissing = async (client: DynamoDBClient, name: string, partitionKey: string, ttl: boolean) => {
+/**
+ * An on-demand table keyed by one string attribute, created unless it exists with that key; `ttl` turns on the
+ * `expiresAt` TTL the idempotency records use. The local tools, the benchmarks and the tests all create tables here.
+ */
+export const createTableIfMissing = async (
+  client: DynamoDBClient,
+  name: string,
+  partitionKey: string,
+  ttl: boolean,
+): Promise<void> => {
   try {
     await client.send(
       new CreateTableCommand({

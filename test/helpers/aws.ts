@@ -1,12 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import {
-  type AttributeValue,
-  CreateTableCommand,
-  DynamoDBClient,
-  GetItemCommand,
-  ScanCommand,
-  UpdateTimeToLiveCommand,
-} from '@aws-sdk/client-dynamodb';
+import { type AttributeValue, DynamoDBClient, GetItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import {
   CreateQueueCommand,
   DeleteMessageBatchCommand,
@@ -15,6 +8,7 @@ import {
   ReceiveMessageCommand,
   SQSClient,
 } from '@aws-sdk/client-sqs';
+import { createTableIfMissing } from '../../scripts/lib/localResources.ts';
 
 /** Clients for the local services that test/globalSetup.ts started (endpoints come from the environment). */
 export const dynamodb = new DynamoDBClient({});
@@ -22,23 +16,9 @@ export const sqs = new SQSClient({});
 
 export const uniqueName = (prefix: string): string => `${prefix}-${randomUUID().slice(0, 8)}`;
 
+/** A table for one test; keyed `pk`, it is an idempotency table and gets the `expiresAt` TTL. */
 export const createTable = async (name: string, partitionKey = 'pk'): Promise<string> => {
-  await dynamodb.send(
-    new CreateTableCommand({
-      TableName: name,
-      BillingMode: 'PAY_PER_REQUEST',
-      AttributeDefinitions: [{ AttributeName: partitionKey, AttributeType: 'S' }],
-      KeySchema: [{ AttributeName: partitionKey, KeyType: 'HASH' }],
-    }),
-  );
-  if (partitionKey === 'pk') {
-    await dynamodb.send(
-      new UpdateTimeToLiveCommand({
-        TableName: name,
-        TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
-      }),
-    );
-  }
+  await createTableIfMissing(dynamodb, name, partitionKey, partitionKey === 'pk');
   return name;
 };
 
