@@ -2,7 +2,12 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { DeadLetterSettings, IdempotencySettings, RetrySettings } from '../../functions/runtime/settings.ts';
+import {
+  DeadLetterSettings,
+  IdempotencySettings,
+  RetrySettings,
+  ROUTE_SETTINGS_ENV,
+} from '../../functions/runtime/settings.ts';
 
 /**
  * The bridge config (DESIGN §3): one zod schema for the CDK app, the local bridge and the scripts.
@@ -205,6 +210,8 @@ export const EventSourceOptions = z
 export type EventSourceOptions = z.infer<typeof EventSourceOptions>;
 
 const ENV_NAME = /^[A-Z][A-Z0-9_]*$/;
+/** Lambda refuses to set its reserved keys (AWS_REGION, AWS_LAMBDA_*, LAMBDA_TASK_ROOT, …) at deploy time. */
+const LAMBDA_RESERVED_ENV = /^(AWS_|LAMBDA_)/;
 /** Environment variables the bridge sets itself; a side table may not take one of these names. */
 export const RESERVED_ENV = [
   'BRIDGE_ROUTE',
@@ -212,7 +219,7 @@ export const RESERVED_ENV = [
   'DLQ_URL',
   'METRICS_NAMESPACE',
   'LOG_LEVEL',
-  'BRIDGE_ROUTE_SETTINGS',
+  ROUTE_SETTINGS_ENV,
   'POWERTOOLS_SERVICE_NAME',
   'POWERTOOLS_METRICS_NAMESPACE',
   'NODE_OPTIONS',
@@ -483,7 +490,8 @@ const checkRoute = (
   }
   const envs = new Set<string>();
   route.tables.forEach((table, t) => {
-    if ((RESERVED_ENV as readonly string[]).includes(table.env) || envs.has(table.env)) {
+    const reserved = (RESERVED_ENV as readonly string[]).includes(table.env) || LAMBDA_RESERVED_ENV.test(table.env);
+    if (reserved || envs.has(table.env)) {
       issue(ctx, at('tables', t, 'env'), name, Rule.tableEnv, `table env ${table.env} is reserved or already used`);
     }
     envs.add(table.env);

@@ -1,8 +1,8 @@
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
-import type * as iam from 'aws-cdk-lib/aws-iam';
+import { Duration } from 'aws-cdk-lib';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { removalPolicyFor } from './retention.ts';
 
 export interface BridgeQueueProps {
   /** @default 256 KiB, which every SQS queue accepts */
@@ -24,13 +24,8 @@ export class BridgeQueue extends Construct {
       enforceSSL: true,
       retentionPeriod: Duration.days(14),
       maxMessageSizeBytes: Math.max(256 * 1024, props.maxMessageSizeBytes ?? 0),
-      removalPolicy: props.retain ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
+      removalPolicy: removalPolicyFor(props.retain),
     });
-  }
-
-  /** `sqs:SendMessage` (which also covers SendMessageBatch) on this queue only. */
-  grantSend(grantee: iam.IGrantable): iam.Grant {
-    return this.queue.grant(grantee, 'sqs:SendMessage');
   }
 }
 

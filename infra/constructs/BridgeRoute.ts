@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Duration } from 'aws-cdk-lib';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
@@ -15,6 +15,7 @@ import { BridgeFunction } from './BridgeFunction.ts';
 import { BridgeQueue, SendOnlySqsDestination } from './BridgeQueue.ts';
 import { IDEMPOTENCY_ACTIONS } from './BridgeTable.ts';
 import { KafkaEventSource } from './KafkaEventSource.ts';
+import { removalPolicyFor } from './retention.ts';
 
 export interface BridgeRouteProps {
   readonly config: BridgeConfig;
@@ -79,7 +80,7 @@ export class BridgeRoute extends Construct {
     super(scope, id);
     const { config, route } = props;
     this.route = route;
-    const removalPolicy = props.retain ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
+    const removalPolicy = removalPolicyFor(props.retain);
 
     this.deadLetterQueue = new BridgeQueue(this, 'DeadLetterQueue', {
       maxMessageSizeBytes: route.deadLetter.maxMessageBytes,
@@ -136,7 +137,7 @@ export class BridgeRoute extends Construct {
       const key = new kms.Key(this, 'FailedInvocationsKey', {
         enableKeyRotation: true,
         description: `Encrypts the on-failure topic of route ${route.name}`,
-        removalPolicy: retain ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
+        removalPolicy: removalPolicyFor(retain),
       });
       const topic = new sns.Topic(this, 'FailedInvocations', { masterKey: key, enforceSSL: true });
       return { destination: new TopicDestination(topic) };
@@ -146,7 +147,7 @@ export class BridgeRoute extends Construct {
         encryption: s3.BucketEncryption.S3_MANAGED,
         blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
         enforceSSL: true,
-        removalPolicy: retain ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
+        removalPolicy: removalPolicyFor(retain),
         autoDeleteObjects: false,
       });
       return { destination: new BucketDestination(bucket) };

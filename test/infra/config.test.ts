@@ -277,6 +277,12 @@ const INVALID: Record<string, InvalidCase> = {
     path: 'routes[0].tables[0].env',
     route: 'orders',
   },
+  'a table env that Lambda reserves': {
+    rule: Rule.tableEnv,
+    config: withOrders({ tables: [{ name: 'orders', partitionKey: 'orderId', env: 'AWS_REGION' }] }),
+    path: 'routes[0].tables[0].env',
+    route: 'orders',
+  },
   'minPollers above maxPollers': {
     rule: Rule.pollers,
     config: withOrders({ mode: { provisioned: { minPollers: 5, maxPollers: 2 } } }),

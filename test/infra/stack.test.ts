@@ -3,9 +3,8 @@ import { Match, type Template } from 'aws-cdk-lib/assertions';
 import { RouteSettings } from '../../functions/runtime/settings.ts';
 import { loadBridgeConfig } from '../../infra/config/load.ts';
 import type { BridgeConfig } from '../../infra/config/schema.ts';
+import { constructId } from '../../infra/stacks/BridgeStack.ts';
 import { actionsOf, baseConfig, CLUSTER_ARN, policyStatements, type Synthesized, synthBridge } from './helpers.ts';
-
-const pascal = (name: string) => name.charAt(0).toUpperCase() + name.slice(1);
 
 const ENV_CONTRACT = [
   'BRIDGE_ROUTE',
@@ -64,7 +63,9 @@ describe('the default config (infra/bridge.config.ts), bundled with esbuild', ()
         AmazonManagedKafkaEventSourceConfig: { ConsumerGroupId: `kafka-lambda-bridge-${route.name}` },
         // Invocation-level failures (timeouts, crashes) go to the route's own on-failure queue.
         DestinationConfig: {
-          OnFailure: { Destination: { 'Fn::GetAtt': [id(`${pascal(route.name)}Route/FailedInvocations`), 'Arn'] } },
+          OnFailure: {
+            Destination: { 'Fn::GetAtt': [id(`${constructId(route.name)}Route/FailedInvocations`), 'Arn'] },
+          },
         },
         // IAM auth: no SASL/mTLS secret, and on-demand mode: no ESM retry options.
         SourceAccessConfigurations: Match.absent(),
@@ -110,7 +111,7 @@ describe('the default config (infra/bridge.config.ts), bundled with esbuild', ()
         LOG_LEVEL: 'INFO',
         NODE_OPTIONS: '--enable-source-maps',
         IDEMPOTENCY_TABLE_NAME: { Ref: id('Idempotency') },
-        DLQ_URL: { Ref: id(`${pascal(route.name)}Route/DeadLetterQueue`) },
+        DLQ_URL: { Ref: id(`${constructId(route.name)}Route/DeadLetterQueue`) },
       });
       const settings = RouteSettings.parse(JSON.parse(env.BRIDGE_ROUTE_SETTINGS as string));
       expect(settings.retry).toEqual(route.retry);
@@ -146,7 +147,7 @@ describe('the default config (infra/bridge.config.ts), bundled with esbuild', ()
 
   test('IAM per route: the idempotency actions, SendMessage on its own queues, its own tables, MSK data plane', () => {
     const byRole = (route: string) => {
-      const roleId = id(`${pascal(route)}Route/FunctionRole`);
+      const roleId = id(`${constructId(route)}Route/FunctionRole`);
       const [, policy] = resources(template, 'AWS::IAM::Policy').find(([, p]) =>
         JSON.stringify(p.Properties.Roles).includes(roleId),
       ) as [string, Resource];
@@ -166,12 +167,12 @@ describe('the default config (infra/bridge.config.ts), bundled with esbuild', ()
         'dynamodb:PutItem',
         'dynamodb:UpdateItem',
       ]);
-      const dlq = id(`${pascal(route)}Route/DeadLetterQueue`);
+      const dlq = id(`${constructId(route)}Route/DeadLetterQueue`);
       expect(on({ 'Fn::GetAtt': [dlq, 'Arn'] })).toEqual(['sqs:SendMessage']);
       const sqsResources = statements
         .filter((s) => actionsOf(s).some((a) => a.startsWith('sqs:')))
         .map((s) => JSON.stringify(s.Resource));
-      expect(sqsResources.every((r) => r.includes(`${pascal(route)}Route`))).toBe(true);
+      expect(sqsResources.every((r) => r.includes(`${constructId(route)}Route`))).toBe(true);
       const topic = `arn:aws:kafka:eu-west-1:111122223333:topic/events/abcd1234-abcd-cafe-abab-9876543210ab-4/${route}`;
       const group = `arn:aws:kafka:eu-west-1:111122223333:group/events/abcd1234-abcd-cafe-abab-9876543210ab-4/kafka-lambda-bridge-${route}`;
       expect(on(topic).sort()).toEqual(['kafka-cluster:DescribeTopic', 'kafka-cluster:ReadData']);

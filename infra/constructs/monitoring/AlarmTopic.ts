@@ -1,10 +1,10 @@
-import { RemovalPolicy } from 'aws-cdk-lib';
 import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
+import { removalPolicyFor } from '../retention.ts';
 
 export interface AlarmTopicProps {
   /** Subscribes this address; AWS mails a confirmation link first. */
@@ -26,7 +26,7 @@ export class AlarmTopic extends Construct {
     const key = new kms.Key(this, 'Key', {
       enableKeyRotation: true,
       description: 'Encrypts the kafka-lambda-bridge alarm topic',
-      removalPolicy: props.retain ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
+      removalPolicy: removalPolicyFor(props.retain),
     });
     key.grant(new iam.ServicePrincipal('cloudwatch.amazonaws.com'), 'kms:Decrypt', 'kms:GenerateDataKey*');
     this.topic = new sns.Topic(this, 'Topic', { masterKey: key, enforceSSL: true });
