@@ -1,10 +1,7 @@
 // Reads a whole topic, every partition from its earliest offset to the high watermark taken at the start, without a
 // consumer group (nothing is committed, nobody's assignment changes). Used by reconcile and the end-to-end tests.
 import { createConsumer, type RawRecordBatch } from '../lib/kafka.ts';
-import { type LambdaKafkaRecord, type TimestampType, toLambdaRecord } from '../lib/kafkaEvents.ts';
-
-const IS_CONTROL = 1 << 5;
-const LOG_APPEND_TIME = 1 << 3;
+import { type LambdaKafkaRecord, recordsOfBatches } from '../lib/kafkaEvents.ts';
 
 type RawFetch = {
   responses: Array<{
@@ -58,33 +55,9 @@ export const readTopic = async (
         const part = response.responses.flatMap((t) => t.partitions).find((x) => x.partitionIndex === p);
         if (part?.errorCode !== 0) throw new Error(`fetch of ${topic}-${p} failed (error code ${part?.errorCode})`);
         const before = position;
-        for (const batch of part.records ?? []) {
-          const last = batch.firstOffset + BigInt(batch.lastOffsetDelta);
-          if (last + 1n > position) position = last + 1n;
-          if (batch.attributes & IS_CONTROL) continue;
-          const timestampType: TimestampType = batch.attributes & LOG_APPEND_TIME ? 'LOG_APPEND_TIME' : 'CREATE_TIME';
-          for (const record of batch.records) {
-            const offset = batch.firstOffset + BigInt(record.offsetDelta);
-            if (offset < before || offset >= end) continue;
-            records.push(
-              toLambdaRecord(
-                {
-                  topic,
-                  partition: p,
-                  offset,
-                  timestamp:
-                    timestampType === 'LOG_APPEND_TIME'
-                      ? batch.maxTimestamp
-                      : batch.firstTimestamp + record.timestampDelta,
-                  key: record.key,
-                  value: record.value,
-                  headerEntries: record.headers.map(([name, value]) => [name ?? '', value] as const),
-                },
-                timestampType,
-              ),
-            );
-          }
-        }
+        const fetched = recordsOfBatches(topic, p, part.records ?? [], position);
+        position = fetched.next;
+        for (const record of fetched.records) if (BigInt(record.offset) < end) records.push(record);
         if (position === before) throw new Error(`no progress reading ${topic}-${p} at offset ${position}`);
       }
     }

@@ -20,8 +20,7 @@ import {
   buildKafkaEvent,
   type EventSource,
   partitionId,
-  type TimestampType,
-  toLambdaRecord,
+  recordsOfBatches,
 } from '../lib/kafkaEvents.ts';
 import { type Batch, BatchScheduler, DEFAULT_MAX_BATCH_BYTES } from './batching.ts';
 import { HandlerHost } from './handlerHost.ts';
@@ -49,8 +48,6 @@ export type RouteBridgeOptions = {
 
 const FETCH_MAX_WAIT_MS = 500;
 const FETCH_MAX_BYTES = 16 * 1024 * 1024;
-const IS_CONTROL = 1 << 5;
-const LOG_APPEND_TIME = 1 << 3;
 const EARLIEST = -2n;
 const LATEST = -1n;
 /** A consumer that cannot fetch or keep its membership for this long is replaced. */
@@ -392,34 +389,9 @@ export class RouteBridge {
         this.#highWatermarks.set(p, part.highWatermark);
         const requestedAt = this.#positions.get(p);
         if (requestedAt === undefined || !part.records) continue;
-        let position = requestedAt;
-        for (const batch of part.records) {
-          const last = batch.firstOffset + BigInt(batch.lastOffsetDelta);
-          if (last + 1n > position) position = last + 1n;
-          if (batch.attributes & IS_CONTROL) continue;
-          const timestampType: TimestampType = batch.attributes & LOG_APPEND_TIME ? 'LOG_APPEND_TIME' : 'CREATE_TIME';
-          for (const record of batch.records) {
-            const offset = batch.firstOffset + BigInt(record.offsetDelta);
-            if (offset < requestedAt) continue;
-            const lambdaRecord = toLambdaRecord(
-              {
-                topic: this.topic,
-                partition: p,
-                offset,
-                timestamp:
-                  timestampType === 'LOG_APPEND_TIME'
-                    ? batch.maxTimestamp
-                    : batch.firstTimestamp + record.timestampDelta,
-                key: record.key,
-                value: record.value,
-                headerEntries: record.headers.map(([name, value]) => [name ?? '', value] as const),
-              },
-              timestampType,
-            );
-            this.#scheduler.offer(lambdaRecord, approximateRecordBytes(lambdaRecord), now);
-          }
-        }
-        this.#positions.set(p, position);
+        const fetched = recordsOfBatches(this.topic, p, part.records, requestedAt);
+        for (const record of fetched.records) this.#scheduler.offer(record, approximateRecordBytes(record), now);
+        this.#positions.set(p, fetched.next);
       }
     }
   }

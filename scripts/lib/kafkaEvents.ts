@@ -10,6 +10,7 @@
 // objects holding the value's bytes, in wire order with repeated names kept, and `timestamp` in epoch ms.
 import type { KafkaEventInput, WireRecord } from '../../functions/runtime/event.ts';
 import type { BridgeConfig } from '../../infra/config/index.ts';
+import type { RawRecordBatch } from './kafka.ts';
 
 export type TimestampType = WireRecord['timestampType'];
 
@@ -82,6 +83,43 @@ export const toLambdaRecord = (
     [typeof name === 'string' ? name : name.toString('utf8')]: value ? [...value] : [],
   })),
 });
+
+const IS_CONTROL = 1 << 5;
+const LOG_APPEND_TIME = 1 << 3;
+
+/**
+ * A partition's fetched record batches as the ESM hands their records over, from offset `from` on (a batch may start
+ * before it), skipping transaction control batches; `next` is the offset after the last batch, control ones included.
+ */
+export const recordsOfBatches = (
+  topic: string,
+  partition: number,
+  batches: readonly RawRecordBatch[],
+  from: bigint,
+): { records: LambdaKafkaRecord[]; next: bigint } => {
+  const records: LambdaKafkaRecord[] = [];
+  let next = from;
+  for (const batch of batches) {
+    const last = batch.firstOffset + BigInt(batch.lastOffsetDelta);
+    if (last + 1n > next) next = last + 1n;
+    if (batch.attributes & IS_CONTROL) continue;
+    const timestampType: TimestampType = batch.attributes & LOG_APPEND_TIME ? 'LOG_APPEND_TIME' : 'CREATE_TIME';
+    for (const record of batch.records) {
+      const offset = batch.firstOffset + BigInt(record.offsetDelta);
+      if (offset < from) continue;
+      const timestamp =
+        timestampType === 'LOG_APPEND_TIME' ? batch.maxTimestamp : batch.firstTimestamp + record.timestampDelta;
+      const headerEntries = record.headers.map(([name, value]) => [name ?? '', value] as const);
+      records.push(
+        toLambdaRecord(
+          { topic, partition, offset, timestamp, key: record.key, value: record.value, headerEntries },
+          timestampType,
+        ),
+      );
+    }
+  }
+  return { records, next };
+};
 
 /**
  * The event for one invocation. Records are grouped under `topic-partition` in the order given (the bridge hands
