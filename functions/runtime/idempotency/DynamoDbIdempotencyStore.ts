@@ -126,6 +126,8 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
   readonly #inFlight = new Set<Promise<void>>();
   #flushFailure: unknown;
   #queuedClaims: QueuedClaim[] = [];
+  /** The queued claims by key, so a second claim on a key in the same window never reaches DynamoDB. */
+  readonly #windowClaims = new Map<string, { owner: ClaimOwner; result: Promise<ClaimResult> }>();
   readonly #insertStatement: string;
 
   constructor(options: DynamoDbIdempotencyStoreOptions) {
@@ -150,38 +152,37 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
    */
   claim(request: ClaimRequest, owner: ClaimOwner, now: number): Promise<ClaimResult> {
     if (request.replay) return this.#claimOne(request, owner, now);
-    return new Promise((resolve, reject) => {
+    // A second claim on a key in the same window waits for the first: whoever wins holds it.
+    const first = this.#windowClaims.get(request.key);
+    if (first) {
+      return first.result.then(
+        (result): ClaimResult =>
+          result.outcome === 'claimed'
+            ? { outcome: 'locked', owner: first.owner.requestId, leaseUntilMs: first.owner.leaseUntilMs }
+            : result,
+      );
+    }
+    const result = new Promise<ClaimResult>((resolve, reject) => {
       // setImmediate, not a microtask: the claims that finished requests start one by one as microtasks.
       if (this.#queuedClaims.push({ request, owner, now, resolve, reject }) === 1)
         setImmediate(() => this.#sendQueuedClaims());
     });
+    this.#windowClaims.set(request.key, { owner, result });
+    return result;
   }
 
   #sendQueuedClaims(): void {
     const queued = this.#queuedClaims;
     this.#queuedClaims = [];
+    this.#windowClaims.clear();
     if (queued.length === 1) {
       const [only] = queued as [QueuedClaim];
       this.#claimOne(only.request, only.owner, only.now).then(only.resolve, only.reject);
       return;
     }
-    let chunk: QueuedClaim[] = [];
-    let keys = new Set<string>();
-    for (const claim of queued) {
-      if (keys.has(claim.request.key)) {
-        // One statement per key per batch: a second claim on it is settled by the update path.
-        this.#claimOne(claim.request, claim.owner, claim.now).then(claim.resolve, claim.reject);
-        continue;
-      }
-      chunk.push(claim);
-      keys.add(claim.request.key);
-      if (chunk.length === CLAIM_BATCH_SIZE) {
-        this.#startInsert(chunk);
-        chunk = [];
-        keys = new Set();
-      }
-    }
-    if (chunk.length > 0) this.#startInsert(chunk);
+    // Keys are distinct within a window, as BatchExecuteStatement requires.
+    for (let start = 0; start < queued.length; start += CLAIM_BATCH_SIZE)
+      this.#startInsert(queued.slice(start, start + CLAIM_BATCH_SIZE));
   }
 
   #startInsert(chunk: readonly QueuedClaim[]): void {
@@ -235,7 +236,7 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
             [this.#table]: {
               Keys: claims.map(({ request }) => ({ pk: s(this.partitionKey(request.key)) })),
               ConsistentRead: true,
-              ProjectionExpression: 'pk, #status, #owner, leaseUntil, expiresAt',
+              ProjectionExpression: 'pk, #status, #owner, leaseUntil, expiresAt, attempts, firstSeen',
               ExpressionAttributeNames: { '#status': 'status', '#owner': 'owner' },
             },
           },
@@ -251,7 +252,7 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
       const held = item && (num(item.expiresAt) ?? 0) >= Math.floor(claim.now / 1000);
       const lapsed = item?.status?.S === RecordStatus.inProgress && (num(item.leaseUntil) ?? 0) < claim.now;
       // Unprocessed keys come back missing from the map, and go the update path like any claimable key.
-      if (item && held && !lapsed) claim.resolve(this.#conflict(item, claim.now));
+      if (item && held && !lapsed) claim.resolve(this.#conflict(item, claim.now, claim.owner));
       else this.#claimOne(claim.request, claim.owner, claim.now).then(claim.resolve, claim.reject);
     }
   }
@@ -308,15 +309,20 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
         firstSeen: fresh ? now : (num(old.firstSeen) ?? now),
       };
     } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return this.#conflict(error.Item, now);
+      if (error instanceof ConditionalCheckFailedException) return this.#conflict(error.Item, now, owner);
       throw new IdempotencyStoreError(`claim of ${request.key} failed: ${(error as Error).message}`, { cause: error });
     }
   }
 
-  #conflict(item: Record<string, AttributeValue> | undefined, now: number): ClaimResult {
+  #conflict(item: Record<string, AttributeValue> | undefined, now: number, owner: ClaimOwner): ClaimResult {
     const status = item?.status?.S;
     if (status === RecordStatus.completed) return { outcome: 'completed' };
     if (status === RecordStatus.deadLettered) return { outcome: 'dead-lettered' };
+    // Our own live claim: a retried request whose first answer was lost. Waiting on ourselves would stall the
+    // partition until our own timeout; the caller claims each key once per invocation, so it is ours to process.
+    if (item?.owner?.S === owner.requestId) {
+      return { outcome: 'claimed', attempts: num(item.attempts) ?? 1, firstSeen: num(item.firstSeen) ?? now };
+    }
     return { outcome: 'locked', leaseUntilMs: num(item?.leaseUntil) ?? now, owner: item?.owner?.S ?? 'unknown' };
   }
 

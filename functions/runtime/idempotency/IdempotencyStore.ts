@@ -61,7 +61,11 @@ export type TransactOutcome =
  * logic is tested once, and the DynamoDB calls once, each on their own.
  */
 export interface IdempotencyStore {
-  /** Claims one record; the caller bounds how many run at once, and the store may send them together. */
+  /**
+   * Claims one record; the caller bounds how many run at once, and the store may send them together. A claim the
+   * same owner already holds comes back `claimed` (a retried request whose answer was lost), so a caller claims
+   * each key at most once per invocation.
+   */
   claim(request: ClaimRequest, owner: ClaimOwner, now: number): Promise<ClaimResult>;
   /** Queues a final state; written in batches without blocking the caller, a DEAD_LETTERED marker at once. */
   settle(settlement: Settlement): void;

@@ -333,6 +333,25 @@ describe('DynamoDbIdempotencyStore', () => {
     expect(await getItem(table, { pk: { S: 'marker#later' } })).toMatchObject({ status: { S: 'COMPLETED' } });
   });
 
+  test('a claim we already hold (a retried request whose answer was lost) comes back claimed, not locked by us', async () => {
+    const s = store('own');
+    const now = Date.now();
+    const me = { requestId: 'me', leaseUntilMs: now + 60_000 };
+    await Promise.all([s.claim(request('a'), me, now), s.claim(request('b'), me, now)]);
+    const held = { outcome: 'claimed', attempts: 1, firstSeen: now };
+    // Alone: the conditional update's ALL_OLD tells; together: the read of the keys the inserts found taken.
+    expect(await s.claim(request('a'), me, now + 5)).toEqual(held);
+    expect(await Promise.all([s.claim(request('a'), me, now + 5), s.claim(request('b'), me, now + 5)])).toEqual([
+      held,
+      held,
+    ]);
+    // Anyone else still finds it locked.
+    expect(await s.claim(request('a'), { requestId: 'other', leaseUntilMs: now + 60_000 }, now + 5)).toMatchObject({
+      outcome: 'locked',
+      owner: 'me',
+    });
+  });
+
   test("counting a failed attempt never takes over another invocation's live claim", async () => {
     const s = store('attempt');
     const now = Date.now();
