@@ -4,7 +4,6 @@
 // the runtime's own logs included, goes to stderr.
 import { Command, Option } from 'commander';
 import {
-  CliInputError,
   EXIT_INPUT_ERROR,
   formatSummary,
   invokeRoute,
@@ -66,19 +65,12 @@ type Options = { route: string; event: string; config?: string; aws?: boolean; l
 
 const main = async (options: Options, print: (text: string) => Promise<void>): Promise<number> => {
   const event = await readKafkaEventFile(options.event);
-  let prepared: Awaited<ReturnType<typeof prepareRoute>>;
-  try {
-    prepared = await prepareRoute({
-      route: options.route,
-      configPath: options.config,
-      aws: options.aws,
-      logLevel: options.logLevel,
-    });
-  } catch (error) {
-    if (error instanceof CliInputError) throw error;
-    note(`invoke: cannot prepare route ${options.route}: ${(error as Error).message}`);
-    return EXIT_SETUP_FAILED;
-  }
+  const prepared = await prepareRoute({
+    route: options.route,
+    configPath: options.config,
+    aws: options.aws,
+    logLevel: options.logLevel,
+  });
   const handler = await loadRouteHandler(prepared.route);
   const outcome = await invokeRoute(prepared, handler, event);
   await print(

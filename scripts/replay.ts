@@ -5,7 +5,6 @@
 import { Command, Option } from 'commander';
 import { numberArg } from './lib/cliArgs.ts';
 import {
-  CliInputError,
   EXIT_INPUT_ERROR,
   loadRouteHandler,
   note,
@@ -94,19 +93,12 @@ const main = async (options: Options, print: (text: string) => Promise<void>): P
   const mode: ReplayMode = options.invoke
     ? { kind: 'invoke' }
     : { kind: 'topic', topic: typeof options.toTopic === 'string' ? options.toTopic : undefined };
-  let prepared: Awaited<ReturnType<typeof prepareRoute>>;
-  try {
-    prepared = await prepareRoute({
-      route: options.route,
-      configPath: options.config,
-      aws: options.aws,
-      logLevel: options.logLevel,
-    });
-  } catch (error) {
-    if (error instanceof CliInputError) throw error;
-    note(`replay: cannot prepare route ${options.route}: ${(error as Error).message}`);
-    return EXIT_FAILED;
-  }
+  const prepared = await prepareRoute({
+    route: options.route,
+    configPath: options.config,
+    aws: options.aws,
+    logLevel: options.logLevel,
+  });
   let handler: RouteHandler | undefined;
   if (mode.kind === 'invoke') handler = await loadRouteHandler(prepared.route);
   const target =

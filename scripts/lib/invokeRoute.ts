@@ -30,6 +30,14 @@ export class CliInputError extends Error {
 
 export const EXIT_INPUT_ERROR = 2;
 
+/** The route's resources could not be prepared (services unreachable, a table with another key, …). */
+export class RouteSetupError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'RouteSetupError';
+  }
+}
+
 /**
  * Sends everything written to stdout (the runtime's Powertools logs and EMF lines, stray
  * console.log calls) to stderr, so the tool's one JSON document is all stdout carries.
@@ -98,6 +106,9 @@ export const runJsonCli = async <Options extends OptionValues>(
     } else if (error instanceof CliInputError) {
       note(`${name}: ${error.message}`);
       exitCode = EXIT_INPUT_ERROR;
+    } else if (error instanceof RouteSetupError) {
+      note(`${name}: ${error.message}`);
+      exitCode = failureExitCode;
     } else {
       note(`${name}: ${(error as Error).stack ?? String(error)}`);
       exitCode = failureExitCode;
@@ -169,13 +180,18 @@ export const prepareRoute = async (options: PrepareRouteOptions): Promise<Prepar
     throw new CliInputError((error as Error).message, { cause: error });
   }
   let environment: Record<string, string>;
-  if (options.aws) {
-    environment = awsEnvironment(config, route);
-  } else {
-    applyEndpointsToEnv(resolveEndpoints());
-    const [resources] = await ensureLocalResources(config, { routes: [route.name], topics: false });
-    if (!resources) throw new Error(`no local resources for route ${route.name}`);
-    environment = { ...resources.environment };
+  try {
+    if (options.aws) {
+      environment = awsEnvironment(config, route);
+    } else {
+      applyEndpointsToEnv(resolveEndpoints());
+      const [resources] = await ensureLocalResources(config, { routes: [route.name], topics: false });
+      if (!resources) throw new Error(`no local resources for route ${route.name}`);
+      environment = { ...resources.environment };
+    }
+  } catch (error) {
+    if (error instanceof CliInputError) throw error;
+    throw new RouteSetupError(`cannot prepare route ${route.name}: ${(error as Error).message}`, { cause: error });
   }
   if (options.logLevel) environment.LOG_LEVEL = options.logLevel;
   Object.assign(process.env, environment);
