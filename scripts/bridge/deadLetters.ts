@@ -1,11 +1,8 @@
 // Reads a dead-letter queue without consuming it: every message is received with a visibility timeout, then made
 // visible again at once. Used by reconcile and the end-to-end tests.
-import {
-  ChangeMessageVisibilityBatchCommand,
-  type Message,
-  ReceiveMessageCommand,
-  type SQSClient,
-} from '@aws-sdk/client-sqs';
+import { type Message, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { DeadLetterEnvelope } from '../../functions/runtime/deadLetter/envelopeSchema.ts';
+import { makeVisible } from '../lib/replayRun.ts';
 
 /** The parts of the dead-letter envelope (DESIGN §7) the tools read. */
 export type DeadLetter = {
@@ -21,35 +18,32 @@ export type DeadLetter = {
 };
 
 const parseEnvelope = (message: Message): DeadLetter | undefined => {
+  let json: unknown;
   try {
-    const body = JSON.parse(message.Body ?? '') as {
-      route: string;
-      idempotencyKey: string;
-      source: { topic: string; partition: number; offset: number };
-      record: { value: string | null };
-      error: { kind: string; message: string };
-    };
-    return {
-      messageId: message.MessageId ?? '',
-      route: body.route,
-      idempotencyKey: body.idempotencyKey,
-      topic: body.source.topic,
-      partition: body.source.partition,
-      offset: body.source.offset,
-      value: body.record.value,
-      errorKind: body.error.kind,
-      errorMessage: body.error.message,
-    };
+    json = JSON.parse(message.Body ?? '');
   } catch {
     return undefined;
   }
+  const parsed = DeadLetterEnvelope.safeParse(json);
+  if (!parsed.success) return undefined;
+  const { route, idempotencyKey, source, record, error } = parsed.data;
+  return {
+    messageId: message.MessageId ?? '',
+    route,
+    idempotencyKey,
+    topic: source.topic,
+    partition: source.partition,
+    offset: source.offset,
+    value: record.value,
+    errorKind: error.kind,
+    errorMessage: error.message,
+  };
 };
 
 /** Every message in the queue (envelopes that do not parse are counted in `unreadable`). */
 export const peekDeadLetters = async (
   sqs: SQSClient,
   queueUrl: string,
-  options: { visibilityTimeoutSeconds?: number } = {},
 ): Promise<{ letters: DeadLetter[]; unreadable: number }> => {
   const seen = new Map<string, Message>();
   const handles: string[] = [];
@@ -59,7 +53,7 @@ export const peekDeadLetters = async (
         new ReceiveMessageCommand({
           QueueUrl: queueUrl,
           MaxNumberOfMessages: 10,
-          VisibilityTimeout: options.visibilityTimeoutSeconds ?? 60,
+          VisibilityTimeout: 60,
           WaitTimeSeconds: 0,
         }),
       );
@@ -71,17 +65,8 @@ export const peekDeadLetters = async (
       }
     }
   } finally {
-    for (let i = 0; i < handles.length; i += 10) {
-      const chunk = handles.slice(i, i + 10);
-      await sqs
-        .send(
-          new ChangeMessageVisibilityBatchCommand({
-            QueueUrl: queueUrl,
-            Entries: chunk.map((handle, j) => ({ Id: String(j), ReceiptHandle: handle, VisibilityTimeout: 0 })),
-          }),
-        )
-        .catch(() => {});
-    }
+    // Best effort: a message left invisible comes back by itself after the timeout.
+    await makeVisible(sqs, queueUrl, handles).catch(() => {});
   }
   const letters: DeadLetter[] = [];
   let unreadable = 0;

@@ -318,7 +318,7 @@ export const replayDeadLetters = async (options: ReplayOptions): Promise<ReplayR
 };
 
 /** Messages left behind become visible again at once, so the next run (or a look) sees them. */
-const makeVisible = async (sqs: SQSClient, queueUrl: string, handles: readonly string[]): Promise<void> => {
+export const makeVisible = async (sqs: SQSClient, queueUrl: string, handles: readonly string[]): Promise<void> => {
   for (let i = 0; i < handles.length; i += MAX_RECEIVE) {
     await sqs.send(
       new ChangeMessageVisibilityBatchCommand({
