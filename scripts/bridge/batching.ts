@@ -91,10 +91,6 @@ export class BatchScheduler {
     return n;
   }
 
-  inFlightBatches(): Batch[] {
-    return [...this.#partitions.values()].flatMap((p) => (p.inFlight ? [p.inFlight] : []));
-  }
-
   /** Records buffered for one partition (fetching pauses for a partition with too many). */
   bufferedIn(id: string): number {
     return this.#partitions.get(id)?.buffer.length ?? 0;

@@ -22,7 +22,7 @@ export type Invocation = {
   readonly durationMs: number;
 };
 
-type Pending = { resolve: (invocation: Invocation) => void; timer: NodeJS.Timeout; started: number };
+type Pending = { resolve: (invocation: Invocation) => void; timer: NodeJS.Timeout };
 
 const WORKER_URL = new URL('./worker.ts', import.meta.url);
 
@@ -33,15 +33,9 @@ export class HandlerHost {
   #nextId = 1;
   readonly #pending = new Map<number, Pending>();
   #closed = false;
-  /** Worker (re)starts, with their init time: cold starts. */
-  readonly coldStarts: number[] = [];
 
   constructor(options: HandlerHostOptions) {
     this.#options = options;
-  }
-
-  get inFlight(): number {
-    return this.#pending.size;
   }
 
   /** Starts the instance now (otherwise the first invocation does), so a broken handler fails early. */
@@ -66,7 +60,6 @@ export class HandlerHost {
     this.#ready = new Promise<Worker>((resolve, reject) => {
       const onMessage = (reply: WorkerReply) => {
         if (reply.type === 'ready') {
-          this.coldStarts.push(reply.initMs);
           resolve(worker);
         } else if (reply.type === 'fatal') {
           reject(new Error(`route ${init.functionName}: handler failed to load: ${reply.error.message}`));
@@ -156,7 +149,7 @@ export class HandlerHost {
           void worker.terminate();
         }
       }, timeoutMs + 250);
-      this.#pending.set(id, { resolve, timer, started: Date.now() });
+      this.#pending.set(id, { resolve, timer });
       worker.postMessage({ type: 'invoke', id, event });
     });
   }

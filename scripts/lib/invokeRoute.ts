@@ -233,10 +233,7 @@ export type InvokeOutcome = {
   readonly response: unknown;
   /** The thrown error's message, or null when the handler returned. */
   readonly error: string | null;
-  readonly thrown?: unknown;
   readonly summary: InvokeSummary;
-  /** Everything the runtime counted, tombstones and batch item failures included. */
-  readonly details?: ReturnType<typeof invocationSummaryOf>;
   readonly requestId: string;
 };
 
@@ -274,8 +271,6 @@ export const invokeRoute = async (prepared: PreparedRoute, handler: RouteHandler
     error: threw ? (thrown instanceof Error ? thrown.message : String(thrown)) : null,
     summary,
     requestId: context.awsRequestId,
-    ...(threw ? { thrown } : {}),
-    ...(details ? { details } : {}),
   };
   return outcome;
 };

@@ -61,7 +61,6 @@ abstract class BaseTraffic implements TrafficGenerator {
   protected readonly options: Required<TrafficOptions>;
   protected readonly recent: TrafficRecord[] = [];
   protected sequence = 0;
-  counts = { event: 0, duplicate: 0, poison: 0, tombstone: 0 };
 
   constructor(options: TrafficOptions) {
     this.options = {
@@ -112,7 +111,6 @@ abstract class BaseTraffic implements TrafficGenerator {
       record = this.tombstone(now);
     }
     record ??= this.remember(this.event(now));
-    this.counts[record.kind] += 1;
     return record;
   }
 }

@@ -4,8 +4,6 @@
 // Public API (everything else in scripts/local is an implementation detail):
 //   ensureLocalServices(opts?)      start what is not running, wait until every service answers
 //   stopLocalServices(names?, opts?) stop what we started (SIGTERM, then SIGKILL), free the ports
-//   startService(name, opts?)       start one managed service (fault-injection tests), wait until ready
-//   stopService(name, opts?)        stop one managed service; Kafka keeps its data dir, DynamoDB Local loses its tables
 //   localServicesStatus(opts?)      what runs where
 //   applyEndpointsToEnv(endpoints, env?)  KAFKA_BROKERS, AWS_ENDPOINT_URL_* and (when unset) region + dummy keys
 import { spawn } from 'node:child_process';
@@ -402,27 +400,6 @@ export async function stopLocalServices(
   const ctx = context(opts);
   const stopped = await withLock(ctx, () => allSettled(names.map((name) => stopManaged(ctx, name))));
   return names.filter((_, i) => stopped[i]);
-}
-
-/**
- * Starts one managed service (ignoring endpoint overrides) and waits until it answers; resolves false when it was
- * already running. Kafka comes back with its topics and committed offsets; DynamoDB Local (in memory) comes back empty.
- */
-export async function startService(
-  name: ServiceName,
-  opts: Omit<LocalServicesOptions, 'services'> = {},
-): Promise<boolean> {
-  const ctx = context(opts);
-  return withLock(ctx, () => ensureManaged(ctx, name));
-}
-
-/** Stops one managed service (SIGTERM, SIGKILL after a grace period) and waits for its ports to be free. */
-export async function stopService(
-  name: ServiceName,
-  opts: Omit<LocalServicesOptions, 'services'> = {},
-): Promise<boolean> {
-  const ctx = context(opts);
-  return withLock(ctx, () => stopManaged(ctx, name));
 }
 
 export type ServiceStatus = {
