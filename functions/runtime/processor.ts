@@ -535,7 +535,6 @@ class BatchRun<V, K> {
       attempts,
       firstFailedAt: new Date(firstSeen),
     });
-    envelope.error.name = error instanceof Error ? error.name : 'Error';
     this.#letters.push(
       this.#deps.sink.send(envelope).then(
         () => {

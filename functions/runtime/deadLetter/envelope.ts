@@ -1,4 +1,4 @@
-import { DeadLetterError, describeError, type ErrorKind } from '../errors.ts';
+import { DeadLetterError, describeError, type ErrorKind, RecordProcessingError } from '../errors.ts';
 import type { WireRecord } from '../event.ts';
 import type { DeadLetterEnvelope } from './envelopeSchema.ts';
 
@@ -23,6 +23,8 @@ const LAST_RESORT_ERROR_MESSAGE = 256;
 
 const shorten = (text: string, max: number): string => (text.length > max ? `${text.slice(0, max)}…` : text);
 
+const errorName = (error: unknown): string => (error instanceof Error ? error.name : 'Error');
+
 export const buildEnvelope = (input: DeadLetterInput, now: Date = new Date()): DeadLetterEnvelope => {
   const { record } = input;
   const message = describeError(input.error);
@@ -42,7 +44,8 @@ export const buildEnvelope = (input: DeadLetterInput, now: Date = new Date()): D
     record: { key: record.key ?? null, value: record.value ?? null, headers: record.headers, truncated: false },
     error: {
       kind: input.kind,
-      name: input.error instanceof Error ? input.error.name : 'Error',
+      // The name of what went wrong, not of the wrapper that adds the route and the coordinates to the message.
+      name: errorName(input.error instanceof RecordProcessingError ? input.error.cause : input.error),
       message: shorten(message, MAX_ERROR_MESSAGE),
     },
     attempts: input.attempts,

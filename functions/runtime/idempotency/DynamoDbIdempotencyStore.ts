@@ -326,24 +326,26 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
     return { outcome: 'locked', leaseUntilMs: num(item?.leaseUntil) ?? now, owner: item?.owner?.S ?? 'unknown' };
   }
 
-  settle(settlement: Settlement): void {
+  /** A record's final item: what a settlement and a `transact` marker write. */
+  #settledItem(settlement: Settlement, now: number): Record<string, AttributeValue> {
     const { topic, partition, offset } = settlement.coordinates;
-    const expiresAt = Math.floor(Date.now() / 1000) + this.#ttlSeconds;
-    const request: WriteRequest = {
-      PutRequest: {
-        Item: {
-          pk: s(this.partitionKey(settlement.key)),
-          status: s(settlement.status),
-          attempts: n(settlement.attempts),
-          firstSeen: n(settlement.firstSeen),
-          settledAt: n(Date.now()),
-          expiresAt: n(expiresAt),
-          topic: s(topic),
-          partition: n(partition),
-          offset: n(offset),
-        },
-      },
+    return {
+      pk: s(this.partitionKey(settlement.key)),
+      status: s(settlement.status),
+      attempts: n(settlement.attempts),
+      firstSeen: n(settlement.firstSeen),
+      settledAt: n(now),
+      expiresAt: n(Math.floor(now / 1000) + this.#ttlSeconds),
+      topic: s(topic),
+      partition: n(partition),
+      offset: n(offset),
     };
+  }
+
+  settle(settlement: Settlement): void {
+    const item = this.#settledItem(settlement, Date.now());
+    const expiresAt = Number(item.expiresAt?.N);
+    const request: WriteRequest = { PutRequest: { Item: item } };
     this.#pending.push(request);
     this.#pendingKeys.set(request, {
       key: settlement.key,
@@ -445,7 +447,6 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
         actions.push(item);
         owners.push({ entry: index, marker: false });
       }
-      const { topic, partition, offset } = entry.coordinates;
       const values: Record<string, AttributeValue> = {
         ':nowSec': n(nowSec),
         ':now': n(now),
@@ -455,17 +456,16 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
       actions.push({
         Put: {
           TableName: this.#table,
-          Item: {
-            pk: s(this.partitionKey(entry.key)),
-            status: s(RecordStatus.completed),
-            attempts: n(1),
-            firstSeen: n(now),
-            settledAt: n(now),
-            expiresAt: n(nowSec + this.#ttlSeconds),
-            topic: s(topic),
-            partition: n(partition),
-            offset: n(offset),
-          },
+          Item: this.#settledItem(
+            {
+              key: entry.key,
+              coordinates: entry.coordinates,
+              status: RecordStatus.completed,
+              attempts: 1,
+              firstSeen: now,
+            },
+            now,
+          ),
           ConditionExpression: claimCondition(entry.replay),
           ExpressionAttributeNames: { '#status': 'status' },
           ExpressionAttributeValues: values,
