@@ -295,7 +295,7 @@ export type RouteConfig = z.infer<typeof RouteConfig>;
 export type RouteConfigInput = z.input<typeof RouteConfig>;
 
 export const LOG_RETENTION_DAYS = [
-  1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 3653,
+  1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
 ] as const;
 
 export const Observability = z

@@ -117,10 +117,11 @@ export type TopicSpec = {
 
 export type EnsureTopicsResult = { created: string[]; grown: string[]; existing: string[] };
 
-function isTopicAlreadyExists(error: unknown): boolean {
-  const e = error as { findBy?: (p: string, v: unknown) => unknown } | null;
-  return typeof e?.findBy === 'function' && e.findBy('apiId', 'TOPIC_ALREADY_EXISTS') !== null;
-}
+/** Whether the client's error (or one it aggregates) carries the Kafka API error `apiId`. */
+export const hasApiError = (error: unknown, apiId: string): boolean => {
+  const e = error as { findBy?: (property: string, value: unknown) => unknown } | null;
+  return typeof e?.findBy === 'function' && e.findBy('apiId', apiId) !== null;
+};
 
 /**
  * Creates the topics that are missing and grows the ones with fewer partitions than asked for (Kafka cannot
@@ -147,7 +148,7 @@ export async function ensureTopics(
           result.created.push(spec.topic);
           continue;
         } catch (error) {
-          if (!isTopicAlreadyExists(error)) throw error;
+          if (!hasApiError(error, 'TOPIC_ALREADY_EXISTS')) throw error;
         }
       }
       const metadata = await admin.metadata({ topics: [spec.topic], forceUpdate: true });

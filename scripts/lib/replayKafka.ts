@@ -9,7 +9,7 @@ import {
   type RecordsBatch,
 } from '@platformatic/kafka';
 import { formatCoordinates, type RecordCoordinates } from '../../functions/runtime/errors.ts';
-import { createConsumer, createProducer, type RawConsumer, type RawProducer } from './kafka.ts';
+import { createConsumer, createProducer, hasApiError, type RawConsumer, type RawProducer } from './kafka.ts';
 import type { KafkaRecordBytes, ReplayMessage, TimestampType } from './replayEvents.ts';
 
 /** Record batches with this attribute bit carry the broker's append time instead of the producer's. */
@@ -22,11 +22,6 @@ export type ReadResult =
 
 /** Bounds a Kafka call, so a replay never waits forever on a broker. */
 const REQUEST_DEADLINE_MS = 60_000;
-
-const hasApiError = (error: unknown, apiId: string): boolean => {
-  const e = error as { findBy?: (property: string, value: unknown) => unknown } | null;
-  return typeof e?.findBy === 'function' && e.findBy('apiId', apiId) !== null;
-};
 
 // The client retries an unknown topic's metadata for as long as it may be auto-created; asked with
 // `retries: 0` it answers at once with a UserError "Unknown topic <name>.".
