@@ -7,8 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
-import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetQueueUrlCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { type BridgeConfig, localResourceNames, parseBridgeConfig } from '../../infra/config/index.ts';
 import { peekDeadLetters } from '../../scripts/bridge/deadLetters.ts';
@@ -18,8 +17,9 @@ import type { RouteSnapshot } from '../../scripts/bridge/stats.ts';
 import { createProducer } from '../../scripts/lib/kafka.ts';
 import { ensureLocalResources } from '../../scripts/lib/localResources.ts';
 import { OrdersTraffic, PaymentsTraffic, produceTraffic, type TrafficRecord } from '../../scripts/lib/traffic.ts';
+import { scanAll } from '../helpers/aws.ts';
+import { ROOT } from '../helpers/cli.ts';
 
-export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const PLACEHOLDER_ARN = 'arn:aws:kafka:us-east-1:123456789012:cluster/e2e/00000000-0000-0000-0000-000000000000-1';
 
 /** Endpoints a scenario runs against (the shared local services, or instances of its own). */
@@ -196,16 +196,8 @@ export class Run {
     return QueueUrl as string;
   }
 
-  async scan(table: string): Promise<Array<Record<string, { S?: string; N?: string }>>> {
-    const name = localResourceNames(this.config).tables[table] as string;
-    const items: Array<Record<string, { S?: string; N?: string }>> = [];
-    let start: Record<string, never> | undefined;
-    do {
-      const page = await this.dynamodb.send(new ScanCommand({ TableName: name, ExclusiveStartKey: start }));
-      items.push(...((page.Items ?? []) as typeof items));
-      start = page.LastEvaluatedKey as typeof start;
-    } while (start);
-    return items;
+  scan(table: string) {
+    return scanAll(localResourceNames(this.config).tables[table] as string, this.dynamodb);
   }
 
   /** The DLQ holds exactly the poison records: same coordinates, once each. */
@@ -262,7 +254,7 @@ export class BridgeProcess {
     this.child = spawn(
       process.execPath,
       [
-        path.join(REPO_ROOT, 'scripts/bridge/cli.ts'),
+        path.join(ROOT, 'scripts/bridge/cli.ts'),
         '--config',
         run.configPath,
         '--json',
@@ -277,7 +269,7 @@ export class BridgeProcess {
         '--no-create',
         ...extraArgs,
       ],
-      { cwd: REPO_ROOT, env: run.env(), stdio: ['ignore', 'pipe', 'pipe'] },
+      { cwd: ROOT, env: run.env(), stdio: ['ignore', 'pipe', 'pipe'] },
     );
     this.exit = new Promise((resolve) =>
       this.child.once('exit', (code, signal) => {

@@ -73,11 +73,12 @@ export const drainQueue = async (queueUrl: string): Promise<Message[]> => {
 export const getItem = async (table: string, key: Record<string, AttributeValue>) =>
   (await dynamodb.send(new GetItemCommand({ TableName: table, Key: key, ConsistentRead: true }))).Item;
 
-export const scanAll = async (table: string) => {
+/** Every item of the table, read consistently; `client` defaults to the shared local one. */
+export const scanAll = async (table: string, client: DynamoDBClient = dynamodb) => {
   const items: Array<Record<string, AttributeValue>> = [];
   let start: Record<string, AttributeValue> | undefined;
   do {
-    const page = await dynamodb.send(
+    const page = await client.send(
       new ScanCommand({ TableName: table, ExclusiveStartKey: start, ConsistentRead: true }),
     );
     items.push(...(page.Items ?? []));
