@@ -1,6 +1,7 @@
 // `npm start`: the local demo (DESIGN §9). Starts Kafka, DynamoDB Local and ElasticMQ if they are not up, creates the
 // topics (3 partitions), tables and queues from the config, runs the bridge for every route, produces orders and
 // payments traffic with ~5% duplicates and ~1% poison records, and shows a live summary until Ctrl-C or --duration.
+// On the way out it stops the local services it started itself and leaves those that were already running.
 import { randomUUID } from 'node:crypto';
 import { Command } from 'commander';
 import { loadBridgeConfig } from '../infra/config/index.ts';
@@ -10,7 +11,7 @@ import { formatSummaryTable } from './bridge/summary.ts';
 import { numberArg } from './lib/cliArgs.ts';
 import { brokersFromEnv, createProducer } from './lib/kafka.ts';
 import { produceTraffic, trafficFor } from './lib/traffic.ts';
-import { applyEndpointsToEnv, ensureLocalServices } from './local/services.ts';
+import { applyEndpointsToEnv, ensureLocalServices, releaseLocalServices, type ServiceName } from './local/services.ts';
 
 const program = new Command()
   .name('npm start --')
@@ -32,6 +33,10 @@ const program = new Command()
   .option('--refresh <seconds>', 'summary refresh interval', numberArg('--refresh', { min: 0.2 }), 1)
   .showHelpAfterError();
 
+/** The local services this run started, once they are up: the ones to stop on the way out. */
+let servicesStarted: readonly ServiceName[] | undefined;
+const STILL_RUNNING = 'the local services this run started still run (`npm run local:down` stops them)';
+
 const main = async () => {
   program.parse();
   const opts = program.opts<{
@@ -46,7 +51,19 @@ const main = async () => {
   const say = (line: string) => process.stdout.write(`${line}\n`);
   const t0 = Date.now();
   say('kafka-lambda-bridge demo: starting the local services (the first run downloads them; later runs take seconds)…');
-  const { endpoints } = await ensureLocalServices({ log: (line) => say(`  ${line}`) });
+  // Before they all answer, no one knows which this run started: say so rather than leave them running unannounced.
+  const interruptedStartup = () => {
+    say(
+      '\nstopped while the local services were starting: any this run started still run (`npm run local:down` stops them)',
+    );
+    process.exit(130);
+  };
+  process.once('SIGINT', interruptedStartup);
+  process.once('SIGTERM', interruptedStartup);
+  const { endpoints, started } = await ensureLocalServices({ log: (line) => say(`  ${line}`) });
+  servicesStarted = started;
+  process.off('SIGINT', interruptedStartup);
+  process.off('SIGTERM', interruptedStartup);
   applyEndpointsToEnv(endpoints);
   const config = await loadBridgeConfig(opts.config);
   const brokers = brokersFromEnv();
@@ -121,19 +138,21 @@ const main = async () => {
   let stopping = false;
   const stop = async (why: string) => {
     if (stopping) {
-      say('stopping now');
+      say(started.length > 0 ? `stopping now: ${STILL_RUNNING}` : 'stopping now');
       process.exit(130);
     }
     stopping = true;
     clearInterval(tick);
     if (tty) drawn = 0;
-    say(`\n${why}: stopping the traffic, finishing batches in flight, committing, leaving the groups…`);
+    const services = started.length > 0 ? ', stopping the local services this run started' : '';
+    say(`\n${why}: stopping the traffic, finishing batches in flight, committing, leaving the groups${services}…`);
     abort.abort();
     await producing.catch(() => {});
     await producer.close().catch(() => {});
     await bridge.refreshLag();
     await bridge.stop();
     render(bridge.snapshots(), true);
+    say(await releaseLocalServices(started));
     process.exit(0);
   };
   process.on('SIGINT', () => void stop('Ctrl-C'));
@@ -141,7 +160,8 @@ const main = async () => {
   if (opts.duration !== undefined) setTimeout(() => void stop(`${opts.duration}s elapsed`), opts.duration * 1000);
 };
 
-main().catch((error: unknown) => {
+main().catch(async (error: unknown) => {
   process.stderr.write(`demo: ${(error as Error).message}\n`);
+  if (servicesStarted) process.stderr.write(`${await releaseLocalServices(servicesStarted)}\n`);
   process.exit(1);
 });

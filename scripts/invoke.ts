@@ -58,7 +58,7 @@ Exit codes: 0 the handler returned, ${EXIT_HANDLER_THREW} the handler threw (the
 ${EXIT_INPUT_ERROR} bad arguments, config or event file, ${EXIT_SETUP_FAILED} the route's resources could not be prepared.
 
 Example:
-  npm run invoke -- --route audit --event ../shared/fixtures/msk-event.json --config test/fixtures/audit.config.json`,
+  npm run invoke -- --route audit --event test/fixtures/msk-event.json --config test/fixtures/audit.config.json`,
   );
 
 type Options = { route: string; event: string; config?: string; aws?: boolean; logLevel?: string };

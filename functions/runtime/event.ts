@@ -8,8 +8,12 @@ import { z } from 'zod';
 
 const SchemaMetadata = z.object({ dataFormat: z.string(), schemaId: z.string() });
 
-/** A header is a single-key object holding the value's bytes. */
-export const WireHeader = z.record(z.string(), z.array(z.number().int().min(0).max(255)));
+/**
+ * A header is a single-key object holding the value's bytes. The event source mapping serialises Java's signed
+ * `byte[]`, so bytes of 0x80 and above arrive as -128..-1; the local tools may send 0..255. Both are accepted, and
+ * `Buffer.from` normalises each to `& 0xff` where the bytes are used.
+ */
+export const WireHeader = z.record(z.string(), z.array(z.number().int().min(-128).max(255)));
 export type WireHeader = z.infer<typeof WireHeader>;
 
 export const WireRecord = z.object({

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import {
@@ -42,9 +42,39 @@ export const Rule = {
   kafkaDlqTopic: 'kafka-dlq-not-source-topic',
   startingTimestamp: 'starting-position-timestamp',
   handlerExists: 'handler-exists',
+  handlerPath: 'handler-in-functions-handlers',
   tableEnv: 'table-env',
 } as const;
 export type Rule = (typeof Rule)[keyof typeof Rule];
+
+const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const HANDLERS_FROM_ROOT = 'functions/handlers/';
+
+/**
+ * A route's `handler` as users write it, under functions/handlers/ ("orders.ts") or from the project root
+ * ("functions/handlers/orders.ts"), in the one form the CDK, the local bridge and the scripts see: the former.
+ */
+export const normaliseHandler = (handler: string): string => {
+  const path = handler.replaceAll('\\', '/').replace(/^(\.\/)+/, '');
+  return path.startsWith(HANDLERS_FROM_ROOT) ? path.slice(HANDLERS_FROM_ROOT.length) : path;
+};
+
+/** Why a normalised `handler` is not a module under functions/handlers/, if it is not. */
+const handlerProblem = (handler: string): { rule: Rule; message: string } | undefined => {
+  const file = resolve(HANDLERS_DIR, handler);
+  const outside = {
+    rule: Rule.handlerPath,
+    message: `handler "${handler}" is outside functions/handlers/; give the module's path there ("orders.ts") or from the project root ("functions/handlers/orders.ts")`,
+  };
+  if (!file.startsWith(HANDLERS_DIR)) return outside;
+  if (existsSync(file)) return undefined;
+  // "functions/runtime/x.ts" and the like: a real file, but not a handler module.
+  if (existsSync(resolve(PROJECT_ROOT, handler))) return outside;
+  return {
+    rule: Rule.handlerExists,
+    message: `handler "${handler}" not found: there is no functions/handlers/${handler}`,
+  };
+};
 
 // ---------------------------------------------------------------------------------------------
 // Names Kafka and Lambda accept
@@ -260,13 +290,17 @@ export const RouteConfig = z
   .object({
     name: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'must be lower-case kebab-case, at most 32 characters'),
     topic: KafkaTopic,
-    /** A module under functions/handlers/ exporting `handler`, for example "orders.ts". */
+    /**
+     * A module under functions/handlers/ exporting `handler`: "orders.ts", or "functions/handlers/orders.ts" from the
+     * project root. Parsed into the first form; where it points is checked with the route's name below.
+     */
     handler: z
       .string()
       .regex(
-        /^(?!\/)(?!.*\.\.)[A-Za-z0-9_\-/.]+\.(ts|mts|js|mjs)$/,
-        'must be a .ts/.js path relative to functions/handlers/',
-      ),
+        /^[A-Za-z0-9_\-/\\.]+\.(ts|mts|js|mjs)$/,
+        'must be a .ts/.js module under functions/handlers/: "orders.ts" or "functions/handlers/orders.ts"',
+      )
+      .transform(normaliseHandler),
     batchSize: z.number().int().min(1).default(100),
     /** Whole seconds, 0..300; unset keeps the Kafka ESM default of 500 ms. */
     maxBatchingWindowSeconds: z.number().int().min(0).optional(),
@@ -443,9 +477,8 @@ const checkRoute = (
       'startingPositionTimestamp goes with startingPosition AT_TIMESTAMP, and only with it',
     );
   }
-  if (!existsSync(join(HANDLERS_DIR, route.handler))) {
-    issue(ctx, at('handler'), name, Rule.handlerExists, `handler "${route.handler}" not found in functions/handlers/`);
-  }
+  const handler = handlerProblem(route.handler);
+  if (handler) issue(ctx, at('handler'), name, handler.rule, handler.message);
   const pollers = provisioned(route);
   if (pollers && pollers.minPollers > pollers.maxPollers) {
     issue(ctx, at('mode', 'provisioned'), name, Rule.pollers, 'minPollers must not exceed maxPollers');

@@ -1,13 +1,14 @@
 // Lambda-identical Kafka events from consumed messages, for the local bridge (and anything else that must hand a
 // handler exactly what the event source mapping would). Pure: no I/O, no clock.
 //
-// The shapes follow the AWS documentation of the Kafka event source mapping (see /work/shared/fixtures):
+// The shapes follow the AWS documentation of the Kafka event source mapping (see test/fixtures):
 //   { eventSource: 'aws:kafka', eventSourceArn, bootstrapServers, records: { '<topic>-<partition>': [record...] } }
 //   { eventSource: 'SelfManagedKafka', bootstrapServers, records }
 // and each record, in this key order:
 //   { topic, partition, offset, timestamp, timestampType, key, value, headers }
 // with `key` / `value` base64 (null when absent: a null value is a tombstone), `headers` an array of single-key
-// objects holding the value's bytes, in wire order with repeated names kept, and `timestamp` in epoch ms.
+// objects holding the value's bytes, in wire order with repeated names kept, and `timestamp` in epoch ms. Header bytes
+// are Java's signed bytes (-128..127), as the ESM serialises a `byte[]`: "ë" is [-61, -85], not [195, 171].
 import type { KafkaEventInput, WireRecord } from '../../functions/runtime/event.ts';
 import type { BridgeConfig } from '../../infra/config/index.ts';
 import type { RawRecordBatch } from './kafka.ts';
@@ -67,6 +68,9 @@ const toNumber = (value: bigint | number, what: string): number => {
 const base64OrNull = (bytes: Buffer | null | undefined): string | null =>
   bytes === null || bytes === undefined ? null : bytes.toString('base64');
 
+/** A header value as the ESM writes it: each byte as Java's signed byte. `Buffer.from` reads it back (`& 0xff`). */
+export const signedBytes = (bytes: Uint8Array): number[] => Array.from(bytes, (b) => (b >= 128 ? b - 256 : b));
+
 /** One consumed message as the ESM writes it. */
 export const toLambdaRecord = (
   message: ConsumedMessage,
@@ -80,7 +84,7 @@ export const toLambdaRecord = (
   key: base64OrNull(message.key),
   value: base64OrNull(message.value),
   headers: message.headerEntries.map(([name, value]) => ({
-    [typeof name === 'string' ? name : name.toString('utf8')]: value ? [...value] : [],
+    [typeof name === 'string' ? name : name.toString('utf8')]: value ? signedBytes(value) : [],
   })),
 });
 
@@ -162,6 +166,7 @@ export const approximateRecordBytes = (record: LambdaKafkaRecord): number =>
   (record.key?.length ?? 4) +
   (record.value?.length ?? 4) +
   record.headers.reduce((sum, header) => {
-    for (const [name, bytes] of Object.entries(header)) sum += name.length + 8 + bytes.length * 4;
+    // Up to five characters a byte: "-128,".
+    for (const [name, bytes] of Object.entries(header)) sum += name.length + 8 + bytes.length * 5;
     return sum;
   }, 0);

@@ -7,6 +7,7 @@ import type { DeadLetterEnvelope } from '../../functions/runtime/deadLetter/enve
 import { formatCoordinates, type RecordCoordinates } from '../../functions/runtime/errors.ts';
 import type { KafkaEventInput, WireHeader, WireRecord } from '../../functions/runtime/event.ts';
 import { REPLAY_HEADER } from '../../functions/runtime/processor.ts';
+import { signedBytes } from './kafkaEvents.ts';
 
 export { REPLAY_HEADER };
 
@@ -40,11 +41,13 @@ const fromBase64 = (text: string | null | undefined): Buffer | null =>
   text === null || text === undefined ? null : Buffer.from(text, 'base64');
 const toBase64 = (bytes: Buffer | null): string | null => (bytes === null ? null : bytes.toString('base64'));
 
+// Wire header bytes are signed (-128..127) as the ESM sends them, or unsigned from older local tools: `Buffer.from`
+// keeps `& 0xff` of each, so both read back as the original bytes.
 export const headersFromWire = (wire: readonly WireHeader[]): Array<[string, Buffer]> =>
   wire.flatMap((header) => Object.entries(header).map(([name, bytes]): [string, Buffer] => [name, Buffer.from(bytes)]));
 
 export const headersToWire = (headers: ReadonlyArray<readonly [string, Buffer]>): WireHeader[] =>
-  headers.map(([name, bytes]) => ({ [name]: [...bytes] }));
+  headers.map(([name, bytes]) => ({ [name]: signedBytes(bytes) }));
 
 /**
  * The envelope's record as bytes. A truncated envelope has no value: its bytes must be read

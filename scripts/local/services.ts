@@ -4,6 +4,7 @@
 // Public API (everything else in scripts/local is an implementation detail):
 //   ensureLocalServices(opts?)      start what is not running, wait until every service answers
 //   stopLocalServices(names?, opts?) stop what we started (SIGTERM, then SIGKILL), free the ports
+//   releaseLocalServices(started, opts?)  stop what one run started, keep what was up before; one line saying which
 //   localServicesStatus(opts?)      what runs where
 //   applyEndpointsToEnv(endpoints, env?)  KAFKA_BROKERS, AWS_ENDPOINT_URL_* and (when unset) region + dummy keys
 import { spawn } from 'node:child_process';
@@ -400,6 +401,55 @@ export async function stopLocalServices(
   const ctx = context(opts);
   const stopped = await withLock(ctx, () => allSettled(names.map((name) => stopManaged(ctx, name))));
   return names.filter((_, i) => stopped[i]);
+}
+
+/** One line on what {@link releaseLocalServices} did; `kept` were running before the run and still are. */
+export function releaseSummary(outcome: {
+  stopped: readonly ServiceName[];
+  failed: readonly ServiceName[];
+  kept: readonly ServiceName[];
+  error?: string;
+}): string {
+  const list = (names: readonly ServiceName[]) => names.map((name) => SERVICE_LABELS[name]).join(', ');
+  const parts: string[] = [];
+  if (outcome.stopped.length > 0) parts.push(`stopped ${list(outcome.stopped)}, which this run started`);
+  if (outcome.failed.length > 0) {
+    parts.push(`could not stop ${list(outcome.failed)}${outcome.error ? ` (${outcome.error})` : ''}`);
+  }
+  if (outcome.kept.length > 0) parts.push(`left ${list(outcome.kept)} running, as before this run`);
+  if (parts.length === 0) return 'local services: this run started none of them, so it stopped none';
+  const hint =
+    outcome.failed.length + outcome.kept.length > 0
+      ? '`npm run local:down` stops them'
+      : 'start them with `npm run local:up` to keep them between runs';
+  return `local services: ${parts.join('; ')} (${hint})`;
+}
+
+/**
+ * For a command that brings the services up for its own run (`npm start`): on the way out, stops those it started
+ * (`started`, from {@link ensureLocalServices}) and leaves those that were running before it, as a user expects.
+ * Resolves to one line saying which; never rejects.
+ */
+export async function releaseLocalServices(
+  started: readonly ServiceName[],
+  opts: Omit<LocalServicesOptions, 'services'> = {},
+): Promise<string> {
+  const ctx = context(opts);
+  // Ours (a live PID file) even when the caller has since put their endpoints into the environment.
+  const kept = SERVICE_NAMES.filter((name) => !started.includes(name) && liveRecord(ctx, name));
+  let stopped: ServiceName[] = [];
+  let failed: ServiceName[] = [];
+  let error: string | undefined;
+  if (started.length > 0) {
+    try {
+      stopped = await stopLocalServices(started, opts);
+    } catch (e) {
+      error = (e instanceof Error ? e.message : String(e)).split('\n')[0];
+      failed = started.filter((name) => liveRecord(ctx, name));
+      stopped = started.filter((name) => !failed.includes(name));
+    }
+  }
+  return releaseSummary({ stopped, failed, kept, ...(error && { error }) });
 }
 
 export type ServiceStatus = {

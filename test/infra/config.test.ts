@@ -72,6 +72,23 @@ describe('the config schema accepts', () => {
     expect(config.observability).toEqual({ namespace: 'KafkaLambdaBridge', logLevel: 'INFO', logRetentionDays: 30 });
   });
 
+  test('a handler given from the project root, parsed into the one form every consumer sees', async () => {
+    for (const handler of [
+      'functions/handlers/orders.ts',
+      './functions/handlers/orders.ts',
+      'functions\\handlers\\orders.ts',
+    ]) {
+      const [orders] = parseBridgeConfig(withOrders({ handler })).routes;
+      expect(orders?.handler).toBe('orders.ts');
+      expect(resolveHandlerEntry(orders as never)).toBe(resolveHandlerEntry({ handler: 'orders.ts' }));
+    }
+    const file = writeTemp(
+      'root-relative-handler.json',
+      JSON.stringify(withSecondRoute({ handler: 'functions/handlers/payments.ts' })),
+    );
+    expect((await loadBridgeConfig(file)).routes.map((r) => r.handler)).toEqual(['orders.ts', 'payments.ts']);
+  });
+
   test('the provisioned-mode ESM options, at their limits', () => {
     const config = parseBridgeConfig(
       withOrders({
@@ -307,6 +324,12 @@ const INVALID: Record<string, InvalidCase> = {
     path: 'routes[0].handler',
     route: 'orders',
   },
+  'a handler outside functions/handlers/': {
+    rule: Rule.handlerPath,
+    config: withOrders({ handler: 'functions/runtime/processor.ts' }),
+    path: 'routes[0].handler',
+    route: 'orders',
+  },
 };
 
 describe('the config schema rejects, naming the path, the route and the rule:', () => {
@@ -321,6 +344,28 @@ describe('the config schema rejects, naming the path, the route and the rule:', 
   test('every rule has a row in the table', () => {
     const covered = new Set(Object.values(INVALID).map((c) => c.rule));
     expect([...Object.values(Rule)].filter((r) => !covered.has(r))).toEqual([]);
+  });
+
+  test('a handler path that does not name a module in functions/handlers/, with the route and what to write', () => {
+    const message = (handler: string) => issuesOf(withSecondRoute({ handler }))[0]?.message;
+    expect(message('functions/handlers/missing.ts')).toBe(
+      'route "payments": handler "missing.ts" not found: there is no functions/handlers/missing.ts [handler-exists]',
+    );
+    for (const outside of [
+      'functions/runtime/processor.ts',
+      'functions/handlers/../runtime/processor.ts',
+      '../infra/app.ts',
+      '/etc/handler.ts',
+      'infra/app.ts',
+    ]) {
+      expect(message(outside)).toMatch(
+        /^route "payments": handler ".*" is outside functions\/handlers\/; give the module's path there \("orders\.ts"\) or from the project root \("functions\/handlers\/orders\.ts"\) \[handler-in-functions-handlers\]$/,
+      );
+    }
+    expect(issuesOf(withOrders({ handler: 'functions/handlers/orders.json' }))[0]).toMatchObject({
+      path: 'routes[0].handler',
+      message: expect.stringContaining('"functions/handlers/orders.ts"'),
+    });
   });
 
   test('shape errors, with the offending path', () => {

@@ -6,7 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { uniqueName } from '../helpers/aws.ts';
 import { runScript } from '../helpers/cli.ts';
 
-const MSK_FIXTURE = fileURLToPath(new URL('../../../shared/fixtures/msk-event.json', import.meta.url));
+const MSK_FIXTURE = fileURLToPath(new URL('../fixtures/msk-event.json', import.meta.url));
+const SIGNED_HEADERS_FIXTURE = fileURLToPath(new URL('../fixtures/msk-event-signed-headers.json', import.meta.url));
 const AUDIT_CONFIG = fileURLToPath(new URL('../fixtures/audit.config.json', import.meta.url));
 const SUMMARY_KEYS = [
   'received',
@@ -36,7 +37,7 @@ const freshAuditConfig = (): string => {
 
 describe('npm run invoke', () => {
   test(
-    'the audit route takes the shared MSK fixture; stdout is exactly the documented JSON object',
+    'the audit route takes the MSK fixture; stdout is exactly the documented JSON object',
     async () => {
       const config = freshAuditConfig();
       const first = await runCli(['--route', 'audit', '--event', MSK_FIXTURE, '--config', config]);
@@ -60,6 +61,27 @@ describe('npm run invoke', () => {
       const second = await runCli(['--route', 'audit', '--event', MSK_FIXTURE, '--config', config]);
       expect(second.code).toBe(0);
       expect(JSON.parse(second.stdout).summary).toMatchObject({ received: 1, processed: 0, duplicates: 1 });
+    },
+    TIMEOUT,
+  );
+
+  test(
+    'header bytes as Java signed bytes (the ESM sends "ë" as [-61, -85]) are accepted',
+    async () => {
+      const result = await runCli([
+        '--route',
+        'audit',
+        '--event',
+        SIGNED_HEADERS_FIXTURE,
+        '--config',
+        freshAuditConfig(),
+      ]);
+      expect(result.code).toBe(0);
+      expect(JSON.parse(result.stdout)).toMatchObject({
+        response: null,
+        error: null,
+        summary: { received: 2, processed: 2, duplicates: 0, failed: 0, deadLettered: 0 },
+      });
     },
     TIMEOUT,
   );

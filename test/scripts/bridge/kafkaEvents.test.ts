@@ -6,10 +6,12 @@ import {
   buildKafkaEvent,
   eventSourceOf,
   type LambdaKafkaRecord,
+  signedBytes,
   toLambdaRecord,
 } from '../../../scripts/lib/kafkaEvents.ts';
+import { headersFromWire } from '../../../scripts/lib/replayEvents.ts';
 
-const fixture = (name: string) => readFileSync(new URL(`../../../../shared/fixtures/${name}`, import.meta.url), 'utf8');
+const fixture = (name: string) => readFileSync(new URL(`../../fixtures/${name}`, import.meta.url), 'utf8');
 
 const fixtureMessage = {
   topic: 'mytopic',
@@ -63,7 +65,7 @@ test('null key and value (tombstone), binary and repeated headers in wire order,
     timestampType: 'LOG_APPEND_TIME',
     key: null,
     value: null,
-    headers: [{ b: [255, 0] }, { a: [49] }, { b: [1] }, { empty: [] }],
+    headers: [{ b: [-1, 0] }, { a: [49] }, { b: [1] }, { empty: [] }],
   });
   expect(Object.keys(record)).toEqual([
     'topic',
@@ -104,4 +106,45 @@ test('the MSK source carries the configured cluster ARN', () => {
 
 test('offsets beyond 2^53 are refused rather than rounded', () => {
   expect(() => toLambdaRecord({ ...fixtureMessage, offset: 2n ** 60n })).toThrow(RangeError);
+});
+
+test('header bytes of 0x80 and above are Java signed bytes, like the ESM sends them (the signed-headers fixture)', () => {
+  const expected = JSON.parse(fixture('msk-event-signed-headers.json'));
+  const [plain, signed] = expected.records['mytopic-0'];
+  const entries = signed.headers.map((header: Record<string, number[]>) => {
+    const [[name, bytes]] = Object.entries(header) as [[string, number[]]];
+    return [Buffer.from(name), Buffer.from(bytes)] as [Buffer, Buffer];
+  });
+  expect(entries[1][1].toString('utf8')).toBe('hello-world-ë');
+  const event = buildKafkaEvent({ kind: 'msk', eventSourceArn: expected.eventSourceArn, bootstrapServers: servers }, [
+    toLambdaRecord(fixtureMessage),
+    toLambdaRecord({ ...fixtureMessage, offset: 16n, headerEntries: entries }),
+  ]);
+  expect(JSON.stringify(event)).toBe(JSON.stringify(expected));
+  expect(plain.headers).toEqual(event.records['mytopic-0']?.[0]?.headers);
+  expect(KafkaEvent.safeParse(event).success).toBe(true);
+});
+
+test('every byte value goes out signed and reads back as the original byte', () => {
+  const all = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+  const record = toLambdaRecord({
+    ...fixtureMessage,
+    headerEntries: [
+      ['all', all],
+      ['e', Buffer.from('ë')],
+    ],
+  });
+  const [allWire, eWire] = record.headers.map((header) => Object.values(header)[0] as number[]);
+  expect(eWire).toEqual([-61, -85]);
+  expect(allWire?.[0x7f]).toBe(127);
+  expect(allWire?.[0x80]).toBe(-128);
+  expect(allWire?.[0xff]).toBe(-1);
+  expect(Math.min(...(allWire ?? []))).toBe(-128);
+  expect(Math.max(...(allWire ?? []))).toBe(127);
+  expect(headersFromWire(record.headers)).toEqual([
+    ['all', all],
+    ['e', Buffer.from('ë')],
+  ]);
+  expect(signedBytes(Buffer.alloc(0))).toEqual([]);
+  expect(approximateRecordBytes(record)).toBeGreaterThanOrEqual(JSON.stringify(record).length);
 });

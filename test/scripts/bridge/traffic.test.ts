@@ -39,25 +39,39 @@ test('orders: about 5% duplicates (byte-identical), 1% poison, and legitimate ev
   expect(new Map(traffic.expected())).toEqual(last);
 });
 
-test('payments: debits never overdraw, poison always fails, and the expected balances add up', () => {
+test('payments: debits never overdraw, every poison record fails for its reason, and the expected balances add up', () => {
   const traffic = new PaymentsTraffic({ seed: 5, duplicates: 0.05, poison: 0.02, tombstones: 0.01 });
   const records = Array.from({ length: 5_000 }, () => traffic.next(1_700_000_000_000));
-  const balances = new Map<string, number>();
-  for (const r of records.filter((x) => x.kind === 'event')) {
-    const p = PaymentEvent.parse(parse(r.value));
-    const next = (balances.get(p.accountId) ?? 0) + p.amount;
-    expect(next).toBeGreaterThanOrEqual(0);
-    balances.set(p.accountId, next);
+  // What the payments handler's conditions see when each record arrives, in order.
+  const accounts = new Map<string, { balance: number; currency: string }>();
+  const reasons = new Set<string | undefined>();
+  for (const r of records) {
+    if (r.kind === 'event') {
+      const p = PaymentEvent.parse(parse(r.value));
+      const account = accounts.get(p.accountId) ?? { balance: 0, currency: p.currency };
+      expect(p.currency).toBe(account.currency);
+      expect(account.balance + p.amount).toBeGreaterThanOrEqual(0);
+      accounts.set(p.accountId, { balance: account.balance + p.amount, currency: account.currency });
+    }
+    if (r.kind !== 'poison') continue;
+    reasons.add(r.reason);
+    const value = parse(r.value);
+    if (r.reason === 'not JSON') expect(value).toBeUndefined();
+    else if (r.reason === 'schema: amount 0') expect(PaymentEvent.safeParse(value).success).toBe(false);
+    else if (r.reason === 'overdraft') {
+      const p = PaymentEvent.parse(value);
+      expect((accounts.get(p.accountId)?.balance ?? 0) + p.amount).toBeLessThan(0);
+    } else {
+      expect(r.reason).toBe('currency mismatch');
+      const p = PaymentEvent.parse(value);
+      expect(accounts.get(p.accountId)?.currency).toBeDefined();
+      expect(p.currency).not.toBe(accounts.get(p.accountId)?.currency);
+    }
   }
+  expect([...reasons].sort()).toEqual(['currency mismatch', 'not JSON', 'overdraft', 'schema: amount 0']);
+  expect(records.filter((x) => x.kind === 'poison').length).toBeGreaterThan(50);
   const { ledger, balances: expected } = traffic.expected();
   expect(ledger.size).toBe(records.filter((x) => x.kind === 'event').length);
-  expect(new Map([...expected].map(([id, a]) => [id, a.balance]))).toEqual(balances);
-  const poison = records.filter((x) => x.kind === 'poison');
-  expect(poison.length).toBeGreaterThan(50);
-  for (const r of poison) {
-    const value = parse(r.value);
-    const valid = PaymentEvent.safeParse(value);
-    if (valid.success) expect(['overdraft', 'currency mismatch']).toContain(r.reason);
-  }
+  expect(expected).toEqual(accounts);
   expect(records.some((r) => r.kind === 'tombstone' && r.value === null)).toBe(true);
 });
