@@ -85,6 +85,16 @@ export class IdempotencyStoreError extends TransientError {
   }
 }
 
+/** A transaction was cancelled for a reason worth retrying; `entry` is the pack entry the cancellation names. */
+export class TransactConflictError extends TransientError {
+  readonly entry: number | undefined;
+  constructor(message: string, entry: number | undefined, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'TransactConflictError';
+    this.entry = entry;
+  }
+}
+
 /** The dead-letter queue could not take a record. The batch fails so nothing is lost. */
 export class DeadLetterError extends TransientError {
   constructor(message: string, options?: ErrorOptions) {
@@ -131,6 +141,10 @@ export class BatchFailedError extends BridgeError {
     this.failures = failures;
   }
 }
+
+/** DynamoDB refuses the request itself (a key too large, an invalid expression): sending it again cannot help. */
+export const isValidationException = (error: unknown): boolean =>
+  (error as { name?: unknown } | null)?.name === 'ValidationException';
 
 export const describeError = (error: unknown): string => {
   if (error instanceof Error) return `${error.name}: ${error.message}`;

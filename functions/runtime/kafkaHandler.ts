@@ -118,6 +118,7 @@ export class KafkaRouteRuntime<V, K> {
       route,
       ttlSeconds: settings.idempotency.ttlSeconds,
       cache: this.#cache,
+      clockSkewMs: settings.idempotency.clockSkewMs,
     });
     const sink = new SqsDeadLetterSink({
       client: this.#options.clients?.sqs ?? sharedSqsClient(),
@@ -142,6 +143,8 @@ export class KafkaRouteRuntime<V, K> {
       for (const failure of result.failures) this.#logger.error(failure.message, describe(failure));
       for (const letter of result.deadLetters) this.#logger.warn(`dead-lettered: ${letter.message}`, describe(letter));
       this.#logger.info('batch done', { requestId: context.awsRequestId, ...result.summary });
+      // A batch that failed without a record to blame (its completes never landed) still says why.
+      if (result.error && result.failures.length === 0) this.#logger.error(result.error.message);
       if (result.error) throw result.error;
       return result.response;
     } catch (error) {

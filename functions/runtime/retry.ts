@@ -2,6 +2,8 @@ import type { RetrySettings } from './settings.ts';
 
 /** Time kept back from the Lambda timeout for flushing completes, dead letters and metrics. */
 export const SAFETY_MARGIN_MS = 1_000;
+/** No record is started this close to the deadline: its side effect could outlive the lease that guards it. */
+export const START_MARGIN_MS = 250;
 
 /** Exponential backoff with full jitter: uniform in [0, min(maxDelay, base * 2^(retry-1))]. */
 export const backoffDelay = (

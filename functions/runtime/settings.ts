@@ -40,6 +40,11 @@ export const IdempotencySettings = z
       .default(8 * 24 * 3600),
     /** Completed keys remembered in memory by a warm function. 0 turns the cache off. */
     cacheSize: z.number().int().min(0).max(1_000_000).default(10_000),
+    /**
+     * How far two invocations' clocks may disagree. A lease is taken over only this long after it ended, so a write
+     * its owner sent just before its deadline cannot land beside the next claimant's work.
+     */
+    clockSkewMs: z.number().int().min(0).max(60_000).default(2_000),
   })
   .strict();
 export type IdempotencySettings = z.infer<typeof IdempotencySettings>;

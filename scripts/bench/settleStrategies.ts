@@ -6,7 +6,7 @@ import { type AttributeValue, type DynamoDBClient, UpdateItemCommand } from '@aw
 import { forEachLimited } from '../../functions/runtime/concurrency.ts';
 import { CompletedKeyCache } from '../../functions/runtime/idempotency/CompletedKeyCache.ts';
 import { DynamoDbIdempotencyStore } from '../../functions/runtime/idempotency/DynamoDbIdempotencyStore.ts';
-import { RecordStatus, type Settlement } from '../../functions/runtime/idempotency/IdempotencyStore.ts';
+import { type Completion, RecordStatus } from '../../functions/runtime/idempotency/IdempotencyStore.ts';
 import { addRequestCounter, countRequestsIn } from '../../functions/runtime/idempotency/requestCounter.ts';
 import { createTable, deleteTable } from './aws.ts';
 import type { ProxyWorker } from './proxyHost.ts';
@@ -19,11 +19,10 @@ const PARALLEL_UPDATES = 100;
 
 type Sample = { ms: number; requests: number; cpuMs: number };
 
-const settlementsFor = (prefix: string, count: number): Settlement[] =>
+const settlementsFor = (prefix: string, count: number): Completion[] =>
   Array.from({ length: count }, (_, offset) => ({
     key: `${prefix}@${offset}`,
     coordinates: { topic: prefix, partition: 0, offset },
-    status: RecordStatus.completed,
     attempts: 1,
     firstSeen: Date.now(),
   }));
@@ -36,7 +35,7 @@ const timed = async (work: () => Promise<void>): Promise<Sample> => {
   return { ms: performance.now() - started, requests: count.requests, cpuMs: threadCpuMs() - cpuStarted };
 };
 
-const viaBatchWrites = (client: DynamoDBClient, table: string, settlements: readonly Settlement[]) => {
+const viaBatchWrites = (client: DynamoDBClient, table: string, settlements: readonly Completion[]) => {
   const store = new DynamoDbIdempotencyStore({
     client,
     tableName: table,
@@ -45,17 +44,17 @@ const viaBatchWrites = (client: DynamoDBClient, table: string, settlements: read
     cache: new CompletedKeyCache(0),
   });
   return timed(async () => {
-    for (const settlement of settlements) store.settle(settlement);
-    await store.flush();
+    for (const settlement of settlements) store.complete(settlement);
+    await store.flush(Date.now() + 60_000);
   });
 };
 
-const viaParallelUpdates = (client: DynamoDBClient, table: string, settlements: readonly Settlement[]) =>
+const viaParallelUpdates = (client: DynamoDBClient, table: string, settlements: readonly Completion[]) =>
   timed(() =>
-    forEachLimited(settlements, PARALLEL_UPDATES, async ({ key, coordinates, status, attempts, firstSeen }) => {
+    forEachLimited(settlements, PARALLEL_UPDATES, async ({ key, coordinates, attempts, firstSeen }) => {
       const now = Date.now();
       const values: Record<string, AttributeValue> = {
-        ':status': { S: status },
+        ':status': { S: RecordStatus.completed },
         ':attempts': { N: String(attempts) },
         ':firstSeen': { N: String(firstSeen) },
         ':now': { N: String(now) },

@@ -11,7 +11,6 @@ import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { Context } from 'aws-lambda';
 import { CompletedKeyCache } from '../../functions/runtime/idempotency/CompletedKeyCache.ts';
 import { DynamoDbIdempotencyStore } from '../../functions/runtime/idempotency/DynamoDbIdempotencyStore.ts';
-import { RecordStatus } from '../../functions/runtime/idempotency/IdempotencyStore.ts';
 import { addRequestCounter, countRequestsIn } from '../../functions/runtime/idempotency/requestCounter.ts';
 import { createLambdaContext } from '../lib/lambdaContext.ts';
 import { createTable, deleteTable } from './aws.ts';
@@ -206,9 +205,9 @@ export const measureRawWaves = async (
       }),
     );
     for (const request of requests) {
-      store.settle({ ...request, status: RecordStatus.completed, attempts: 1, firstSeen: owner.leaseUntilMs });
+      store.complete({ ...request, attempts: 1, firstSeen: owner.leaseUntilMs });
     }
-    await store.flush();
+    await store.flush(owner.leaseUntilMs);
   });
   const ms = performance.now() - started;
   const serverCpu =

@@ -2,7 +2,13 @@ import { SendMessageBatchCommand, type SendMessageBatchRequestEntry, type SQSCli
 import { DeadLetterError } from '../errors.ts';
 import { backoffDelay, sleep } from '../retry.ts';
 import type { DeadLetterSink } from './DeadLetterSink.ts';
-import { type DeadLetterEnvelope, fitEnvelope, messageAttributes } from './envelope.ts';
+import {
+  type DeadLetterEnvelope,
+  type FittedEnvelope,
+  fitEnvelope,
+  fitLastResort,
+  messageAttributes,
+} from './envelope.ts';
 
 /** SendMessageBatch takes at most 10 entries. */
 export const SQS_BATCH_ENTRIES = 10;
@@ -11,7 +17,10 @@ const FAILED_ENTRY_BACKOFF = { baseDelayMs: 50, maxDelayMs: 1_000 };
 
 type Pending = {
   entry: SendMessageBatchRequestEntry;
+  envelope: DeadLetterEnvelope;
   bytes: number;
+  /** Set once SQS refused the full envelope as the sender's fault and the last-resort form went instead. */
+  lastResort?: boolean;
   resolve: () => void;
   reject: (error: unknown) => void;
 };
@@ -44,11 +53,8 @@ export class SqsDeadLetterSink implements DeadLetterSink {
       const fitted = fitEnvelope(envelope, this.#maxBytes);
       if (this.#bufferedBytes + fitted.bytes > this.#maxBytes) this.#sendBuffered();
       this.#buffer.push({
-        entry: {
-          Id: String(this.#sequence++),
-          MessageBody: fitted.body,
-          MessageAttributes: messageAttributes(fitted.envelope),
-        },
+        entry: entryOf(String(this.#sequence++), fitted),
+        envelope,
         bytes: fitted.bytes,
         resolve,
         reject,
@@ -75,12 +81,17 @@ export class SqsDeadLetterSink implements DeadLetterSink {
   async #sendBatch(batch: Pending[]): Promise<void> {
     let remaining = batch;
     for (let attempt = 1; remaining.length > 0; attempt++) {
-      let failedIds: Map<string, string>;
+      let failedIds: Map<string, { reason: string; sender: boolean | undefined }>;
       try {
         const result = await this.#client.send(
           new SendMessageBatchCommand({ QueueUrl: this.#queueUrl, Entries: remaining.map((p) => p.entry) }),
         );
-        failedIds = new Map((result.Failed ?? []).map((f) => [f.Id ?? '', `${f.Code}: ${f.Message ?? ''}`]));
+        failedIds = new Map(
+          (result.Failed ?? []).map((f) => [
+            f.Id ?? '',
+            { reason: `${f.Code}: ${f.Message ?? ''}`, sender: f.SenderFault },
+          ]),
+        );
       } catch (error) {
         const failure = new DeadLetterError(`dead-letter queue unreachable: ${(error as Error).message}`, {
           cause: error,
@@ -90,10 +101,17 @@ export class SqsDeadLetterSink implements DeadLetterSink {
       }
       const retry: Pending[] = [];
       for (const pending of remaining) {
-        const reason = failedIds.get(pending.entry.Id ?? '');
-        if (reason === undefined) pending.resolve();
-        else if (attempt >= FAILED_ENTRY_RETRIES) {
-          pending.reject(new DeadLetterError(`dead-letter queue refused a message ${attempt} times: ${reason}`));
+        const failed = failedIds.get(pending.entry.Id ?? '');
+        if (failed === undefined) pending.resolve();
+        else if (failed.sender && !pending.lastResort) {
+          // SQS will refuse these bytes every time; the smallest envelope still names the record, so it goes instead.
+          retry.push({
+            ...pending,
+            entry: entryOf(pending.entry.Id ?? '', fitLastResort(pending.envelope)),
+            lastResort: true,
+          });
+        } else if (attempt >= FAILED_ENTRY_RETRIES) {
+          pending.reject(new DeadLetterError(`dead-letter queue refused a message ${attempt} times: ${failed.reason}`));
         } else retry.push(pending);
       }
       remaining = retry;
@@ -101,3 +119,9 @@ export class SqsDeadLetterSink implements DeadLetterSink {
     }
   }
 }
+
+const entryOf = (id: string, fitted: FittedEnvelope): SendMessageBatchRequestEntry => ({
+  Id: id,
+  MessageBody: fitted.body,
+  MessageAttributes: messageAttributes(fitted.envelope),
+});

@@ -14,17 +14,21 @@ import {
   type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
 import { forEachLimited } from '../concurrency.ts';
-import { IdempotencyStoreError, TransientError } from '../errors.ts';
+import { ErrorKind, IdempotencyStoreError, TransactConflictError } from '../errors.ts';
 import { backoffDelay, sleep } from '../retry.ts';
 import type { CompletedKeyCache } from './CompletedKeyCache.ts';
 import {
   type ClaimOwner,
   type ClaimRequest,
   type ClaimResult,
+  type Completion,
+  type DeadLetterDecision,
+  type FailedAttempt,
   type IdempotencyStore,
+  type Letter,
   RecordStatus,
   type Release,
-  type Settlement,
+  type Taken,
   type TransactEntry,
   type TransactOutcome,
 } from './IdempotencyStore.ts';
@@ -35,16 +39,31 @@ export type DynamoDbIdempotencyStoreOptions = {
   route: string;
   ttlSeconds: number;
   cache: CompletedKeyCache;
+  /** How far another claimant's clock may run ahead of ours; a lease counts as lapsed only this long after it ends. */
+  clockSkewMs?: number;
 };
 
-/** Releases in flight at once; claims are bounded by the caller. */
-const RELEASE_CONCURRENCY = 32;
+/**
+ * A lease is taken over only this long after it ended by the claimant's clock, so a claimant whose clock runs ahead,
+ * or a write its owner sent just before its deadline, cannot let two invocations hold one record (the route's
+ * `idempotency.clockSkewMs`, whose default this is).
+ */
+export const CLOCK_SKEW_MS = 2_000;
+/** DynamoDB's limit on a partition key; a longer idempotency key is stored by its hash. */
+const MAX_PARTITION_KEY_BYTES = 2048;
+/** Releases and sent-marks in flight at once; claims are bounded by the caller. */
+const WRITE_CONCURRENCY = 32;
 /** BatchWriteItem takes at most 25 items per call. */
-const SETTLE_BATCH_SIZE = 25;
+const COMPLETE_BATCH_SIZE = 25;
 /** BatchExecuteStatement takes at most 25 statements per call, on distinct keys. */
 const CLAIM_BATCH_SIZE = 25;
-const UNPROCESSED_RETRIES = 8;
-const UNPROCESSED_BACKOFF = { baseDelayMs: 25, maxDelayMs: 1_000 };
+/** Tries of a background complete batch before it waits for the flush, which retries until the deadline. */
+const BACKGROUND_TRIES = 4;
+const COMPLETE_BACKOFF = { baseDelayMs: 25, maxDelayMs: 1_000 };
+/** What an item keeps of a dead letter's error message; the envelope carries the same text. */
+const MAX_LETTER_MESSAGE = 2_048;
+/** The owner of a `transact` marker: no invocation holds it, so no existing item is ever "ours". */
+const NO_OWNER: ClaimOwner = { requestId: '', leaseUntilMs: 0 };
 
 /** Placeholders for attribute names, several of which are DynamoDB reserved words. */
 const NAMES = {
@@ -65,23 +84,7 @@ const s = (value: string): AttributeValue => ({ S: value });
 const n = (value: number): AttributeValue => ({ N: String(value) });
 const num = (value: AttributeValue | undefined): number | undefined =>
   value?.N === undefined ? undefined : Number(value.N);
-
-/** The values every write that records a claim or an attempt shares, `claimCondition`'s among them. */
-const attemptValues = (request: ClaimRequest, now: number, ttlSeconds: number): Record<string, AttributeValue> => {
-  const nowSec = Math.floor(now / 1000);
-  const { topic, partition, offset } = request.coordinates;
-  return {
-    ':inProgress': s(RecordStatus.inProgress),
-    ':exp': n(nowSec + ttlSeconds),
-    ':now': n(now),
-    ':nowSec': n(nowSec),
-    ':topic': s(topic),
-    ':partition': n(partition),
-    ':offset': n(offset),
-    ':one': n(1),
-    ...(request.replay ? { ':deadLettered': s(RecordStatus.deadLettered) } : {}),
-  };
-};
+type Item = Record<string, AttributeValue>;
 
 /** The attributes of a fresh claim's item, as the batched insert writes them. */
 const INSERTED_ATTRIBUTES = [
@@ -103,8 +106,17 @@ const RECORD_SIGHTING =
 
 /** Claimable: absent, expired, a lapsed IN_PROGRESS lease, and for a replay a DEAD_LETTERED record. */
 const claimCondition = (replay: boolean): string =>
-  'attribute_not_exists(pk) OR expiresAt < :nowSec OR (#status = :inProgress AND leaseUntil < :now)' +
+  'attribute_not_exists(pk) OR expiresAt < :nowSec OR (#status = :inProgress AND leaseUntil < :lapsed)' +
   (replay ? ' OR #status = :deadLettered' : '');
+
+const letterOf = (item: Item): Letter | undefined => {
+  if (item.letterSent?.BOOL !== false || item.letter?.S === undefined) return undefined;
+  try {
+    return JSON.parse(item.letter.S) as Letter;
+  } catch {
+    return { kind: ErrorKind.permanent, name: 'Error', message: item.letter.S, attempts: 0, firstFailedAt: 0 };
+  }
+};
 
 /** A claim waiting for the next batch of fresh-record inserts. */
 type QueuedClaim = {
@@ -115,16 +127,21 @@ type QueuedClaim = {
   readonly reject: (error: unknown) => void;
 };
 
+/** A COMPLETED marker on its way, with what the cache learns once it lands. */
+type PendingComplete = { readonly request: WriteRequest; readonly key: string; readonly expiresAt: number };
+
 export class DynamoDbIdempotencyStore implements IdempotencyStore {
   readonly #client: DynamoDBClient;
   readonly #table: string;
   readonly #route: string;
   readonly #ttlSeconds: number;
   readonly #cache: CompletedKeyCache;
-  #pending: WriteRequest[] = [];
-  readonly #pendingKeys = new Map<WriteRequest, { key: string; completed: boolean; expiresAt: number }>();
+  readonly #skewMs: number;
+  #pending: PendingComplete[] = [];
+  /** Completes whose background batch gave up; the flush retries them until its deadline. */
+  #unwritten: PendingComplete[] = [];
+  #lastWriteError: unknown;
   readonly #inFlight = new Set<Promise<void>>();
-  #flushFailure: unknown;
   #queuedClaims: QueuedClaim[] = [];
   /** The queued claims by key, so a second claim on a key in the same window never reaches DynamoDB. */
   readonly #windowClaims = new Map<string, { owner: ClaimOwner; result: Promise<ClaimResult> }>();
@@ -136,12 +153,32 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
     this.#route = options.route;
     this.#ttlSeconds = options.ttlSeconds;
     this.#cache = options.cache;
+    this.#skewMs = options.clockSkewMs ?? CLOCK_SKEW_MS;
     this.#insertStatement = `INSERT INTO "${this.#table}" VALUE {${INSERTED_ATTRIBUTES.map((name) => `'${name}': ?`).join(', ')}}`;
   }
 
-  /** `<route>#<idempotencyKey>`, as DESIGN §6 fixes it. */
+  /** `<route>#<idempotencyKey>`, as DESIGN §6 fixes it; a key past DynamoDB's 2048-byte limit goes by its hash. */
   partitionKey(key: string): string {
-    return `${this.#route}#${key}`;
+    const pk = `${this.#route}#${key}`;
+    if (Buffer.byteLength(pk) <= MAX_PARTITION_KEY_BYTES) return pk;
+    return `${this.#route}#sha256:${createHash('sha256').update(key).digest('hex')}`;
+  }
+
+  /** The values every write that claims or counts an attempt shares, `claimCondition`'s among them. */
+  #attemptValues(request: ClaimRequest, now: number): Item {
+    const nowSec = Math.floor(now / 1000);
+    const { topic, partition, offset } = request.coordinates;
+    return {
+      ':inProgress': s(RecordStatus.inProgress),
+      ':exp': n(nowSec + this.#ttlSeconds),
+      ':now': n(now),
+      ':nowSec': n(nowSec),
+      ':lapsed': n(now - this.#skewMs),
+      ':topic': s(topic),
+      ':partition': n(partition),
+      ':offset': n(offset),
+      ...(request.replay ? { ':deadLettered': s(RecordStatus.deadLettered) } : {}),
+    };
   }
 
   /**
@@ -158,7 +195,7 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
       return first.result.then(
         (result): ClaimResult =>
           result.outcome === 'claimed'
-            ? { outcome: 'locked', owner: first.owner.requestId, leaseUntilMs: first.owner.leaseUntilMs }
+            ? { outcome: 'locked', owner: first.owner.requestId, retryAtMs: first.owner.leaseUntilMs + this.#skewMs }
             : result,
       );
     }
@@ -228,7 +265,7 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
       const [only] = claims as [QueuedClaim];
       return this.#claimOne(only.request, only.owner, only.now).then(only.resolve, only.reject);
     }
-    let items: Map<string | undefined, Record<string, AttributeValue>>;
+    let items: Map<string | undefined, Item>;
     try {
       const result = await this.#client.send(
         new BatchGetItemCommand({
@@ -236,7 +273,8 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
             [this.#table]: {
               Keys: claims.map(({ request }) => ({ pk: s(this.partitionKey(request.key)) })),
               ConsistentRead: true,
-              ProjectionExpression: 'pk, #status, #owner, leaseUntil, expiresAt, attempts, firstSeen',
+              ProjectionExpression:
+                'pk, #status, #owner, leaseUntil, expiresAt, attempts, firstSeen, letter, letterSent',
               ExpressionAttributeNames: { '#status': 'status', '#owner': 'owner' },
             },
           },
@@ -249,12 +287,16 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
     }
     for (const claim of claims) {
       const item = items.get(this.partitionKey(claim.request.key));
-      const held = item && (num(item.expiresAt) ?? 0) >= Math.floor(claim.now / 1000);
-      const lapsed = item?.status?.S === RecordStatus.inProgress && (num(item.leaseUntil) ?? 0) < claim.now;
       // Unprocessed keys come back missing from the map, and go the update path like any claimable key.
-      if (item && held && !lapsed) claim.resolve(this.#conflict(item, claim.now, claim.owner));
+      if (item && !this.#claimable(item, claim.now)) claim.resolve(this.#taken(item, claim.owner, claim.now));
       else this.#claimOne(claim.request, claim.owner, claim.now).then(claim.resolve, claim.reject);
     }
+  }
+
+  /** `claimCondition` for an item already read (replays never come this way). */
+  #claimable(item: Item, now: number): boolean {
+    if ((num(item.expiresAt) ?? 0) < Math.floor(now / 1000)) return true;
+    return item.status?.S === RecordStatus.inProgress && (num(item.leaseUntil) ?? 0) < now - this.#skewMs;
   }
 
   #rejectAll(claims: readonly QueuedClaim[], error: unknown, step = ''): void {
@@ -282,11 +324,6 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
 
   async #claimOne(request: ClaimRequest, owner: ClaimOwner, now: number): Promise<ClaimResult> {
     const nowSec = Math.floor(now / 1000);
-    const values = {
-      ...attemptValues(request, now, this.#ttlSeconds),
-      ':lease': n(owner.leaseUntilMs),
-      ':owner': s(owner.requestId),
-    };
     try {
       const result = await this.#client.send(
         new UpdateItemCommand({
@@ -295,7 +332,12 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
           UpdateExpression: `SET #status = :inProgress, leaseUntil = :lease, #owner = :owner, expiresAt = :exp, ${RECORD_SIGHTING} ADD attempts :one`,
           ConditionExpression: claimCondition(request.replay),
           ExpressionAttributeNames: NAMES,
-          ExpressionAttributeValues: values,
+          ExpressionAttributeValues: {
+            ...this.#attemptValues(request, now),
+            ':lease': n(owner.leaseUntilMs),
+            ':owner': s(owner.requestId),
+            ':one': n(1),
+          },
           ReturnValues: 'ALL_OLD',
           ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
         }),
@@ -309,31 +351,46 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
         firstSeen: fresh ? now : (num(old.firstSeen) ?? now),
       };
     } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return this.#conflict(error.Item, now, owner);
+      if (error instanceof ConditionalCheckFailedException) return this.#taken(error.Item, owner, now);
       throw new IdempotencyStoreError(`claim of ${request.key} failed: ${(error as Error).message}`, { cause: error });
     }
   }
 
-  #conflict(item: Record<string, AttributeValue> | undefined, now: number, owner: ClaimOwner): ClaimResult {
+  /** What an existing, unclaimable item means to `owner`. */
+  #taken(item: Item | undefined, owner: ClaimOwner, now: number): ClaimResult {
     const status = item?.status?.S;
-    if (status === RecordStatus.completed) return { outcome: 'completed' };
-    if (status === RecordStatus.deadLettered) return { outcome: 'dead-lettered' };
+    if (!item || status === RecordStatus.completed) return { outcome: 'completed' };
+    const holder = item.owner?.S ?? 'unknown';
+    const retryAtMs = (num(item.leaseUntil) ?? 0) + this.#skewMs;
+    if (status === RecordStatus.deadLettered) {
+      const unsent = letterOf(item);
+      if (!unsent) return { outcome: 'dead-lettered' };
+      // Its decider may be sending it right now; after its lease, anyone re-sends it.
+      if (holder !== owner.requestId && retryAtMs > now) return { outcome: 'locked', retryAtMs, owner: holder };
+      return { outcome: 'dead-lettered', unsent };
+    }
     // Our own live claim: a retried request whose first answer was lost. Waiting on ourselves would stall the
     // partition until our own timeout; the caller claims each key once per invocation, so it is ours to process.
-    if (item?.owner?.S === owner.requestId) {
+    if (holder === owner.requestId) {
       return { outcome: 'claimed', attempts: num(item.attempts) ?? 1, firstSeen: num(item.firstSeen) ?? now };
     }
-    return { outcome: 'locked', leaseUntilMs: num(item?.leaseUntil) ?? now, owner: item?.owner?.S ?? 'unknown' };
+    return { outcome: 'locked', retryAtMs, owner: holder };
   }
 
-  /** A record's final item: what a settlement and a `transact` marker write. */
-  #settledItem(settlement: Settlement, now: number): Record<string, AttributeValue> {
-    const { topic, partition, offset } = settlement.coordinates;
+  /** `#taken` where the item cannot be our own live claim (we never hold one there); if it is, it is busy. */
+  #takenBy(item: Item | undefined, owner: ClaimOwner, now: number): Taken {
+    const taken = this.#taken(item, owner, now);
+    return taken.outcome === 'claimed' ? { outcome: 'locked', retryAtMs: now, owner: owner.requestId } : taken;
+  }
+
+  /** A COMPLETED item: what a complete and a `transact` marker write. */
+  #completedItem(completion: Completion, now: number): Item {
+    const { topic, partition, offset } = completion.coordinates;
     return {
-      pk: s(this.partitionKey(settlement.key)),
-      status: s(settlement.status),
-      attempts: n(settlement.attempts),
-      firstSeen: n(settlement.firstSeen),
+      pk: s(this.partitionKey(completion.key)),
+      status: s(RecordStatus.completed),
+      attempts: n(completion.attempts),
+      firstSeen: n(completion.firstSeen),
       settledAt: n(now),
       expiresAt: n(Math.floor(now / 1000) + this.#ttlSeconds),
       topic: s(topic),
@@ -342,91 +399,173 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
     };
   }
 
-  settle(settlement: Settlement): void {
-    const item = this.#settledItem(settlement, Date.now());
-    const expiresAt = Number(item.expiresAt?.N);
-    const request: WriteRequest = { PutRequest: { Item: item } };
-    this.#pending.push(request);
-    this.#pendingKeys.set(request, {
-      key: settlement.key,
-      completed: settlement.status === RecordStatus.completed,
-      expiresAt,
+  complete(completion: Completion): void {
+    const item = this.#completedItem(completion, Date.now());
+    this.#pending.push({
+      request: { PutRequest: { Item: item } },
+      key: completion.key,
+      expiresAt: Number(item.expiresAt?.N),
     });
-    // A dead letter's marker goes out at once (with the completes pending beside it): until it is written, a crash
-    // makes the redelivery send the envelope again.
-    if (this.#pending.length >= SETTLE_BATCH_SIZE || settlement.status === RecordStatus.deadLettered)
-      this.#startFlush();
+    if (this.#pending.length >= COMPLETE_BATCH_SIZE) this.#startWrite(this.#pending.splice(0, COMPLETE_BATCH_SIZE));
   }
 
-  #startFlush(): void {
-    const batch = this.#pending.splice(0, SETTLE_BATCH_SIZE);
-    if (batch.length === 0) return;
-    const write = this.#writeBatch(batch)
-      .catch((error: unknown) => {
-        this.#flushFailure ??= error;
+  /** Writes a batch in the background; what it cannot write within its tries waits for the flush. */
+  #startWrite(batch: PendingComplete[], deadlineMs?: number): void {
+    const write = this.#writeBatch(batch, deadlineMs)
+      .then((unwritten) => {
+        this.#unwritten.push(...unwritten);
       })
       .finally(() => this.#inFlight.delete(write));
     this.#inFlight.add(write);
   }
 
-  async #writeBatch(batch: WriteRequest[]): Promise<void> {
+  /** Retries unprocessed items and failed requests, up to BACKGROUND_TRIES or until `deadlineMs`; returns the rest. */
+  async #writeBatch(batch: PendingComplete[], deadlineMs?: number): Promise<PendingComplete[]> {
     let remaining = batch;
     for (let attempt = 1; ; attempt++) {
-      const result = await this.#client.send(new BatchWriteItemCommand({ RequestItems: { [this.#table]: remaining } }));
-      // The SDK returns fresh objects for unprocessed items, so they are matched back by key.
-      const unprocessed = new Set((result.UnprocessedItems?.[this.#table] ?? []).map((r) => r.PutRequest?.Item?.pk?.S));
-      const stillPending: WriteRequest[] = [];
-      for (const request of remaining) {
-        if (unprocessed.has(request.PutRequest?.Item?.pk?.S)) {
-          stillPending.push(request);
-          continue;
+      try {
+        const result = await this.#client.send(
+          new BatchWriteItemCommand({ RequestItems: { [this.#table]: remaining.map((p) => p.request) } }),
+        );
+        // The SDK returns fresh objects for unprocessed items, so they are matched back by key.
+        const unprocessed = new Set(
+          (result.UnprocessedItems?.[this.#table] ?? []).map((r) => r.PutRequest?.Item?.pk?.S),
+        );
+        const stillPending: PendingComplete[] = [];
+        for (const pending of remaining) {
+          if (unprocessed.has(pending.request.PutRequest?.Item?.pk?.S)) stillPending.push(pending);
+          else this.#cache.add(pending.key, pending.expiresAt);
         }
-        const written = this.#pendingKeys.get(request);
-        this.#pendingKeys.delete(request);
-        if (written?.completed) this.#cache.add(written.key, written.expiresAt);
+        remaining = stillPending;
+        if (remaining.length === 0) return [];
+        this.#lastWriteError = new Error(`${remaining.length} items came back unprocessed`);
+      } catch (error) {
+        this.#lastWriteError = error;
       }
-      remaining = stillPending;
-      if (remaining.length === 0) return;
-      if (attempt >= UNPROCESSED_RETRIES) {
-        throw new IdempotencyStoreError(`${remaining.length} settlements stayed unprocessed after ${attempt} attempts`);
-      }
-      await sleep(backoffDelay(attempt, UNPROCESSED_BACKOFF));
+      const delay = backoffDelay(attempt, COMPLETE_BACKOFF);
+      const outOfTries = deadlineMs === undefined ? attempt >= BACKGROUND_TRIES : Date.now() + delay >= deadlineMs;
+      if (outOfTries) return remaining;
+      await sleep(delay);
     }
   }
 
-  async flush(): Promise<void> {
-    while (this.#pending.length > 0) this.#startFlush();
+  async flush(deadlineMs: number): Promise<void> {
+    while (this.#pending.length > 0) this.#startWrite(this.#pending.splice(0, COMPLETE_BATCH_SIZE));
     while (this.#inFlight.size > 0) await Promise.all(this.#inFlight);
-    if (this.#flushFailure !== undefined) {
-      const failure = this.#flushFailure;
-      this.#flushFailure = undefined;
-      throw failure instanceof IdempotencyStoreError
-        ? failure
-        : new IdempotencyStoreError(`writing settlements failed: ${(failure as Error).message}`, { cause: failure });
+    // What the background tries left is retried until the deadline: a complete that never lands makes the record
+    // run again once its lease lapses.
+    while (this.#unwritten.length > 0) {
+      const retry = this.#unwritten;
+      this.#unwritten = [];
+      if (Date.now() >= deadlineMs) {
+        throw new IdempotencyStoreError(
+          `${retry.length} completes were not written before the deadline: ${(this.#lastWriteError as Error)?.message}`,
+          { cause: this.#lastWriteError },
+        );
+      }
+      for (let start = 0; start < retry.length; start += COMPLETE_BATCH_SIZE)
+        this.#startWrite(retry.slice(start, start + COMPLETE_BATCH_SIZE), deadlineMs);
+      while (this.#inFlight.size > 0) await Promise.all(this.#inFlight);
+    }
+  }
+
+  async decideDeadLetter(
+    request: ClaimRequest,
+    letter: Letter,
+    owner: ClaimOwner,
+    now: number,
+  ): Promise<DeadLetterDecision> {
+    const letterText = JSON.stringify({ ...letter, message: letter.message.slice(0, MAX_LETTER_MESSAGE) });
+    try {
+      await this.#client.send(
+        new UpdateItemCommand({
+          TableName: this.#table,
+          Key: { pk: s(this.partitionKey(request.key)) },
+          UpdateExpression:
+            'SET #status = :deadLettered, letter = :letter, letterSent = :false, #owner = :owner, leaseUntil = :lease, ' +
+            'attempts = :attempts, expiresAt = :exp, settledAt = :now, ' +
+            'firstSeen = if_not_exists(firstSeen, :firstSeen), #topic = :topic, #partition = :partition, #offset = :offset',
+          // Over our own claim, or what anyone could claim; never over a COMPLETED marker or a live lease.
+          ConditionExpression: `(#owner = :owner AND #status = :inProgress) OR ${claimCondition(request.replay)}`,
+          ExpressionAttributeNames: NAMES,
+          ExpressionAttributeValues: {
+            ...this.#attemptValues(request, now),
+            ':deadLettered': s(RecordStatus.deadLettered),
+            ':letter': s(letterText),
+            ':false': { BOOL: false },
+            ':owner': s(owner.requestId),
+            ':lease': n(owner.leaseUntilMs),
+            ':attempts': n(letter.attempts),
+            ':firstSeen': n(letter.firstFailedAt),
+          },
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        }),
+      );
+      return { outcome: 'decided' };
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) {
+        const item = error.Item;
+        // Our own decision, written by a request whose answer was lost and then retried.
+        if (item?.status?.S === RecordStatus.deadLettered && item.owner?.S === owner.requestId && letterOf(item))
+          return { outcome: 'decided' };
+        return this.#takenBy(item, owner, now);
+      }
+      throw new IdempotencyStoreError(`deciding to dead-letter ${request.key} failed: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+  }
+
+  async markSent(key: string): Promise<void> {
+    try {
+      await this.#client.send(
+        new UpdateItemCommand({
+          TableName: this.#table,
+          Key: { pk: s(this.partitionKey(key)) },
+          UpdateExpression: 'SET letterSent = :true',
+          ConditionExpression: '#status = :deadLettered',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: { ':true': { BOOL: true }, ':deadLettered': s(RecordStatus.deadLettered) },
+        }),
+      );
+    } catch (error) {
+      // Replayed or expired since: nothing left to mark.
+      if (error instanceof ConditionalCheckFailedException) return;
+      throw new IdempotencyStoreError(`marking the dead letter of ${key} sent failed: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
   }
 
   async release(releases: readonly Release[], owner: ClaimOwner): Promise<void> {
     const failures: unknown[] = [];
-    await forEachLimited(releases, RELEASE_CONCURRENCY, async (release) => {
+    await forEachLimited(releases, WRITE_CONCURRENCY, async (release) => {
       try {
         await this.#client.send(
           new UpdateItemCommand({
             TableName: this.#table,
             Key: { pk: s(this.partitionKey(release.key)) },
-            UpdateExpression: 'SET leaseUntil = :zero, attempts = :attempts',
-            ConditionExpression: '#owner = :owner AND #status = :inProgress',
+            UpdateExpression:
+              release.attempts === undefined
+                ? 'SET leaseUntil = :zero ADD attempts :minusOne'
+                : 'SET leaseUntil = :zero, attempts = :attempts',
+            // Our lease exactly, on our claim or on a letter we decided but could not send: a retried release
+            // whose first answer was lost finds it ended and refunds nothing.
+            ConditionExpression:
+              '#owner = :owner AND leaseUntil = :lease AND (#status = :inProgress OR #status = :deadLettered)',
             ExpressionAttributeNames: { '#owner': 'owner', '#status': 'status' },
             ExpressionAttributeValues: {
               ':zero': n(0),
-              ':attempts': n(release.attempts),
               ':owner': s(owner.requestId),
+              ':lease': n(owner.leaseUntilMs),
               ':inProgress': s(RecordStatus.inProgress),
+              ':deadLettered': s(RecordStatus.deadLettered),
+              ...(release.attempts === undefined ? { ':minusOne': n(-1) } : { ':attempts': n(release.attempts) }),
             },
           }),
         );
       } catch (error) {
-        // Someone else holds it now, or it was settled: either way it is not ours to end.
+        // Someone else holds it now, it was settled, or it was never ours: either way it is not ours to end.
         if (!(error instanceof ConditionalCheckFailedException)) failures.push(error);
       }
     });
@@ -439,7 +578,6 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
   }
 
   async transact(entries: readonly TransactEntry[], now: number, token: string): Promise<TransactOutcome[]> {
-    const nowSec = Math.floor(now / 1000);
     const actions: TransactWriteItem[] = [];
     const owners: Array<{ entry: number; marker: boolean }> = [];
     entries.forEach((entry, index) => {
@@ -447,28 +585,19 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
         actions.push(item);
         owners.push({ entry: index, marker: false });
       }
-      const values: Record<string, AttributeValue> = {
-        ':nowSec': n(nowSec),
-        ':now': n(now),
-        ':inProgress': s(RecordStatus.inProgress),
-      };
-      if (entry.replay) values[':deadLettered'] = s(RecordStatus.deadLettered);
+      const values = this.#attemptValues(entry, now);
       actions.push({
         Put: {
           TableName: this.#table,
-          Item: this.#settledItem(
-            {
-              key: entry.key,
-              coordinates: entry.coordinates,
-              status: RecordStatus.completed,
-              attempts: 1,
-              firstSeen: now,
-            },
-            now,
-          ),
+          Item: this.#completedItem({ ...entry, attempts: 1, firstSeen: now }, now),
           ConditionExpression: claimCondition(entry.replay),
           ExpressionAttributeNames: { '#status': 'status' },
-          ExpressionAttributeValues: values,
+          ExpressionAttributeValues: {
+            ':nowSec': values[':nowSec'] as AttributeValue,
+            ':lapsed': values[':lapsed'] as AttributeValue,
+            ':inProgress': values[':inProgress'] as AttributeValue,
+            ...(entry.replay ? { ':deadLettered': values[':deadLettered'] as AttributeValue } : {}),
+          },
           ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
         },
       });
@@ -479,70 +608,75 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
       await this.#client.send(
         new TransactWriteItemsCommand({ TransactItems: actions, ClientRequestToken: requestToken(token) }),
       );
-      for (const entry of entries) this.#cache.add(entry.key, nowSec + this.#ttlSeconds);
+      for (const entry of entries) this.#cache.add(entry.key, Math.floor(now / 1000) + this.#ttlSeconds);
       return entries.map(() => ({ outcome: 'committed' }));
     } catch (error) {
       if (!(error instanceof TransactionCanceledException)) throw error;
       const reasons = error.CancellationReasons ?? [];
       const outcomes: TransactOutcome[] = entries.map(() => ({ outcome: 'cancelled' }));
-      let conditionFailed = false;
+      let decided = false;
+      let conflicted: number | undefined;
       reasons.forEach((reason, index) => {
         const owner = owners[index];
         if (!owner || !reason.Code || reason.Code === 'None') return;
+        // The marker's verdict (settled or held elsewhere) outranks the route's own conditions on a retried pack.
+        const taken = outcomes[owner.entry]?.outcome === 'taken';
         if (reason.Code === 'ConditionalCheckFailed') {
-          conditionFailed = true;
+          decided = true;
           if (owner.marker) {
-            const status = reason.Item?.status?.S as RecordStatus | undefined;
-            outcomes[owner.entry] =
-              status === RecordStatus.inProgress
-                ? { outcome: 'locked' }
-                : { outcome: 'duplicate', status: status ?? RecordStatus.completed };
-          } else if (outcomes[owner.entry]?.outcome === 'cancelled') {
+            outcomes[owner.entry] = { outcome: 'taken', taken: this.#takenBy(reason.Item, NO_OWNER, now) };
+          } else if (!taken) {
             outcomes[owner.entry] = {
               outcome: 'rejected',
               reason: `a condition on ${describeAction(actions[index])} failed`,
             };
           }
         } else if (reason.Code === 'ValidationError') {
-          conditionFailed = true;
-          outcomes[owner.entry] = {
-            outcome: 'rejected',
-            reason: `invalid write: ${reason.Message ?? 'ValidationError'}`,
-          };
+          decided = true;
+          if (!taken)
+            outcomes[owner.entry] = {
+              outcome: 'rejected',
+              reason: `invalid write: ${reason.Message ?? 'ValidationError'}`,
+            };
+        } else if (TRANSIENT_CANCELLATION_CODES.has(reason.Code)) {
+          conflicted ??= owner.entry;
         }
       });
-      if (conditionFailed) return outcomes;
+      if (decided) return outcomes;
       const codes = [...new Set(reasons.map((r) => r.Code).filter((c) => c && c !== 'None'))].join(', ');
-      if (reasons.some((r) => r.Code && TRANSIENT_CANCELLATION_CODES.has(r.Code))) {
-        throw new TransientError(`transaction cancelled (${codes})`, { cause: error });
+      if (conflicted !== undefined || reasons.length === 0) {
+        throw new TransactConflictError(`transaction cancelled (${codes || 'no reasons'})`, conflicted, {
+          cause: error,
+        });
       }
       throw error;
     }
   }
 
-  async recordFailedAttempt(request: ClaimRequest, now: number): Promise<number> {
+  async recordFailedAttempt(request: ClaimRequest, owner: ClaimOwner, now: number): Promise<FailedAttempt> {
     try {
       const result = await this.#client.send(
         new UpdateItemCommand({
           TableName: this.#table,
           Key: { pk: s(this.partitionKey(request.key)) },
-          UpdateExpression: `SET #status = :inProgress, leaseUntil = :zero, expiresAt = :exp, ${RECORD_SIGHTING} ADD attempts :one`,
-          // The claim's condition: never over another invocation's live lease (a dead letter being claimed).
+          UpdateExpression: `SET #status = :inProgress, leaseUntil = :zero, #owner = :owner, expiresAt = :exp, ${RECORD_SIGHTING} ADD attempts :one`,
+          // The claim's condition: never over another invocation's live lease (a dead letter being decided).
           ConditionExpression: claimCondition(request.replay),
-          ExpressionAttributeNames: {
-            '#status': 'status',
-            '#topic': 'topic',
-            '#partition': 'partition',
-            '#offset': 'offset',
+          ExpressionAttributeNames: NAMES,
+          ExpressionAttributeValues: {
+            ...this.#attemptValues(request, now),
+            ':zero': n(0),
+            ':one': n(1),
+            ':owner': s(owner.requestId),
           },
-          ExpressionAttributeValues: { ...attemptValues(request, now, this.#ttlSeconds), ':zero': n(0) },
           ReturnValues: 'ALL_NEW',
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
         }),
       );
-      return num(result.Attributes?.attempts) ?? 1;
+      return { outcome: 'counted', attempts: num(result.Attributes?.attempts) ?? 1 };
     } catch (error) {
-      // Settled meanwhile by another invocation: nothing left to count.
-      if (error instanceof ConditionalCheckFailedException) return 0;
+      // Settled (or held) elsewhere: the caller treats the record as a claim that found it so.
+      if (error instanceof ConditionalCheckFailedException) return this.#takenBy(error.Item, owner, now);
       throw new IdempotencyStoreError(
         `recording a failed attempt of ${request.key} failed: ${(error as Error).message}`,
         {
@@ -559,7 +693,7 @@ const requestToken = (seed: string): string => createHash('sha256').update(seed)
 const describeAction = (action: TransactWriteItem | undefined): string => {
   const op = action?.Put ?? action?.Update ?? action?.Delete ?? action?.ConditionCheck;
   const kind = action?.Put ? 'Put' : action?.Update ? 'Update' : action?.Delete ? 'Delete' : 'ConditionCheck';
-  const key = action?.Put ? undefined : (op as { Key?: Record<string, AttributeValue> } | undefined)?.Key;
+  const key = action?.Put ? undefined : (op as { Key?: Item } | undefined)?.Key;
   const keyText = key
     ? Object.entries(key)
         .map(([k, v]) => `${k}=${v.S ?? v.N ?? '?'}`)

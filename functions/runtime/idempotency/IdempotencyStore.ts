@@ -1,5 +1,5 @@
 import type { TransactWriteItem } from '@aws-sdk/client-dynamodb';
-import type { RecordCoordinates } from '../errors.ts';
+import type { ErrorKind, RecordCoordinates } from '../errors.ts';
 
 export const RecordStatus = {
   inProgress: 'IN_PROGRESS',
@@ -19,25 +19,48 @@ export type ClaimRequest = {
 /** The invocation making claims: its id owns them, its timeout ends their lease. */
 export type ClaimOwner = { readonly requestId: string; readonly leaseUntilMs: number };
 
+/**
+ * What a DEAD_LETTERED item remembers of its dead letter. The decision is written before the envelope is sent, so a
+ * redelivery that finds the letter unsent sends this again instead of running the record again.
+ */
+export type Letter = {
+  readonly kind: ErrorKind;
+  readonly name: string;
+  readonly message: string;
+  readonly attempts: number;
+  /** Epoch ms of the record's first claim. */
+  readonly firstFailedAt: number;
+};
+
+/** A record someone else settled or holds: what a claim, a dead-letter decision or a transaction found instead. */
+export type Taken =
+  | { readonly outcome: 'completed' }
+  /** `unsent` is set while the decision is written but the envelope was never confirmed sent. */
+  | { readonly outcome: 'dead-lettered'; readonly unsent?: Letter }
+  /** Another invocation holds a live lease; it may be claimed again from `retryAtMs`. */
+  | { readonly outcome: 'locked'; readonly retryAtMs: number; readonly owner: string };
+
 export type ClaimResult =
   /** Ours to process; `attempts` counts this attempt, `firstSeen` is epoch ms of the first claim. */
-  | { readonly outcome: 'claimed'; readonly attempts: number; readonly firstSeen: number }
-  | { readonly outcome: 'completed' }
-  | { readonly outcome: 'dead-lettered' }
-  /** Another invocation holds a live lease. */
-  | { readonly outcome: 'locked'; readonly leaseUntilMs: number; readonly owner: string };
+  { readonly outcome: 'claimed'; readonly attempts: number; readonly firstSeen: number } | Taken;
 
-/** The final state written for a claimed record. */
-export type Settlement = {
+export type DeadLetterDecision = { readonly outcome: 'decided' } | Taken;
+
+export type FailedAttempt = { readonly outcome: 'counted'; readonly attempts: number } | Taken;
+
+/** A processed record's final state. */
+export type Completion = {
   readonly key: string;
   readonly coordinates: RecordCoordinates;
-  readonly status: typeof RecordStatus.completed | typeof RecordStatus.deadLettered;
   readonly attempts: number;
   readonly firstSeen: number;
 };
 
-/** Ends our lease on a claim we will not finish, leaving `attempts` at the given count. */
-export type Release = { readonly key: string; readonly attempts: number };
+/**
+ * Ends our lease on a claim we will not finish. `attempts` is how many processing attempts the record has had in all
+ * (in-invocation retries included); without it the record was never tried, and its claim's attempt is given back.
+ */
+export type Release = { readonly key: string; readonly attempts?: number };
 
 /** One record's part of a `transact` pack: the route's items plus the dedupe marker. */
 export type TransactEntry = {
@@ -49,16 +72,16 @@ export type TransactEntry = {
 
 export type TransactOutcome =
   | { readonly outcome: 'committed' }
-  | { readonly outcome: 'duplicate'; readonly status: RecordStatus }
-  | { readonly outcome: 'locked' }
-  /** One of the route's own conditions failed: a business rule. */
+  /** The marker's condition failed: the record is settled or held elsewhere. */
+  | { readonly outcome: 'taken'; readonly taken: Taken }
+  /** One of the route's own conditions failed, or its items are invalid: a business rule. */
   | { readonly outcome: 'rejected'; readonly reason: string }
-  /** Fine itself, but cancelled with the pack because of another entry: try again without it. */
+  /** Fine itself, but cancelled with the pack because of another entry: try again without that one. */
   | { readonly outcome: 'cancelled' };
 
 /**
- * The persistence behind dedupe. The processor talks only to this interface, so its
- * logic is tested once, and the DynamoDB calls once, each on their own.
+ * The persistence behind per-key dedupe. The processor talks only to this interface, so its logic is tested once,
+ * and the DynamoDB calls once, each on their own. A second strategy (per-partition watermarks) fits behind it.
  */
 export interface IdempotencyStore {
   /**
@@ -67,17 +90,24 @@ export interface IdempotencyStore {
    * each key at most once per invocation.
    */
   claim(request: ClaimRequest, owner: ClaimOwner, now: number): Promise<ClaimResult>;
-  /** Queues a final state; written in batches without blocking the caller, a DEAD_LETTERED marker at once. */
-  settle(settlement: Settlement): void;
-  /** Writes everything queued; throws IdempotencyStoreError if anything could not be written. */
-  flush(): Promise<void>;
-  /** Ends our own leases (conditioned on the owner) so a redelivery is not stalled. */
+  /** Queues a COMPLETED marker; written in batches without blocking the caller. */
+  complete(completion: Completion): void;
+  /** Writes every queued marker, retrying until `deadlineMs`; throws IdempotencyStoreError if some never landed. */
+  flush(deadlineMs: number): Promise<void>;
+  /**
+   * Makes the decision to dead-letter a record durable, before its envelope is sent: DEAD_LETTERED with the letter
+   * marked unsent. Only over our own claim or a claimable item, so it never overwrites another invocation's result.
+   */
+  decideDeadLetter(request: ClaimRequest, letter: Letter, owner: ClaimOwner, now: number): Promise<DeadLetterDecision>;
+  /** Notes that a decided letter reached the queue, so a redelivery does not send it again. */
+  markSent(key: string): Promise<void>;
+  /** Ends our own leases, on claims and on letters we could not send (conditioned on owner and lease). */
   release(releases: readonly Release[], owner: ClaimOwner): Promise<void>;
   /**
-   * Commits one pack of `transact` records in a single transaction. Returns per-entry
-   * outcomes when conditions fail; throws on anything else (classified by the caller).
+   * Commits one pack of `transact` records in a single transaction. Returns per-entry outcomes when conditions fail;
+   * throws on anything else (classified by the caller). A TransactConflictError names the entry to blame.
    */
   transact(entries: readonly TransactEntry[], now: number, token: string): Promise<TransactOutcome[]>;
-  /** Records a failed attempt on a `transact` record and returns the attempts so far. */
-  recordFailedAttempt(request: ClaimRequest, now: number): Promise<number>;
+  /** Counts a failed attempt on a `transact` record: the attempts so far, or what holds the record instead. */
+  recordFailedAttempt(request: ClaimRequest, owner: ClaimOwner, now: number): Promise<FailedAttempt>;
 }

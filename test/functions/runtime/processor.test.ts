@@ -3,14 +3,12 @@ import { z } from 'zod';
 import { withOverride } from '../../../functions/runtime/classify.ts';
 import { type KafkaRecord, rawBytes } from '../../../functions/runtime/decode.ts';
 import { BatchFailedError, InvalidEventError, TransientError } from '../../../functions/runtime/errors.ts';
-import { CompletedKeyCache } from '../../../functions/runtime/idempotency/CompletedKeyCache.ts';
 import { BatchProcessor, type ProcessFn, type RouteDefinition } from '../../../functions/runtime/processor.ts';
 import { RouteSettings, type RouteSettingsInput } from '../../../functions/runtime/settings.ts';
 import { lambdaContext, mskEvent, type RecordSpec } from '../../helpers/events.ts';
-import { MemorySink, MemoryStore } from '../../helpers/memory.ts';
+import { localPorts } from '../../helpers/runtime.ts';
 
-const fixture = (name: string) =>
-  JSON.parse(readFileSync(new URL(`../../../../shared/fixtures/${name}`, import.meta.url), 'utf8'));
+const fixture = (name: string) => JSON.parse(readFileSync(new URL(`../../fixtures/${name}`, import.meta.url), 'utf8'));
 
 const Value = z.object({ id: z.string(), n: z.number().optional() });
 type Value = z.infer<typeof Value>;
@@ -31,21 +29,18 @@ const setup = <V = Value>(
     tombstones: options.tombstones ?? 'skip',
     work: { mode: 'process', process },
   });
-  const store = new MemoryStore();
-  const sink = new MemorySink();
+  const ports = localPorts('test');
   const settings = RouteSettings.parse({
     retry: { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 5, maxRecordAgeSeconds: 3600 },
     ...options.settings,
   });
   const run = (records: RecordSpec[] | object, timeoutMs = 30_000) =>
-    processor.run(Array.isArray(records) ? mskEvent(records) : records, lambdaContext(timeoutMs), {
-      store,
-      sink,
-      settings,
-      cache: new CompletedKeyCache(100),
-      ...(options.random ? { random: options.random } : {}),
-    });
-  return { run, store, sink };
+    ports
+      .deps(settings, options.random ? { random: options.random } : {})
+      .then((deps) =>
+        processor.run(Array.isArray(records) ? mskEvent(records) : records, lambdaContext(timeoutMs), deps),
+      );
+  return { run, ...ports };
 };
 
 describe('decoding', () => {
@@ -119,15 +114,16 @@ describe('decoding', () => {
     ['invalid JSON', { value: Buffer.from('{"id":') }, /DecodeError: value is not valid JSON/],
     ['a schema violation', { value: { id: 42 } }, /ValidationError: value fails its schema: id:/],
   ])('%s is dead-lettered with the route, coordinates and reason', async (_name, spec, message) => {
-    const { run, sink } = setup(async () => {});
+    const { run, letters } = setup(async () => {});
     const result = await run([
       { offset: 3, partition: 2, ...spec },
       { offset: 4, partition: 2, value: { id: 'ok' } },
     ]);
     expect(result.error).toBeUndefined();
     expect(result.summary.processed).toBe(1);
-    expect(sink.letters).toHaveLength(1);
-    const [letter] = sink.letters;
+    const sent = await letters();
+    expect(sent).toHaveLength(1);
+    const [letter] = sent;
     expect(letter?.error.kind).toBe('permanent');
     expect(letter?.error.message).toMatch(/^RecordProcessingError: route test: orders-2@3: permanent: /);
     expect(letter?.error.message).toMatch(message);
@@ -195,7 +191,7 @@ describe('ordering and parallelism', () => {
 describe('retry', () => {
   test('a transient failure followed by success is retried with growing delays', async () => {
     const calls: number[] = [];
-    const { run, store } = setup(
+    const { run, item } = setup(
       async () => {
         calls.push(Date.now());
         if (calls.length < 4) throw new TransientError('throttled');
@@ -213,12 +209,12 @@ describe('retry', () => {
     expect(gaps[0]).toBeGreaterThanOrEqual(35);
     expect(gaps[1]).toBeGreaterThanOrEqual(75);
     expect(gaps[2]).toBeGreaterThanOrEqual(155);
-    expect(store.items.get('orders-0@1')?.attempts).toBe(4);
+    expect(await item('orders-0@1')).toMatchObject({ status: { S: 'COMPLETED' }, attempts: { N: '4' } });
   });
 
   test('retries stop before the time budget runs out', async () => {
     let calls = 0;
-    const { run, store } = setup(
+    const { run, item } = setup(
       async () => {
         calls += 1;
         throw new TransientError('still down');
@@ -234,24 +230,28 @@ describe('retry', () => {
     expect(result.error).toBeInstanceOf(BatchFailedError);
     expect(result.error?.message).toMatch(/route test: orders-0@1: transient: TransientError: still down/);
     // The claim is released with the attempts it really made, so a redelivery proceeds at once.
-    expect(store.items.get('orders-0@1')).toMatchObject({ status: 'IN_PROGRESS', leaseUntil: 0, attempts: calls });
+    expect(await item('orders-0@1')).toMatchObject({
+      status: { S: 'IN_PROGRESS' },
+      leaseUntil: { N: '0' },
+      attempts: { N: String(calls) },
+    });
   });
 
   test('permanent errors are not retried', async () => {
     let calls = 0;
-    const { run, sink } = setup(async () => {
+    const { run, letters } = setup(async () => {
       calls += 1;
       throw new TypeError('bug in the route');
     });
     const result = await run([{ offset: 1, value: { id: 'a' } }]);
     expect(calls).toBe(1);
     expect(result.summary.retried).toBe(0);
-    expect(sink.letters[0]?.error).toMatchObject({ kind: 'permanent', name: 'TypeError' });
+    expect((await letters())[0]?.error).toMatchObject({ kind: 'permanent', name: 'TypeError' });
   });
 
   test('a failed partition stops there, later records wait, other partitions go on', async () => {
     const seen: string[] = [];
-    const { run, store } = setup(async (r) => {
+    const { run, item } = setup(async (r) => {
       if (r.partition === 0 && r.offset === 2) throw new TransientError('down');
       seen.push(`${r.partition}@${r.offset}`);
     });
@@ -264,7 +264,7 @@ describe('retry', () => {
     expect(seen.sort()).toEqual(['0@1', '1@1']);
     expect(result.error?.failures.map((f) => f.coordinates.offset)).toEqual([2]);
     // The claim made ahead for offset 3 is given back without counting an attempt.
-    expect(store.items.get('orders-0@3')).toMatchObject({ attempts: 0, leaseUntil: 0 });
+    expect(await item('orders-0@3')).toMatchObject({ attempts: { N: '0' }, leaseUntil: { N: '0' } });
   });
 
   test('provisioned mode reports the first failed offset of each partition instead of throwing', async () => {

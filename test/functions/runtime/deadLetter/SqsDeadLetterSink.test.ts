@@ -20,6 +20,8 @@ beforeEach(async () => {
 
 const route = (options: { settings?: RouteSettingsInput; sqs?: SQSClient; name?: string } = {}) => {
   const seen: string[] = [];
+  /** Every time `process` ran, by `partition@offset`, failures included. */
+  const calls = new Map<string, number>();
   const name = options.name ?? uniqueName('dlq');
   const handler = kafkaHandler({
     route: name,
@@ -30,6 +32,8 @@ const route = (options: { settings?: RouteSettingsInput; sqs?: SQSClient; name?:
     },
     ...(options.sqs ? { clients: { sqs: options.sqs } } : {}),
     process: async (record) => {
+      const at = `${record.partition}@${record.offset}`;
+      calls.set(at, (calls.get(at) ?? 0) + 1);
       if (record.value.id === 'rule') throw new BusinessRuleError('refunds exceed the order total');
       if (record.value.id === 'verbose') throw new BusinessRuleError(`refund refused: ${'reason '.repeat(1_000)}`);
       if (record.value.id === 'flaky') throw new TransientError('downstream timed out');
@@ -45,7 +49,7 @@ const route = (options: { settings?: RouteSettingsInput; sqs?: SQSClient; name?:
       return { response: undefined, error: error as Error, summary: invocationSummaryOf(context) };
     }
   };
-  return { name, invoke, seen };
+  return { name, invoke, seen, calls };
 };
 
 const letters = async () =>
@@ -142,7 +146,7 @@ describe('dead-lettering to ElasticMQ', () => {
     expect(received.every((l) => !l.envelope.record.truncated)).toBe(true);
   });
 
-  test('with the DLQ unreachable the batch fails and nothing is marked; once SQS is back each poison lands once', async () => {
+  test('with the DLQ unreachable the decision is durable: the redelivery sends the letters and never runs the records again', async () => {
     const name = uniqueName('dlq-down');
     const down = route({ name, sqs: new SQSClient({ endpoint: 'http://127.0.0.1:9', maxAttempts: 1 }) });
     const batch: RecordSpec[] = [
@@ -153,14 +157,22 @@ describe('dead-lettering to ElasticMQ', () => {
     const failed = await down.invoke(batch);
     expect(failed.error?.message).toMatch(/orders-0@1: transient: DeadLetterError: dead-letter queue unreachable/);
     for (const offset of [1, 3]) {
-      expect((await getItem(table, { pk: { S: `${name}#orders-0@${offset}` } }))?.status?.S).not.toBe('DEAD_LETTERED');
+      expect(await getItem(table, { pk: { S: `${name}#orders-0@${offset}` } })).toMatchObject({
+        status: { S: 'DEAD_LETTERED' },
+        letterSent: { BOOL: false },
+      });
     }
     const up = route({ name });
     const retried = await up.invoke(batch);
     expect(retried.error).toBeUndefined();
+    expect(retried.summary).toMatchObject({ deadLettered: 2, processed: 0, duplicates: 3 });
+    // The rejected record ran once, before the outage: it is never run again after later records were applied.
+    expect(down.calls.get('0@1')).toBe(1);
+    expect(up.calls.get('0@1')).toBeUndefined();
     const again = await up.invoke(batch);
     expect(again.summary).toMatchObject({ deadLettered: 0, duplicates: 3 });
     expect((await letters()).map((l) => l.envelope.source.offset).sort()).toEqual([1, 3]);
+    expect(await getItem(table, { pk: { S: `${name}#orders-0@1` } })).toMatchObject({ letterSent: { BOOL: true } });
   });
 
   test('provisioned mode returns the documented partial batch response', async () => {

@@ -2,7 +2,10 @@ import { type AttributeValue, DynamoDBClient, PutItemCommand } from '@aws-sdk/cl
 import { z } from 'zod';
 import { TransientError } from '../../../../functions/runtime/errors.ts';
 import { CompletedKeyCache } from '../../../../functions/runtime/idempotency/CompletedKeyCache.ts';
-import { DynamoDbIdempotencyStore } from '../../../../functions/runtime/idempotency/DynamoDbIdempotencyStore.ts';
+import {
+  CLOCK_SKEW_MS,
+  DynamoDbIdempotencyStore,
+} from '../../../../functions/runtime/idempotency/DynamoDbIdempotencyStore.ts';
 import { addRequestCounter, countRequestsIn } from '../../../../functions/runtime/idempotency/requestCounter.ts';
 import { invocationSummaryOf, kafkaHandler } from '../../../../functions/runtime/kafkaHandler.ts';
 import type { RouteSettingsInput } from '../../../../functions/runtime/settings.ts';
@@ -11,6 +14,7 @@ import { lambdaContext, mskEvent, type RecordSpec } from '../../../helpers/event
 
 const Value = z.object({ id: z.string() });
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
+const SKEW_MS = 200;
 let table: string;
 
 beforeAll(async () => {
@@ -36,6 +40,8 @@ const countingRoute = (
     ...(options.businessKey ? { idempotencyKey: (r: { value: { id: string } }) => r.value.id } : {}),
     settings: {
       retry: { maxAttempts: 3, baseDelayMs: 20, maxDelayMs: 200, maxRecordAgeSeconds: 3600 },
+      // A short margin keeps the lease tests short; lapsing still waits for it.
+      idempotency: { clockSkewMs: SKEW_MS },
       ...options.settings,
     },
     ...(options.clients ? { clients: options.clients } : {}),
@@ -110,7 +116,7 @@ describe('dedupe through the real handler against DynamoDB Local', () => {
     const early = await redelivery.invoke([{ offset: 5, value: { id: 'crash' } }], 1_800);
     expect(early.error?.message).toMatch(/orders-0@5: transient: RecordLockedError: another invocation/);
     expect(redelivery.effects.size).toBe(0);
-    await sleep(crashedAt + 3_200 - Date.now());
+    await sleep(crashedAt + 3_200 + SKEW_MS - Date.now());
     const late = await redelivery.invoke([{ offset: 5, value: { id: 'crash' } }]);
     expect(late.error).toBeUndefined();
     expect(redelivery.effects.get('crash')).toBe(1);
@@ -126,7 +132,7 @@ describe('dedupe through the real handler against DynamoDB Local', () => {
     const crashedAt = Date.now();
     void crashed.invoke(records(60), 3_000);
     while (!crashed.effects.has('r39')) await sleep(20);
-    await sleep(crashedAt + 3_200 - Date.now());
+    await sleep(crashedAt + 3_200 + SKEW_MS - Date.now());
     const redelivery = countingRoute({ route: name });
     const result = await redelivery.invoke(records(60));
     expect(result.error).toBeUndefined();
@@ -245,7 +251,8 @@ describe('DynamoDbIdempotencyStore', () => {
       lapsed: {
         status: { S: 'IN_PROGRESS' },
         owner: { S: 'other' },
-        leaseUntil: { N: String(now - 1) },
+        // Lapsed by more than the clock-skew margin.
+        leaseUntil: { N: String(now - CLOCK_SKEW_MS - 1) },
         attempts: { N: '2' },
         firstSeen: { N: '1000' },
         expiresAt: { N: String(nowSec + 60) },
@@ -269,7 +276,7 @@ describe('DynamoDbIdempotencyStore', () => {
     expect(byKey).toMatchObject({
       completed: { outcome: 'completed' },
       dead: { outcome: 'dead-lettered' },
-      held: { outcome: 'locked', owner: 'other', leaseUntilMs: now + 60_000 },
+      held: { outcome: 'locked', owner: 'other', retryAtMs: now + 60_000 + CLOCK_SKEW_MS },
       lapsed: { outcome: 'claimed', attempts: 3, firstSeen: 1000 },
       expired: { outcome: 'claimed', attempts: 1, firstSeen: now },
     });
@@ -304,33 +311,79 @@ describe('DynamoDbIdempotencyStore', () => {
     expect([first, second]).toEqual(
       expect.arrayContaining([
         { outcome: 'claimed', attempts: 1, firstSeen: now },
-        { outcome: 'locked', owner: 'me', leaseUntilMs: now + 30_000 },
+        // Claimable again once the lease and the clock-skew margin have passed.
+        { outcome: 'locked', owner: 'me', retryAtMs: now + 30_000 + CLOCK_SKEW_MS },
       ]),
     );
   });
 
-  test('a DEAD_LETTERED marker is written at once, while completes wait for their batch or the flush', async () => {
+  test('a dead-letter decision is durable when it returns, while completes wait for their batch or the flush', async () => {
     const s = store('marker');
-    const settlement = (key: string, status: 'COMPLETED' | 'DEAD_LETTERED') => ({
-      key,
-      coordinates: { topic: 't', partition: 0, offset: 1 },
-      status,
+    const now = Date.now();
+    const me = { requestId: 'me', leaseUntilMs: now + 60_000 };
+    const coordinates = { topic: 't', partition: 0, offset: 1 };
+    s.complete({ key: 'done', coordinates, attempts: 1, firstSeen: now });
+    await s.claim(request('dead'), me, now);
+    const letter = {
+      kind: 'permanent' as const,
+      name: 'ValidationError',
+      message: 'bad',
       attempts: 1,
-      firstSeen: Date.now(),
+      firstFailedAt: now,
+    };
+    expect(await s.decideDeadLetter(request('dead'), letter, me, now)).toEqual({ outcome: 'decided' });
+    expect(await getItem(table, { pk: { S: 'marker#dead' } })).toMatchObject({
+      status: { S: 'DEAD_LETTERED' },
+      letterSent: { BOOL: false },
+      owner: { S: 'me' },
     });
-    s.settle(settlement('done', 'COMPLETED'));
-    s.settle(settlement('dead', 'DEAD_LETTERED'));
-    // No flush: the marker's own write carries the pending complete with it.
-    for (let waited = 0; !(await getItem(table, { pk: { S: 'marker#dead' } })); waited += 20) {
-      if (waited > 5_000) throw new Error('the DEAD_LETTERED marker was not written without a flush');
-      await sleep(20);
-    }
+    expect(await getItem(table, { pk: { S: 'marker#done' } })).toBeUndefined();
+    // A redelivery finds the letter unsent (once our lease is over) and is told what to send again.
+    const later = { requestId: 'later', leaseUntilMs: now + 200_000 };
+    expect(await s.claim(request('dead'), later, now + 60_000 + CLOCK_SKEW_MS + 1)).toEqual({
+      outcome: 'dead-lettered',
+      unsent: letter,
+    });
+    await s.markSent('dead');
+    expect(await s.claim(request('dead'), later, now + 60_000 + CLOCK_SKEW_MS + 1)).toEqual({
+      outcome: 'dead-lettered',
+    });
+    await s.flush(Date.now() + 5_000);
     expect(await getItem(table, { pk: { S: 'marker#done' } })).toMatchObject({ status: { S: 'COMPLETED' } });
-    s.settle(settlement('later', 'COMPLETED'));
-    await sleep(300);
-    expect(await getItem(table, { pk: { S: 'marker#later' } })).toBeUndefined();
-    await s.flush();
-    expect(await getItem(table, { pk: { S: 'marker#later' } })).toMatchObject({ status: { S: 'COMPLETED' } });
+  });
+
+  test('a dead-letter decision never overwrites a COMPLETED marker or another live claim', async () => {
+    const s = store('decide');
+    const now = Date.now();
+    const me = { requestId: 'me', leaseUntilMs: now + 1_000 };
+    const other = { requestId: 'other', leaseUntilMs: now + 60_000 };
+    const letter = { kind: 'permanent' as const, name: 'Error', message: 'late', attempts: 1, firstFailedAt: now };
+    // Our lease lapsed, another invocation claimed and completed the record: our decision must not land.
+    await s.claim(request('done'), me, now);
+    const after = now + 1_000 + CLOCK_SKEW_MS + 1;
+    expect(await s.claim(request('done'), other, after)).toMatchObject({ outcome: 'claimed', attempts: 2 });
+    s.complete({ key: 'done', coordinates: request('done').coordinates, attempts: 2, firstSeen: now });
+    await s.flush(Date.now() + 5_000);
+    expect(await s.decideDeadLetter(request('done'), letter, me, after)).toEqual({ outcome: 'completed' });
+    // Still held by the other invocation: ours waits.
+    await s.claim(request('held'), other, now);
+    expect(await s.decideDeadLetter(request('held'), letter, me, now)).toMatchObject({
+      outcome: 'locked',
+      owner: 'other',
+    });
+    expect(await getItem(table, { pk: { S: 'decide#done' } })).toMatchObject({ status: { S: 'COMPLETED' } });
+    expect(await getItem(table, { pk: { S: 'decide#held' } })).toMatchObject({ status: { S: 'IN_PROGRESS' } });
+  });
+
+  test('a key longer than the 2048-byte partition-key limit is stored by its hash', async () => {
+    const s = store('long');
+    const key = 'k'.repeat(3_000);
+    const now = Date.now();
+    expect(await s.claim(request(key), { requestId: 'me', leaseUntilMs: now + 5_000 }, now)).toMatchObject({
+      outcome: 'claimed',
+    });
+    expect(s.partitionKey(key)).toMatch(/^long#sha256:[0-9a-f]{64}$/);
+    expect(await getItem(table, { pk: { S: s.partitionKey(key) } })).toMatchObject({ status: { S: 'IN_PROGRESS' } });
   });
 
   test('a claim we already hold (a retried request whose answer was lost) comes back claimed, not locked by us', async () => {
@@ -356,7 +409,9 @@ describe('DynamoDbIdempotencyStore', () => {
     const s = store('attempt');
     const now = Date.now();
     await s.claim(request('held'), { requestId: 'other', leaseUntilMs: now + 60_000 }, now);
-    expect(await s.recordFailedAttempt(request('held'), now)).toBe(0);
+    expect(
+      await s.recordFailedAttempt(request('held'), { requestId: 'me', leaseUntilMs: now + 5_000 }, now),
+    ).toMatchObject({ outcome: 'locked', owner: 'other' });
     expect(await getItem(table, { pk: { S: 'attempt#held' } })).toMatchObject({
       owner: { S: 'other' },
       leaseUntil: { N: String(now + 60_000) },
@@ -374,8 +429,13 @@ describe('DynamoDbIdempotencyStore', () => {
         },
       }),
     );
-    expect(await s.recordFailedAttempt(request('dead'), now)).toBe(0);
-    expect(await s.recordFailedAttempt({ ...request('dead'), replay: true }, now)).toBe(6);
+    const me = { requestId: 'me', leaseUntilMs: now + 5_000 };
+    // Settled: nothing to count, and the caller learns how it was settled.
+    expect(await s.recordFailedAttempt(request('dead'), me, now)).toEqual({ outcome: 'dead-lettered' });
+    expect(await s.recordFailedAttempt({ ...request('dead'), replay: true }, me, now)).toEqual({
+      outcome: 'counted',
+      attempts: 6,
+    });
   });
 
   test('an expired item can be claimed again and starts a fresh history', async () => {
@@ -399,17 +459,20 @@ describe('DynamoDbIdempotencyStore', () => {
     const s = store('release');
     const now = Date.now();
     await s.claim(request('k'), { requestId: 'owner-a', leaseUntilMs: now + 60_000 }, now);
-    await s.release([{ key: 'k', attempts: 0 }], { requestId: 'owner-b', leaseUntilMs: now + 60_000 });
+    await s.release([{ key: 'k' }], { requestId: 'owner-b', leaseUntilMs: now + 60_000 });
     expect(await getItem(table, { pk: { S: 'release#k' } })).toMatchObject({
       owner: { S: 'owner-a' },
       leaseUntil: { N: String(now + 60_000) },
       attempts: { N: '1' },
     });
-    await s.release([{ key: 'k', attempts: 0 }], { requestId: 'owner-a', leaseUntilMs: now + 60_000 });
+    await s.release([{ key: 'k' }], { requestId: 'owner-a', leaseUntilMs: now + 60_000 });
     expect(await getItem(table, { pk: { S: 'release#k' } })).toMatchObject({
       leaseUntil: { N: '0' },
       attempts: { N: '0' },
     });
+    // The same release again (a retry whose first answer was lost) refunds nothing more.
+    await s.release([{ key: 'k' }], { requestId: 'owner-a', leaseUntilMs: now + 60_000 });
+    expect(await getItem(table, { pk: { S: 'release#k' } })).toMatchObject({ attempts: { N: '0' } });
   });
 
   test('TransientError is what an unreachable table becomes', async () => {

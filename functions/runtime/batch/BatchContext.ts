@@ -1,0 +1,109 @@
+import type { DeadLetterSink } from '../deadLetter/DeadLetterSink.ts';
+import { type ErrorKind, RecordProcessingError } from '../errors.ts';
+import type { CompletedKeyCache } from '../idempotency/CompletedKeyCache.ts';
+import type { ClaimOwner, IdempotencyStore, Release } from '../idempotency/IdempotencyStore.ts';
+import { emptySamples, emptySummary } from '../observability.ts';
+import type { RecordContext, RouteDefinition } from '../processor.ts';
+import type { RouteSettings } from '../settings.ts';
+import type { Prepared } from './prepare.ts';
+
+/** The parts of the Lambda context the processor uses. */
+export type Invocation = {
+  readonly awsRequestId: string;
+  readonly getRemainingTimeInMillis: () => number;
+};
+
+export type InvocationDeps = {
+  readonly store: IdempotencyStore;
+  readonly sink: DeadLetterSink;
+  readonly cache: CompletedKeyCache;
+  readonly settings: RouteSettings;
+  readonly now?: () => number;
+  /** The jitter source; tests pin it to check the backoff curve. */
+  readonly random?: () => number;
+};
+
+/** Where a partition stops: every record below `offset` is settled, the one at it and those after come again. */
+export type PartitionFailure = { readonly offset: number; readonly error: RecordProcessingError };
+
+/** The earlier of two stops. */
+export const earliest = (a: PartitionFailure | undefined, b: PartitionFailure | undefined) =>
+  !a ? b : !b ? a : b.offset < a.offset ? b : a;
+
+/** How one work mode runs one partition's records, in offset order. */
+export interface WorkMode<V, K> {
+  runPartition(id: string, records: readonly Prepared<V, K>[]): Promise<PartitionFailure | undefined>;
+}
+
+/** What one invocation shares between its work mode, its dead letters and its result. */
+export class BatchContext<V, K> {
+  readonly route: RouteDefinition<V, K>;
+  readonly invocation: Invocation;
+  readonly deps: InvocationDeps;
+  readonly settings: RouteSettings;
+  readonly now: () => number;
+  readonly random: () => number;
+  readonly started: number;
+  readonly owner: ClaimOwner;
+  readonly summary = emptySummary();
+  readonly samples = emptySamples();
+  /** Leases to end before returning, so a redelivery is not stalled by our own claims. */
+  readonly releases: Release[] = [];
+
+  constructor(route: RouteDefinition<V, K>, invocation: Invocation, deps: InvocationDeps) {
+    this.route = route;
+    this.invocation = invocation;
+    this.deps = deps;
+    this.settings = deps.settings;
+    this.now = deps.now ?? Date.now;
+    this.random = deps.random ?? Math.random;
+    this.started = this.now();
+    this.owner = {
+      requestId: invocation.awsRequestId,
+      leaseUntilMs: this.started + Math.max(0, invocation.getRemainingTimeInMillis()),
+    };
+  }
+
+  /** A record that stops its partition: counted, and named with the route and its coordinates. */
+  failure(prepared: Prepared<V, K>, error: unknown, kind: ErrorKind = 'transient'): PartitionFailure {
+    this.summary.failed += 1;
+    return { offset: prepared.coordinates.offset, error: this.recordError(prepared, kind, error) };
+  }
+
+  recordError(prepared: Prepared<V, K>, kind: ErrorKind, error: unknown): RecordProcessingError {
+    return new RecordProcessingError(this.route.route, prepared.coordinates, kind, error, prepared.wire);
+  }
+
+  /** Whether a record is old enough, after its attempts ran out, to be dead-lettered instead of retried. */
+  exhausted(prepared: Prepared<V, K>, attempts: number): boolean {
+    const { retry } = this.settings;
+    return attempts >= retry.maxAttempts && this.now() - prepared.wire.timestamp >= retry.maxRecordAgeSeconds * 1000;
+  }
+
+  recordContext(attempt: number): RecordContext {
+    return {
+      route: this.route.route,
+      requestId: this.invocation.awsRequestId,
+      attempt,
+      remainingTimeMs: this.invocation.getRemainingTimeInMillis,
+      count: (metricName, value = 1) => {
+        this.samples.custom.set(metricName, (this.samples.custom.get(metricName) ?? 0) + value);
+      },
+    };
+  }
+
+  /** Why a route never sees a record: a tombstone it skips, a copy within the batch, a key known complete. */
+  skipReason(prepared: Prepared<V, K>): 'tombstone' | 'duplicate' | undefined {
+    if (prepared.tombstone && this.route.tombstones === 'skip' && !prepared.decodeError) return 'tombstone';
+    if (prepared.duplicateInBatch || this.deps.cache.has(prepared.key, this.now())) return 'duplicate';
+    return undefined;
+  }
+
+  /** Counts and skips what the route never sees. */
+  skip(prepared: Prepared<V, K>): boolean {
+    const reason = this.skipReason(prepared);
+    if (reason === 'tombstone') this.summary.tombstones += 1;
+    if (reason === 'duplicate') this.summary.duplicates += 1;
+    return reason !== undefined;
+  }
+}

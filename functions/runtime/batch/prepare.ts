@@ -1,0 +1,142 @@
+import type { DeadLetterSource } from '../deadLetter/envelope.ts';
+import { base64ToBuffer, decodeWith, type KafkaRecord, RecordHeaders } from '../decode.ts';
+import { formatCoordinates, InvalidEventError, PermanentError, type RecordCoordinates } from '../errors.ts';
+import { KafkaEvent, type WireRecord } from '../event.ts';
+import type { RouteDefinition } from '../processor.ts';
+
+/** The header `replay` adds to a republished record: the original `topic-partition@offset`. */
+export const REPLAY_HEADER = 'x-bridge-replay-of';
+/** A Kafka topic name is at most 249 characters; with a partition and an offset a coordinate stays below 300. */
+const MAX_REPLAY_HEADER = 300;
+const COORDINATES = /^[A-Za-z0-9._-]{1,249}-\d{1,10}@\d{1,19}$/;
+
+/** One record of the batch, decoded once. */
+export type Prepared<V, K> = {
+  readonly wire: WireRecord;
+  readonly coordinates: RecordCoordinates;
+  readonly key: string;
+  readonly replay: boolean;
+  readonly record?: KafkaRecord<V, K>;
+  readonly decodeError?: PermanentError;
+  readonly tombstone: boolean;
+  /** Another record of this batch carries the same idempotency key and is the one that runs. */
+  readonly duplicateInBatch: boolean;
+};
+
+export type PreparedBatch<V, K> = {
+  readonly source: DeadLetterSource;
+  /** Records by `topic-partition`, in offset order. */
+  readonly partitions: Map<string, Prepared<V, K>[]>;
+  readonly received: number;
+};
+
+export const partitionId = (c: RecordCoordinates): string => `${c.topic}-${c.partition}`;
+
+/**
+ * A replayed record carries its original coordinates, so its default key is the original's. Only a well-formed
+ * coordinate counts: anything else in the header is not ours, and the record keeps its own key.
+ */
+export const replayOrigin = (wire: WireRecord): string | undefined => {
+  for (const header of wire.headers) {
+    const bytes = header[REPLAY_HEADER];
+    if (!bytes || bytes.length === 0 || bytes.length > MAX_REPLAY_HEADER) continue;
+    const text = Buffer.from(bytes).toString('utf8');
+    if (COORDINATES.test(text)) return text;
+  }
+  return undefined;
+};
+
+/** Validates the event, decodes every record once, and marks the copies of a key that will not run. */
+export const prepareBatch = <V, K>(event: unknown, route: RouteDefinition<V, K>): PreparedBatch<V, K> => {
+  const parsed = KafkaEvent.safeParse(event);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new InvalidEventError(
+      `route ${route.route}: not a Kafka event: ${issue ? `${issue.path.join('.') || '(root)'}: ${issue.message}` : 'invalid'}`,
+      { cause: parsed.error },
+    );
+  }
+  const partitions = new Map<string, Prepared<V, K>[]>();
+  const all = Object.values(parsed.data.records).flat();
+  for (const wire of all) {
+    const id = partitionId(wire);
+    const list = partitions.get(id) ?? [];
+    list.push(prepareRecord(wire, route));
+    partitions.set(id, list);
+  }
+  for (const list of partitions.values()) list.sort((a, b) => a.coordinates.offset - b.coordinates.offset);
+  return {
+    source: {
+      eventSource: parsed.data.eventSource,
+      ...(parsed.data.eventSourceArn ? { eventSourceArn: parsed.data.eventSourceArn } : {}),
+    },
+    partitions: markCopies(partitions, route),
+    received: all.length,
+  };
+};
+
+/**
+ * One record per idempotency key runs: the first replay copy if there is one (`replay` deleted its dead letter and
+ * counts on it), else the earliest copy. The others are skipped as duplicates without a claim.
+ */
+const markCopies = <V, K>(
+  partitions: Map<string, Prepared<V, K>[]>,
+  route: RouteDefinition<V, K>,
+): Map<string, Prepared<V, K>[]> => {
+  const keeper = new Map<string, Prepared<V, K>>();
+  for (const list of partitions.values()) {
+    for (const prepared of list) {
+      if (prepared.tombstone && route.tombstones === 'skip') continue;
+      const kept = keeper.get(prepared.key);
+      if (!kept || (prepared.replay && !kept.replay)) keeper.set(prepared.key, prepared);
+    }
+  }
+  const marked = new Map<string, Prepared<V, K>[]>();
+  for (const [id, list] of partitions) {
+    marked.set(
+      id,
+      list.map((prepared) => {
+        const kept = keeper.get(prepared.key);
+        return kept && kept !== prepared ? { ...prepared, duplicateInBatch: true } : prepared;
+      }),
+    );
+  }
+  return marked;
+};
+
+const prepareRecord = <V, K>(wire: WireRecord, route: RouteDefinition<V, K>): Prepared<V, K> => {
+  const coordinates = { topic: wire.topic, partition: wire.partition, offset: wire.offset };
+  const replayOf = replayOrigin(wire);
+  const fallbackKey = replayOf ?? formatCoordinates(coordinates);
+  const tombstone = wire.value === null || wire.value === undefined;
+  const base = { wire, coordinates, replay: replayOf !== undefined, tombstone, duplicateInBatch: false };
+  try {
+    const headers = RecordHeaders.fromWire(wire.headers);
+    const keyBytes = wire.key === null || wire.key === undefined ? null : base64ToBuffer(wire.key, 'key');
+    const key = (
+      keyBytes === null ? null : route.key ? decodeWith(route.key, keyBytes, 'key') : keyBytes.toString('utf8')
+    ) as K;
+    const value = (
+      tombstone ? null : decodeWith(route.value, base64ToBuffer(wire.value as string, 'value'), 'value')
+    ) as V;
+    const record: KafkaRecord<V, K> = {
+      topic: wire.topic,
+      partition: wire.partition,
+      offset: wire.offset,
+      timestamp: wire.timestamp,
+      timestampType: wire.timestampType,
+      key,
+      value,
+      headers,
+      raw: wire,
+    };
+    const custom = route.idempotencyKey && !tombstone ? route.idempotencyKey(record) : undefined;
+    return { ...base, record, key: custom ?? fallbackKey };
+  } catch (error) {
+    const decodeError =
+      error instanceof PermanentError
+        ? error
+        : new PermanentError(`decoding failed: ${(error as Error).message}`, { cause: error });
+    return { ...base, key: fallbackKey, decodeError };
+  }
+};

@@ -1,0 +1,114 @@
+import type { BatchContext, PartitionFailure } from '../batch/BatchContext.ts';
+import type { Prepared } from '../batch/prepare.ts';
+import { type ErrorKind, isValidationException, RecordLockedError, type RecordProcessingError } from '../errors.ts';
+import type { Letter } from '../idempotency/IdempotencyStore.ts';
+import { buildEnvelope, type DeadLetterSource, letterFor } from './envelope.ts';
+
+/**
+ * The dead-letter decision of one invocation, in one place for both work modes.
+ *
+ * The decision is written first (DEAD_LETTERED, the letter marked unsent) and only then is the envelope sent, so
+ * once `deadLetter` returns, a redelivery never runs the record again: it finds the letter and, if the send was
+ * never confirmed, sends it again. A failed send therefore stops the partition only to re-send, never to re-run.
+ */
+export class DeadLetters<V, K> {
+  readonly #batch: BatchContext<V, K>;
+  readonly #source: DeadLetterSource;
+  /** Envelopes on their way; each settles to the failure it causes, if any. */
+  readonly #sends: Array<Promise<PartitionFailure | undefined>> = [];
+  /** The records whose envelopes reached the queue in this invocation. */
+  readonly sent: RecordProcessingError[] = [];
+
+  constructor(batch: BatchContext<V, K>, source: DeadLetterSource) {
+    this.#batch = batch;
+    this.#source = source;
+  }
+
+  /**
+   * Dead-letters a record whose claim we hold, or that anyone could claim (`transact` records are never claimed).
+   * Returns the failure that stops the partition when the decision could not be written.
+   */
+  async deadLetter(
+    prepared: Prepared<V, K>,
+    kind: ErrorKind,
+    error: unknown,
+    attempts: number,
+    firstSeen: number,
+  ): Promise<PartitionFailure | undefined> {
+    const batch = this.#batch;
+    const recordError = batch.recordError(prepared, kind, error);
+    const letter = letterFor(kind, recordError, attempts, firstSeen);
+    let decision: Awaited<ReturnType<typeof batch.deps.store.decideDeadLetter>>;
+    try {
+      decision = await batch.deps.store.decideDeadLetter(prepared, letter, batch.owner, batch.now());
+    } catch (storeError) {
+      // DynamoDB refuses this record's item outright, so no decision can ever be recorded: the envelope goes out
+      // unmarked rather than block the partition for good (a redelivery may send it again).
+      if (isValidationException((storeError as Error).cause)) {
+        batch.summary.failed += 1;
+        this.#send(prepared, letter, recordError, false);
+        return undefined;
+      }
+      return batch.failure(prepared, storeError);
+    }
+    switch (decision.outcome) {
+      case 'decided':
+        batch.summary.failed += 1;
+        this.#send(prepared, letter, recordError, true);
+        return undefined;
+      case 'locked':
+        return batch.failure(
+          prepared,
+          new RecordLockedError(`another invocation (${decision.owner}) holds the record`),
+        );
+      default:
+        // Settled by another invocation meanwhile (its lease outlived ours): nothing of ours to send.
+        this.settled(prepared, decision.outcome === 'dead-lettered' ? decision.unsent : undefined);
+        return undefined;
+    }
+  }
+
+  /** A record found settled: a duplicate, and if its letter was decided but never confirmed sent, sent again. */
+  settled(prepared: Prepared<V, K>, unsent: Letter | undefined): void {
+    this.#batch.summary.duplicates += 1;
+    if (unsent) this.#send(prepared, unsent, this.#batch.recordError(prepared, unsent.kind, unsent.message), true);
+  }
+
+  #send(prepared: Prepared<V, K>, letter: Letter, recordError: RecordProcessingError, marked: boolean): void {
+    const batch = this.#batch;
+    const envelope = buildEnvelope({
+      route: batch.route.route,
+      idempotencyKey: prepared.key,
+      source: this.#source,
+      record: prepared.wire,
+      letter,
+    });
+    this.#sends.push(
+      batch.deps.sink.send(envelope).then(
+        async () => {
+          batch.summary.deadLettered += 1;
+          this.sent.push(recordError);
+          if (!marked) return undefined;
+          try {
+            await batch.deps.store.markSent(prepared.key);
+          } catch {
+            // The letter stays marked unsent, so a redelivery sends it once more: the DLQ is at least once.
+          }
+          return undefined;
+        },
+        (sendError: unknown) => {
+          // Our lease on the letter ends with the batch, so the redelivery sends it at once instead of waiting it out.
+          if (marked) batch.releases.push({ key: prepared.key, attempts: letter.attempts });
+          return batch.failure(prepared, sendError);
+        },
+      ),
+    );
+  }
+
+  /** Sends what is buffered and waits for every envelope; returns the partitions that must come again to re-send. */
+  async finish(): Promise<PartitionFailure[]> {
+    await this.#batch.deps.sink.flush();
+    const failures = await Promise.all(this.#sends);
+    return failures.filter((failure): failure is PartitionFailure => failure !== undefined);
+  }
+}

@@ -1,0 +1,110 @@
+import { DynamoDBClient, type TransactWriteItem } from '@aws-sdk/client-dynamodb';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import type { Context } from 'aws-lambda';
+import { z } from 'zod';
+import { invocationSummaryOf, kafkaHandler } from '../../functions/runtime/kafkaHandler.ts';
+import type { ProcessFn } from '../../functions/runtime/processor.ts';
+import type { RouteSettingsInput } from '../../functions/runtime/settings.ts';
+import { injectScriptedFaults, quickRetries, type ScriptedFault } from '../../scripts/chaos/faults.ts';
+import { createTable, drainQueue, dynamodb, getItem, routeEnvironment, scanAll, uniqueName } from './aws.ts';
+import { lambdaContext, mskEvent, type RecordSpec } from './events.ts';
+
+export const Tx = z.object({ id: z.string(), account: z.string().default('acct'), amount: z.number().int() });
+export type Tx = z.infer<typeof Tx>;
+
+/** No faults: every request goes through. */
+const none = (): ScriptedFault => undefined;
+
+/**
+ * A route on fresh local resources whose DynamoDB and SQS clients take scripted faults (`faults.dynamodb`, `faults.sqs`
+ * may be swapped between invocations). `transact` routes write a ledger entry and a balance that refuses overdrafts
+ * in one transaction; `process` routes run the given function. Each invocation is a new container unless `warm`.
+ */
+export const faultyRoute = async (
+  options: { settings?: RouteSettingsInput; transact?: (tx: Tx) => void; process?: ProcessFn<Tx, string | null> } = {},
+) => {
+  const route = uniqueName('faulty');
+  const { table, dlqUrl } = await routeEnvironment(route);
+  const side = await createTable(uniqueName(`${route}-side`));
+  type Decide = (command: string, input: Record<string, unknown>) => ScriptedFault;
+  const faults: { dynamodb: Decide; sqs: Decide } = { dynamodb: none, sqs: none };
+  const clients = {
+    dynamodb: injectScriptedFaults(new DynamoDBClient({ retryStrategy: quickRetries }), (c, i) =>
+      faults.dynamodb(c, i),
+    ),
+    sqs: injectScriptedFaults(new SQSClient({ retryStrategy: quickRetries }), (c, i) => faults.sqs(c, i)),
+  };
+  const settings = {
+    retry: { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 5, maxRecordAgeSeconds: 60 },
+    ...options.settings,
+  };
+  const items = (tx: Tx): TransactWriteItem[] => {
+    options.transact?.(tx);
+    return [
+      {
+        Put: {
+          TableName: side,
+          Item: { pk: { S: `L#${tx.id}` }, amount: { N: String(tx.amount) } },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        },
+      },
+      {
+        Update: {
+          TableName: side,
+          Key: { pk: { S: `B#${tx.account}` } },
+          UpdateExpression: 'SET balance = if_not_exists(balance, :zero) + :amount',
+          ...(tx.amount < 0 ? { ConditionExpression: 'balance >= :needed' } : {}),
+          ExpressionAttributeValues: {
+            ':zero': { N: '0' },
+            ':amount': { N: String(tx.amount) },
+            ...(tx.amount < 0 ? { ':needed': { N: String(-tx.amount) } } : {}),
+          },
+        },
+      },
+    ];
+  };
+  const newHandler = () =>
+    options.process
+      ? kafkaHandler({ route, value: Tx, settings, clients, process: options.process })
+      : kafkaHandler({
+          route,
+          value: Tx,
+          settings,
+          clients,
+          idempotencyKey: (r) => r.value.id,
+          transact: (r) => items(r.value),
+        });
+  // Each route reads the table and queue from the environment when it runs; keep ours for every invocation.
+  const env = { IDEMPOTENCY_TABLE_NAME: table, DLQ_URL: dlqUrl };
+  const invoke = async (records: RecordSpec[], timeoutMs = 20_000) => {
+    Object.assign(process.env, env);
+    const context = lambdaContext(timeoutMs) as unknown as Context;
+    try {
+      const response = await newHandler()(mskEvent(records), context);
+      return { response, error: undefined, summary: invocationSummaryOf(context) };
+    } catch (error) {
+      return { response: undefined, error: error as Error, summary: invocationSummaryOf(context) };
+    }
+  };
+  return {
+    route,
+    faults,
+    invoke,
+    item: (key: string) => getItem(table, { pk: { S: `${route}#${key}` } }),
+    ledger: async () =>
+      (await scanAll(side))
+        .filter((i) => i.pk?.S?.startsWith('L#'))
+        .map((i) => i.pk?.S?.slice(2))
+        .sort(),
+    letters: async () => (await drainQueue(dlqUrl)).map((m) => JSON.parse(m.Body ?? '{}')),
+    dynamodb,
+  };
+};
+
+/** The partition key a DynamoDB request writes or conditions on, for aiming a fault at one record. */
+export const requestKey = (input: Record<string, unknown>): string | undefined =>
+  (input.Key as Record<string, { S?: string }> | undefined)?.pk?.S ?? undefined;
+
+/** Whether a TransactWriteItems request carries the marker of `key`. */
+export const transactionHolds = (input: Record<string, unknown>, pk: string): boolean =>
+  ((input.TransactItems as TransactWriteItem[] | undefined) ?? []).some((item) => item.Put?.Item?.pk?.S === pk);
