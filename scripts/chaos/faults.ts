@@ -76,12 +76,12 @@ export const quickRetries = {
 };
 
 /** What a scripted fault does to one request attempt. */
-export type ScriptedFault = 'before' | 'after' | { readonly output: unknown } | undefined;
+export type ScriptedFault = 'before' | 'after' | { readonly output: unknown } | { readonly error: Error } | undefined;
 
 /**
  * Faults chosen per request by a test: `before` fails it unsent, `after` loses the answer of an applied request, an
  * `output` replaces the service's answer without sending (a DynamoDB answer DynamoDB Local never gives, such as
- * UnprocessedItems). The decision sees the command's name and input, so a test can aim at one record's write.
+ * UnprocessedItems), an `error` is thrown unsent (a refusal the local service would not make). The decision sees the command's name and input, so a test can aim at one record's write.
  */
 export const injectScriptedFaults = <C extends DynamoDBClient | SQSClient>(
   client: C,
@@ -91,7 +91,9 @@ export const injectScriptedFaults = <C extends DynamoDBClient | SQSClient>(
     (next, context) => async (args) => {
       const fault = decide(context.commandName ?? '', args.input as Record<string, unknown>);
       if (fault === 'before') throw throttled(context.clientName ?? 'the service', false);
-      if (fault && typeof fault === 'object') return { output: fault.output, response: {} } as never;
+      if (fault && typeof fault === 'object' && 'error' in fault) throw fault.error;
+      if (fault && typeof fault === 'object')
+        return { output: { $metadata: {}, ...(fault.output as object) }, response: {} } as never;
       const result = await next(args);
       if (fault === 'after') throw throttled(context.clientName ?? 'the service', true);
       return result;

@@ -59,6 +59,20 @@ describe('decoding', () => {
     expect(record?.timestampType).toBe('CREATE_TIME');
   });
 
+  test("header bytes arrive as Java's signed bytes, as the real event source mapping sends them", async () => {
+    const seen: KafkaRecord<Buffer, string | null>[] = [];
+    const { run } = setup<Buffer>(async (r) => void seen.push(r), { value: rawBytes });
+    const result = await run(fixture('msk-event-signed-headers.json'));
+    expect(result.error).toBeUndefined();
+    expect(seen.map((r) => r.offset)).toEqual([15, 16]);
+    const headers = seen[1]?.headers;
+    expect(headers?.get('test-header')).toBe('hello-world-ë');
+    // A binary tracing header stays bytes, each normalised with & 0xff.
+    const pathway = headers?.getAll('dd-pathway-ctx')[0] as Buffer;
+    expect(Buffer.isBuffer(pathway)).toBe(true);
+    expect([...pathway.subarray(6, 8)]).toEqual([101, 0xf5]);
+  });
+
   test('the fixture value decodes as JSON through a zod schema', async () => {
     const seen: unknown[] = [];
     const { run } = setup(async (r) => void seen.push(r.value), { value: z.object({ key: z.string() }) as never });
