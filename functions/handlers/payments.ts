@@ -66,9 +66,12 @@ export const paymentItems = (tx: PaymentEvent): TransactWriteItem[] => {
   ];
 };
 
-export const handler = kafkaHandler({
+/** The route's definition, apart from the handler, so tests can start a fresh container (cold caches) at will. */
+export const paymentsRoute = {
   route: 'payments',
   value: PaymentEvent,
-  idempotencyKey: (record) => record.value.txId,
-  transact: (record) => paymentItems(record.value),
-});
+  idempotencyKey: (record: { value: PaymentEvent }) => record.value.txId,
+  transact: (record: { value: PaymentEvent }) => paymentItems(record.value),
+};
+
+export const handler = kafkaHandler(paymentsRoute);

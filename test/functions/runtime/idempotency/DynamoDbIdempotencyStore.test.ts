@@ -34,28 +34,30 @@ const countingRoute = (
 ) => {
   const effects = new Map<string, number>();
   const name = options.route ?? uniqueName('dedupe');
-  const handler = kafkaHandler({
-    route: name,
-    value: Value,
-    ...(options.businessKey ? { idempotencyKey: (r: { value: { id: string } }) => r.value.id } : {}),
-    settings: {
-      retry: { maxAttempts: 3, baseDelayMs: 20, maxDelayMs: 200, maxRecordAgeSeconds: 3600 },
-      // A short margin keeps the lease tests short; lapsing still waits for it.
-      idempotency: { clockSkewMs: SKEW_MS },
-      ...options.settings,
-    },
-    ...(options.clients ? { clients: options.clients } : {}),
-    process: async (record) => {
-      if (options.hang?.(record.value.id)) await new Promise(() => {});
-      const failure = options.fail?.(record.value.id);
-      if (failure) throw failure;
-      effects.set(record.value.id, (effects.get(record.value.id) ?? 0) + 1);
-    },
-  });
+  // Each invocation is a fresh container (cold caches), so every dedupe answer comes from DynamoDB.
+  const newHandler = () =>
+    kafkaHandler({
+      route: name,
+      value: Value,
+      ...(options.businessKey ? { idempotencyKey: (r: { value: { id: string } }) => r.value.id } : {}),
+      settings: {
+        retry: { maxAttempts: 3, baseDelayMs: 20, maxDelayMs: 200, maxRecordAgeSeconds: 3600 },
+        // A short margin keeps the lease tests short; lapsing still waits for it.
+        idempotency: { clockSkewMs: SKEW_MS },
+        ...options.settings,
+      },
+      ...(options.clients ? { clients: options.clients } : {}),
+      process: async (record) => {
+        if (options.hang?.(record.value.id)) await new Promise(() => {});
+        const failure = options.fail?.(record.value.id);
+        if (failure) throw failure;
+        effects.set(record.value.id, (effects.get(record.value.id) ?? 0) + 1);
+      },
+    });
   const invoke = async (records: RecordSpec[], timeoutMs = 20_000) => {
     const context = lambdaContext(timeoutMs);
     try {
-      const response = await handler(mskEvent(records), context);
+      const response = await newHandler()(mskEvent(records), context);
       return { response, error: undefined, summary: invocationSummaryOf(context) };
     } catch (error) {
       return { response: undefined, error: error as Error, summary: invocationSummaryOf(context) };
@@ -84,6 +86,7 @@ describe('dedupe through the real handler against DynamoDB Local', () => {
     expect(first.summary).toMatchObject({ processed: 2, duplicates: 1 });
     const second = await route.invoke(batch.map((r) => ({ ...r, offset: r.offset + 10 })));
     expect(second.summary).toMatchObject({ processed: 0, duplicates: 3 });
+    expect(second.summary?.ddbRequests).toBeGreaterThan(0);
     expect(Object.fromEntries(route.effects)).toEqual({ 'order-1': 1, 'order-2': 1 });
   });
 
