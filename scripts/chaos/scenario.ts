@@ -3,27 +3,19 @@
 // end the tables and the DLQ are read back and every record is checked: applied once XOR dead-lettered.
 import { randomUUID } from 'node:crypto';
 import {
-  type AttributeValue,
   DeleteTableCommand,
   DynamoDBClient,
-  ScanCommand,
   type TransactWriteItem,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
-import {
-  CreateQueueCommand,
-  DeleteMessageBatchCommand,
-  DeleteQueueCommand,
-  ReceiveMessageCommand,
-  SQSClient,
-} from '@aws-sdk/client-sqs';
+import { CreateQueueCommand, DeleteQueueCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { Context } from 'aws-lambda';
 import { z } from 'zod';
 import { DeadLetterEnvelope } from '../../functions/runtime/deadLetter/envelopeSchema.ts';
 import { BusinessRuleError, formatCoordinates, TransientError } from '../../functions/runtime/errors.ts';
 import type { KafkaBatchResponse, WireRecord } from '../../functions/runtime/event.ts';
 import { kafkaHandler } from '../../functions/runtime/kafkaHandler.ts';
-import { createTableIfMissing } from '../lib/localResources.ts';
+import { createTableIfMissing, drainMessages, scanTable } from '../lib/localResources.ts';
 import { seededRandom } from '../lib/traffic.ts';
 import { type FaultStats, injectFaults, quickRetries } from './faults.ts';
 
@@ -324,39 +316,8 @@ const driveEventSourceMapping = async (
   return { committed, drained: drained(), ...counts };
 };
 
-const scanAll = async (client: DynamoDBClient, table: string) => {
-  const items: Array<Record<string, AttributeValue>> = [];
-  let start: Record<string, AttributeValue> | undefined;
-  do {
-    const page = await client.send(
-      new ScanCommand({ TableName: table, ExclusiveStartKey: start, ConsistentRead: true }),
-    );
-    items.push(...(page.Items ?? []));
-    start = page.LastEvaluatedKey;
-  } while (start);
-  return items;
-};
-
-const drainLetters = async (sqs: SQSClient, queueUrl: string): Promise<DeadLetterEnvelope[]> => {
-  const letters: DeadLetterEnvelope[] = [];
-  for (let empty = 0; empty < 2; ) {
-    const { Messages = [] } = await sqs.send(
-      new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }),
-    );
-    if (Messages.length === 0) {
-      empty += 1;
-      continue;
-    }
-    for (const message of Messages) letters.push(DeadLetterEnvelope.parse(JSON.parse(message.Body ?? '')));
-    await sqs.send(
-      new DeleteMessageBatchCommand({
-        QueueUrl: queueUrl,
-        Entries: Messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle })),
-      }),
-    );
-  }
-  return letters;
-};
+const drainLetters = async (sqs: SQSClient, queueUrl: string): Promise<DeadLetterEnvelope[]> =>
+  (await drainMessages(sqs, queueUrl)).map((message) => DeadLetterEnvelope.parse(JSON.parse(message.Body ?? '')));
 
 /** The invariant, record by record: each key applied exactly once XOR dead-lettered, as its kind allows. */
 const checkInvariant = async (
@@ -367,7 +328,7 @@ const checkInvariant = async (
   client: DynamoDBClient,
 ) => {
   const violations: string[] = [];
-  const items = await scanAll(client, resources.side);
+  const items = await scanTable(client, resources.side);
   const applications = new Map<string, number>();
   const ledger = new Map<string, { account: string; amount: number }>();
   const balances = new Map<string, number>();

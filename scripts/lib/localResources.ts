@@ -1,11 +1,19 @@
 import {
+  type AttributeValue,
   CreateTableCommand,
   DescribeTableCommand,
   DynamoDBClient,
   ResourceInUseException,
+  ScanCommand,
   UpdateTimeToLiveCommand,
 } from '@aws-sdk/client-dynamodb';
-import { CreateQueueCommand, SQSClient } from '@aws-sdk/client-sqs';
+import {
+  CreateQueueCommand,
+  DeleteMessageBatchCommand,
+  type Message,
+  ReceiveMessageCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
 import {
   type BridgeConfig,
   localResourceNames,
@@ -105,4 +113,45 @@ export const ensureLocalResources = async (
     });
   }
   return resources;
+};
+
+/** Every item of a table, read consistently (the local tools' and the tests' tables are small). */
+export const scanTable = async (client: DynamoDBClient, table: string) => {
+  const items: Array<Record<string, AttributeValue>> = [];
+  let start: Record<string, AttributeValue> | undefined;
+  do {
+    const page = await client.send(
+      new ScanCommand({ TableName: table, ExclusiveStartKey: start, ConsistentRead: true }),
+    );
+    items.push(...(page.Items ?? []));
+    start = page.LastEvaluatedKey;
+  } while (start);
+  return items;
+};
+
+/** Receives until the queue is empty (two empty polls), deleting what it read. */
+export const drainMessages = async (client: SQSClient, queueUrl: string): Promise<Message[]> => {
+  const all: Message[] = [];
+  for (let empty = 0; empty < 2; ) {
+    const { Messages = [] } = await client.send(
+      new ReceiveMessageCommand({
+        QueueUrl: queueUrl,
+        MaxNumberOfMessages: 10,
+        WaitTimeSeconds: 0,
+        MessageAttributeNames: ['All'],
+      }),
+    );
+    if (Messages.length === 0) {
+      empty += 1;
+      continue;
+    }
+    all.push(...Messages);
+    await client.send(
+      new DeleteMessageBatchCommand({
+        QueueUrl: queueUrl,
+        Entries: Messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle })),
+      }),
+    );
+  }
+  return all;
 };

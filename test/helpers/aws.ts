@@ -1,14 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { type AttributeValue, DynamoDBClient, GetItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
-import {
-  CreateQueueCommand,
-  DeleteMessageBatchCommand,
-  GetQueueAttributesCommand,
-  type Message,
-  ReceiveMessageCommand,
-  SQSClient,
-} from '@aws-sdk/client-sqs';
-import { createTableIfMissing } from '../../scripts/lib/localResources.ts';
+import { type AttributeValue, DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { CreateQueueCommand, GetQueueAttributesCommand, type Message, SQSClient } from '@aws-sdk/client-sqs';
+import { createTableIfMissing, drainMessages, scanTable } from '../../scripts/lib/localResources.ts';
 
 /** Clients for the local services that test/globalSetup.ts started (endpoints come from the environment). */
 export const dynamodb = new DynamoDBClient({});
@@ -44,48 +37,13 @@ export const queueDepth = async (queueUrl: string): Promise<number> => {
 };
 
 /** Receives until the queue is empty (two empty polls), deleting what it read. */
-export const drainQueue = async (queueUrl: string): Promise<Message[]> => {
-  const all: Message[] = [];
-  for (let empty = 0; empty < 2; ) {
-    const { Messages = [] } = await sqs.send(
-      new ReceiveMessageCommand({
-        QueueUrl: queueUrl,
-        MaxNumberOfMessages: 10,
-        WaitTimeSeconds: 0,
-        MessageAttributeNames: ['All'],
-      }),
-    );
-    if (Messages.length === 0) {
-      empty += 1;
-      continue;
-    }
-    all.push(...Messages);
-    await sqs.send(
-      new DeleteMessageBatchCommand({
-        QueueUrl: queueUrl,
-        Entries: Messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle })),
-      }),
-    );
-  }
-  return all;
-};
+export const drainQueue = (queueUrl: string): Promise<Message[]> => drainMessages(sqs, queueUrl);
 
 export const getItem = async (table: string, key: Record<string, AttributeValue>) =>
   (await dynamodb.send(new GetItemCommand({ TableName: table, Key: key, ConsistentRead: true }))).Item;
 
 /** Every item of the table, read consistently; `client` defaults to the shared local one. */
-export const scanAll = async (table: string, client: DynamoDBClient = dynamodb) => {
-  const items: Array<Record<string, AttributeValue>> = [];
-  let start: Record<string, AttributeValue> | undefined;
-  do {
-    const page = await client.send(
-      new ScanCommand({ TableName: table, ExclusiveStartKey: start, ConsistentRead: true }),
-    );
-    items.push(...(page.Items ?? []));
-    start = page.LastEvaluatedKey;
-  } while (start);
-  return items;
-};
+export const scanAll = (table: string, client: DynamoDBClient = dynamodb) => scanTable(client, table);
 
 /** Points the runtime at fresh per-suite resources, as the CDK or the local bridge would. */
 export const routeEnvironment = async (route: string) => {
