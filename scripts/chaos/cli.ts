@@ -4,17 +4,17 @@
 // JSON summary on stdout; exits 1 if any record was lost, applied twice, or both applied and dead-lettered.
 import { Command, Option } from 'commander';
 import { numberArg } from '../lib/cliArgs.ts';
-import { applyEndpointsToEnv, ensureLocalServices } from '../local/services.ts';
+import { applyEndpointsToEnv, ensureLocalServices, releaseLocalServices } from '../local/services.ts';
 import { type ChaosResult, EsmModes, runChaos, WorkModes } from './scenario.ts';
 
 const program = new Command()
   .name('npm run chaos --')
   .description(
-    'Fault-injection soak of the handler runtime: SDK throttles before a request reaches DynamoDB or SQS, and\n' +
-      'after the service applied it (the answer lost), into every call the runtime makes; a model of the event\n' +
-      'source mapping that redelivers failed batches; poison, refused, flaky and exhausted records. Checks that\n' +
-      'every record ends applied exactly once or dead-lettered, never both, never neither, and that every\n' +
-      'partition drains. Exits 1 if any run breaks that.',
+    'Fault-injection soak of the handler runtime: SDK throttles before a request reaches DynamoDB or SQS, and after ' +
+      'the service applied it (its answer lost), in every call the runtime makes; a model of the event source ' +
+      'mapping that redelivers failed batches; poison, refused, flaky and exhausted records. Checks that every ' +
+      'record ends applied exactly once or dead-lettered, never both, never neither, and that every partition ' +
+      'drains. Prints a progress line per run (stderr) and a JSON summary (stdout); exits 1 if any run broke that.',
   )
   .option('-s, --seeds <n>', 'how many seeds to run', numberArg('--seeds', { min: 1, integer: true }), 5)
   .option('--first-seed <n>', 'the first seed', numberArg('--first-seed', { integer: true }), 1)
@@ -41,11 +41,27 @@ const main = async (): Promise<number> => {
     records: number;
     partitions: number;
   }>();
-  const { endpoints } = await ensureLocalServices({
+  const { endpoints, started } = await ensureLocalServices({
     services: ['dynamodb', 'elasticmq'],
     log: (line) => process.stderr.write(`[local services] ${line}\n`),
   });
   applyEndpointsToEnv(endpoints);
+  try {
+    return await soak(opts);
+  } finally {
+    process.stderr.write(`${await releaseLocalServices(started)}\n`);
+  }
+};
+
+const soak = async (opts: {
+  seeds: number;
+  firstSeed: number;
+  faultRate: number;
+  work: string;
+  esm: string;
+  records: number;
+  partitions: number;
+}): Promise<number> => {
   const works = opts.work === 'both' ? WorkModes : [opts.work as (typeof WorkModes)[number]];
   const esms = opts.esm === 'both' ? EsmModes : [opts.esm as (typeof EsmModes)[number]];
   const results: ChaosResult[] = [];
