@@ -141,6 +141,8 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
   /** Completes whose background batch gave up; the flush retries them until its deadline. */
   #unwritten: PendingComplete[] = [];
   #lastWriteError: unknown;
+  /** Completes queued and not yet written (pending, in flight or given up on). */
+  #unconfirmed = 0;
   readonly #inFlight = new Set<Promise<void>>();
   #queuedClaims: QueuedClaim[] = [];
   /** The queued claims by key, so a second claim on a key in the same window never reaches DynamoDB. */
@@ -401,6 +403,7 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
 
   complete(completion: Completion): void {
     const item = this.#completedItem(completion, Date.now());
+    this.#unconfirmed += 1;
     this.#pending.push({
       request: { PutRequest: { Item: item } },
       key: completion.key,
@@ -436,6 +439,7 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
           if (unprocessed.has(pending.request.PutRequest?.Item?.pk?.S)) stillPending.push(pending);
           else this.#cache.add(pending.key, pending.expiresAt);
         }
+        this.#unconfirmed -= remaining.length - stillPending.length;
         remaining = stillPending;
         if (remaining.length === 0) return [];
         this.#lastWriteError = new Error(`${remaining.length} items came back unprocessed`);
@@ -449,24 +453,37 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
     }
   }
 
-  async flush(deadlineMs: number): Promise<void> {
-    while (this.#pending.length > 0) this.#startWrite(this.#pending.splice(0, COMPLETE_BATCH_SIZE));
-    while (this.#inFlight.size > 0) await Promise.all(this.#inFlight);
-    // What the background tries left is retried until the deadline: a complete that never lands makes the record
-    // run again once its lease lapses.
-    while (this.#unwritten.length > 0) {
-      const retry = this.#unwritten;
-      this.#unwritten = [];
-      if (Date.now() >= deadlineMs) {
-        throw new IdempotencyStoreError(
-          `${retry.length} completes were not written before the deadline: ${(this.#lastWriteError as Error)?.message}`,
-          { cause: this.#lastWriteError },
-        );
-      }
-      for (let start = 0; start < retry.length; start += COMPLETE_BATCH_SIZE)
-        this.#startWrite(retry.slice(start, start + COMPLETE_BATCH_SIZE), deadlineMs);
-      while (this.#inFlight.size > 0) await Promise.all(this.#inFlight);
+  unconfirmedCompletes(): number {
+    return this.#unconfirmed;
+  }
+
+  async settleCompletes(deadlineMs: number, below: number): Promise<boolean> {
+    while (this.#unconfirmed >= below) {
+      if (Date.now() >= deadlineMs) return false;
+      // What earlier tries gave up on goes out again, retried to the deadline; a part-filled batch only when nothing
+      // else is on its way, so backpressure does not split batches.
+      const retry = this.#unwritten.splice(0);
+      if (retry.length === 0 && this.#inFlight.size === 0) retry.push(...this.#pending.splice(0));
+      this.#startWrites(retry, deadlineMs);
+      if (this.#inFlight.size === 0) break;
+      await Promise.race(this.#inFlight);
     }
+    return this.#unconfirmed < below;
+  }
+
+  #startWrites(completes: PendingComplete[], deadlineMs?: number): void {
+    for (let start = 0; start < completes.length; start += COMPLETE_BATCH_SIZE)
+      this.#startWrite(completes.slice(start, start + COMPLETE_BATCH_SIZE), deadlineMs);
+  }
+
+  /** A complete that never lands makes its record run again once its lease lapses, so this retries to the deadline. */
+  async flush(deadlineMs: number): Promise<void> {
+    this.#startWrites(this.#pending.splice(0), deadlineMs);
+    if (await this.settleCompletes(deadlineMs, 1)) return;
+    throw new IdempotencyStoreError(
+      `${this.#unconfirmed} completes were not written before the deadline: ${(this.#lastWriteError as Error)?.message}`,
+      { cause: this.#lastWriteError },
+    );
   }
 
   async decideDeadLetter(

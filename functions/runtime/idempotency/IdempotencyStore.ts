@@ -92,6 +92,13 @@ export interface IdempotencyStore {
   claim(request: ClaimRequest, owner: ClaimOwner, now: number): Promise<ClaimResult>;
   /** Queues a COMPLETED marker; written in batches without blocking the caller. */
   complete(completion: Completion): void;
+  /** Completes queued and not yet written: the records that would run again if the invocation died now. */
+  unconfirmedCompletes(): number;
+  /**
+   * Writes, retrying until `deadlineMs`, until fewer than `below` completes are unconfirmed; whether it got there.
+   * The caller's backpressure: it starts no more side effects while too many of their completes are in doubt.
+   */
+  settleCompletes(deadlineMs: number, below: number): Promise<boolean>;
   /** Writes every queued marker, retrying until `deadlineMs`; throws IdempotencyStoreError if some never landed. */
   flush(deadlineMs: number): Promise<void>;
   /**

@@ -3,7 +3,7 @@ import type { Prepared } from '../batch/prepare.ts';
 import { Limiter } from '../concurrency.ts';
 import type { DeadLetters } from '../deadLetter/DeadLetters.ts';
 import type { KafkaRecord } from '../decode.ts';
-import { ErrorKind, RecordLockedError, TransientError } from '../errors.ts';
+import { ErrorKind, IdempotencyStoreError, RecordLockedError, TransientError } from '../errors.ts';
 import type { ClaimResult } from '../idempotency/IdempotencyStore.ts';
 import type { ProcessFn } from '../processor.ts';
 import { backoffDelay, retryFits, START_MARGIN_MS, sleep } from '../retry.ts';
@@ -14,6 +14,8 @@ type SettledClaim = Exclude<ClaimOutcome, { outcome: 'locked' }>;
 
 /** Claims in flight at once, across the batch's partitions. */
 const CLAIMS_AHEAD = 100;
+/** Records whose completes may be in doubt at once: two write batches. */
+export const MAX_UNCONFIRMED_COMPLETES = 50;
 /** Why a queued claim never went out: its partition stopped first. */
 const PARTITION_STOPPED = new Error('partition stopped');
 
@@ -86,6 +88,13 @@ export class ProcessMode<V, K> implements WorkMode<V, K> {
         // Too late to start: a side effect finishing past our lease could run beside the next claimant's.
         batch.releases.push({ key: prepared.key });
         failure = batch.failure(prepared, new TransientError('the invocation ran out of time before the record'));
+      } else if (!(await this.#roomForCompletes())) {
+        // The table is not taking completes: each record run now would run again if they never land.
+        batch.releases.push({ key: prepared.key });
+        failure = batch.failure(
+          prepared,
+          new IdempotencyStoreError('completes are not being written, so no more records start in this invocation'),
+        );
       } else if (prepared.decodeError) {
         failure = await this.#deadLetter(prepared, ErrorKind.permanent, prepared.decodeError, claimed);
       } else {
@@ -97,6 +106,17 @@ export class ProcessMode<V, K> implements WorkMode<V, K> {
       }
     }
     return undefined;
+  }
+
+  /**
+   * Backpressure: at most MAX_UNCONFIRMED_COMPLETES records may have run with their completes still unwritten, so a
+   * crash, or a table that stops taking writes, runs at most that many again (plus the record each partition had
+   * started). Past it, a record waits for completes to land, until the deadline.
+   */
+  async #roomForCompletes(): Promise<boolean> {
+    const { store } = this.#batch.deps;
+    if (store.unconfirmedCompletes() < MAX_UNCONFIRMED_COMPLETES) return true;
+    return store.settleCompletes(this.#batch.owner.leaseUntilMs - START_MARGIN_MS, MAX_UNCONFIRMED_COMPLETES);
   }
 
   /** A claim held by another invocation is waited out with backoff while the time budget allows. */

@@ -77,3 +77,24 @@ test('a replay header that is not a coordinate is not ours: the record keeps its
   expect(result.summary?.processed).toBe(3);
   for (const offset of [1, 2, 3]) expect(await route.item(`orders-0@${offset}`)).toBeDefined();
 });
+
+test('while the table takes no completes, at most two batches of records run ahead of them', async () => {
+  const effects = counting();
+  const route = await faultyRoute({ process: effects.process, settings: { idempotency: { clockSkewMs: 100 } } });
+  route.faults.dynamodb = (command) => (command === 'BatchWriteItemCommand' ? 'before' : undefined);
+  const records = Array.from({ length: 100 }, (_, i) => ({ offset: i, value: { id: `r${i}`, amount: 1 } }));
+  const started = Date.now();
+  const outage = await route.invoke(records, 2_000);
+  expect(outage.error?.message).toMatch(/completes are not being written/);
+  // MAX_UNCONFIRMED_COMPLETES records ran; the rest never started.
+  expect(effects.runs.size).toBe(50);
+  // The table is back; once the leases (and the skew margin) are over, the redelivery applies what is left.
+  route.faults.dynamodb = () => undefined;
+  await new Promise((resolve) => setTimeout(resolve, started + 2_200 - Date.now()));
+  const after = await route.invoke(records);
+  expect(after.error).toBeUndefined();
+  expect(effects.runs.size).toBe(100);
+  const twice = [...effects.runs.values()].filter((n) => n === 2).length;
+  expect(twice).toBe(50);
+  expect([...effects.runs.values()].every((n) => n <= 2)).toBe(true);
+});
