@@ -1,0 +1,36 @@
+// A test-only route for the end-to-end suites: `process` mode, and its only effect is an atomic ADD on a counter item
+// per record (keyed by the record's coordinates) in a side table, so the checks can see how many times each record
+// was applied. Unlike `orders`, which ignores a repeated version, nothing here hides a second application.
+//
+// The counter table lives on the shared DynamoDB Local (E2E_COUNTS_ENDPOINT), not on the endpoint the bridge uses for
+// its idempotency table: a fault scenario that stops the bridge's DynamoDB must not break the counting itself, or a
+// lost ADD response would look like a runtime defect. Values are order events (the `orders` schema), so the orders
+// traffic generator feeds this route: bad JSON and schema violations are dead-lettered, everything else is counted.
+//
+// The bridge loads route handlers only from functions/handlers/; test/e2e/handlerOverride.ts points the route at
+// this module instead (see there).
+import { DynamoDBClient, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import { OrderEvent } from '../../functions/handlers/orders.ts';
+import { kafkaHandler, requiredEnv } from '../../functions/runtime/kafkaHandler.ts';
+
+export const COUNTED_ROUTE = 'counted';
+
+const client = new DynamoDBClient({
+  ...(process.env.E2E_COUNTS_ENDPOINT && { endpoint: process.env.E2E_COUNTS_ENDPOINT }),
+});
+
+export const handler = kafkaHandler({
+  route: COUNTED_ROUTE,
+  value: OrderEvent,
+  process: async (record, context) => {
+    await client.send(
+      new UpdateItemCommand({
+        TableName: requiredEnv('E2E_COUNTS_TABLE', COUNTED_ROUTE),
+        Key: { pk: { S: `${record.topic}-${record.partition}@${record.offset}` } },
+        // `applications` is what the checks read; the request ids say which invocations applied it.
+        UpdateExpression: 'ADD applications :one, requestIds :request',
+        ExpressionAttributeValues: { ':one': { N: '1' }, ':request': { SS: [context.requestId] } },
+      }),
+    );
+  },
+});
