@@ -1,7 +1,7 @@
 import type { BatchContext, PartitionFailure } from '../batch/BatchContext.ts';
 import type { Prepared } from '../batch/prepare.ts';
 import { type ErrorKind, isValidationException, RecordLockedError, type RecordProcessingError } from '../errors.ts';
-import type { Letter } from '../idempotency/IdempotencyStore.ts';
+import type { DeadLetterDecision, Letter } from '../idempotency/IdempotencyStore.ts';
 import { buildEnvelope, type DeadLetterSource, letterFor } from './envelope.ts';
 
 /**
@@ -38,7 +38,7 @@ export class DeadLetters<V, K> {
     const batch = this.#batch;
     const recordError = batch.recordError(prepared, kind, error);
     const letter = letterFor(kind, recordError, attempts, firstSeen);
-    let decision: Awaited<ReturnType<typeof batch.deps.store.decideDeadLetter>>;
+    let decision: DeadLetterDecision;
     try {
       decision = await batch.deps.store.decideDeadLetter(prepared, letter, batch.owner, batch.now());
     } catch (storeError) {
