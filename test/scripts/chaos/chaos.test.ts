@@ -14,17 +14,22 @@ test.each(runs)(
     const result = await runChaos({ ...run, records: 160 });
     results.push(result);
     expect(result.violations).toEqual([]);
-    // The run must have met what it is about: faults, redeliveries, dead letters, and mostly applied records.
+    // The run must have met what it is about: faults, dead letters, and mostly applied records.
     expect(result.faults.before + result.faults.after).toBeGreaterThan(0);
-    expect(result.failedInvocations).toBeGreaterThan(0);
     expect(result.deadLettered).toBeGreaterThan(0);
     expect(result.applied).toBeGreaterThan(result.records / 2);
   },
   180_000,
 );
 
-test('the runs met faults on both sides of a request: before the service saw it, and after it applied it', () => {
+// Which run meets which fault depends on timing (the seed fixes the records and the dice, not the interleaving), so
+// what the runs must have met is checked across them.
+test('the runs met faults on both sides of a request, and redeliveries in each work mode', () => {
   expect(results).toHaveLength(runs.length);
   expect(results.reduce((sum, r) => sum + r.faults.before, 0)).toBeGreaterThan(10);
   expect(results.reduce((sum, r) => sum + r.faults.after, 0)).toBeGreaterThan(10);
+  for (const work of WorkModes) {
+    const failed = results.filter((r) => r.work === work).reduce((sum, r) => sum + r.failedInvocations, 0);
+    expect({ work, redelivered: failed > 0 }).toEqual({ work, redelivered: true });
+  }
 });
