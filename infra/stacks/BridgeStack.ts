@@ -73,7 +73,11 @@ export class BridgeStack extends Stack {
         }),
     );
 
-    this.alarmTopic = new AlarmTopic(this, 'Alarms', { email: config.observability.alarmEmail, retain: retainData });
+    this.alarmTopic = new AlarmTopic(this, 'Alarms', {
+      email: config.observability.alarmEmail,
+      retain: retainData,
+      alarmNamePrefix: this.stackName,
+    });
     const alarms = new BridgeAlarmFactory({ alarmNamePrefix: this.stackName, actions: [this.alarmTopic.action] });
     this.segments = this.routes.map(
       (route) =>

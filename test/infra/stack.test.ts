@@ -291,6 +291,48 @@ describe('the default config (infra/bridge.config.ts), bundled with esbuild', ()
     template.resourceCountIs('AWS::SNS::Subscription', 0);
   });
 
+  test("the alarm topic's policy lets this stack's alarms publish (it replaces SNS's default policy), and so does the key's", () => {
+    const fromOurAlarms = {
+      StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } },
+      ArnLike: {
+        'aws:SourceArn': {
+          'Fn::Join': ['', Match.arrayWith([Match.stringLikeRegexp(':alarm:kafka-lambda-bridge-dev-\\*$')])],
+        },
+      },
+    };
+    // The topic policy holds the TLS Deny and the Allow for our alarms, beside nothing else that could allow them.
+    template.resourceCountIs('AWS::SNS::TopicPolicy', 1);
+    template.hasResourceProperties('AWS::SNS::TopicPolicy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Action: 'sns:Publish' })]),
+      },
+    });
+    template.hasResourceProperties('AWS::SNS::TopicPolicy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Effect: 'Allow',
+            Action: 'sns:Publish',
+            Principal: { Service: 'cloudwatch.amazonaws.com' },
+            Condition: fromOurAlarms,
+          }),
+        ]),
+      },
+    });
+    template.hasResourceProperties('AWS::KMS::Key', {
+      KeyPolicy: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Effect: 'Allow',
+            Principal: { Service: 'cloudwatch.amazonaws.com' },
+            Action: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+            Condition: fromOurAlarms,
+          }),
+        ]),
+      },
+    });
+  });
+
   test('one dashboard with a row per route', () => {
     const dashboards = resources(template, 'AWS::CloudWatch::Dashboard');
     expect(dashboards).toHaveLength(1);
