@@ -18,7 +18,10 @@ import { BatchProcessor, type ProcessFn, type RouteDefinition, type TransactFn }
 import { ROUTE_SETTINGS_ENV, RouteSettings, type RouteSettingsInput } from './settings.ts';
 
 type Common<V, K> = {
-  /** The route's name: metrics, logs, dedupe keys and dead letters carry it. */
+  /**
+   * The route's name when `BRIDGE_ROUTE` is not set (a handler run on its own); deployed and local routes take the
+   * config's name from `BRIDGE_ROUTE`. Metrics, logs, dedupe keys and dead letters carry it.
+   */
   route: string;
   /** A zod schema for JSON values, or a `Decoder` for raw bytes. */
   value: ValueSpec<V>;
@@ -42,6 +45,14 @@ export type KafkaHandlerOptions<V, K> = Common<V, K> &
     /** Exactly-once effects: the items commit in ONE transaction with the dedupe marker. */
     | { transact: TransactFn<V, K>; process?: undefined }
   );
+
+type Container<V, K> = {
+  readonly route: string;
+  readonly settings: RouteSettings;
+  readonly cache: CompletedKeyCache;
+  readonly processor: BatchProcessor<V, K>;
+  readonly logger: ReturnType<typeof createLogger>;
+};
 
 const summaries = new WeakMap<object, InvocationSummary>();
 /** The summary of the invocation that ran with this context (used by `invoke` and the local bridge). */
@@ -78,15 +89,24 @@ const loadSettings = (route: string, overrides: RouteSettingsInput | undefined):
  */
 export class KafkaRouteRuntime<V, K> {
   readonly #options: KafkaHandlerOptions<V, K>;
-  readonly #processor: BatchProcessor<V, K>;
-  readonly #logger;
-  #settings: RouteSettings | undefined;
-  #cache: CompletedKeyCache | undefined;
+  #container: Container<V, K> | undefined;
 
   constructor(options: KafkaHandlerOptions<V, K>) {
     this.#options = options;
+  }
+
+  /**
+   * What a warm container keeps, built at its first invocation. The route's name comes from `BRIDGE_ROUTE` (the
+   * CDK and the local tools set the config's name there, which alarms, the dashboard and the tables use); the name
+   * written in the handler is the fallback, for a handler run on its own.
+   */
+  #warm(): Container<V, K> {
+    if (this.#container) return this.#container;
+    const options = this.#options;
+    const route = process.env.BRIDGE_ROUTE || options.route;
+    const settings = loadSettings(route, options.settings);
     const definition: RouteDefinition<V, K> = {
-      route: options.route,
+      route,
       value: options.value,
       ...(options.key ? { key: options.key } : {}),
       ...(options.idempotencyKey ? { idempotencyKey: options.idempotencyKey } : {}),
@@ -96,18 +116,21 @@ export class KafkaRouteRuntime<V, K> {
         ? { mode: 'transact', transact: options.transact }
         : { mode: 'process', process: options.process as ProcessFn<V, K> },
     };
-    this.#processor = new BatchProcessor(definition);
-    this.#logger = createLogger(options.route);
+    this.#container = {
+      route,
+      settings,
+      cache: new CompletedKeyCache(settings.idempotency.cacheSize),
+      processor: new BatchProcessor(definition),
+      logger: createLogger(route),
+    };
+    return this.#container;
   }
 
   async invoke(
     event: unknown,
     context: Pick<Context, 'awsRequestId' | 'getRemainingTimeInMillis'>,
   ): Promise<KafkaBatchResponse | undefined> {
-    const route = this.#options.route;
-    this.#settings ??= loadSettings(route, this.#options.settings);
-    const settings = this.#settings;
-    this.#cache ??= new CompletedKeyCache(settings.idempotency.cacheSize);
+    const { route, settings, cache, processor, logger } = this.#warm();
     const namespace = process.env.METRICS_NAMESPACE || DEFAULT_NAMESPACE;
     const count = { requests: 0 };
     const store = new DynamoDbIdempotencyStore({
@@ -117,7 +140,7 @@ export class KafkaRouteRuntime<V, K> {
       tableName: requiredEnv('IDEMPOTENCY_TABLE_NAME', route),
       route,
       ttlSeconds: settings.idempotency.ttlSeconds,
-      cache: this.#cache,
+      cache,
       clockSkewMs: settings.idempotency.clockSkewMs,
     });
     const sink = new SqsDeadLetterSink({
@@ -128,7 +151,7 @@ export class KafkaRouteRuntime<V, K> {
     const started = Date.now();
     try {
       const result = await countRequestsIn(count, () =>
-        this.#processor.run(event, context, { store, sink, cache: this.#cache as CompletedKeyCache, settings }),
+        processor.run(event, context, { store, sink, cache, settings }),
       );
       result.summary.ddbRequests = count.requests;
       summaries.set(context, result.summary);
@@ -140,11 +163,11 @@ export class KafkaRouteRuntime<V, K> {
         errorKind: failure.kind,
         ...(settings.logPayloads ? { key: failure.record?.key ?? null, value: failure.record?.value ?? null } : {}),
       });
-      for (const failure of result.failures) this.#logger.error(failure.message, describe(failure));
-      for (const letter of result.deadLetters) this.#logger.warn(`dead-lettered: ${letter.message}`, describe(letter));
-      this.#logger.info('batch done', { requestId: context.awsRequestId, ...result.summary });
+      for (const failure of result.failures) logger.error(failure.message, describe(failure));
+      for (const letter of result.deadLetters) logger.warn(`dead-lettered: ${letter.message}`, describe(letter));
+      logger.info('batch done', { requestId: context.awsRequestId, ...result.summary });
       // A batch that failed without a record to blame (its completes never landed) still says why.
-      if (result.error && result.failures.length === 0) this.#logger.error(result.error.message);
+      if (result.error && result.failures.length === 0) logger.error(result.error.message);
       if (result.error) throw result.error;
       return result.response;
     } catch (error) {
@@ -153,7 +176,7 @@ export class KafkaRouteRuntime<V, K> {
         const summary = { ...emptySummary(), ddbRequests: count.requests, durationMs: Date.now() - started };
         summaries.set(context, summary);
         publishInvocationMetrics(namespace, route, summary, emptySamples());
-        this.#logger.error((error as Error).message, { requestId: context.awsRequestId });
+        logger.error((error as Error).message, { requestId: context.awsRequestId });
       }
       throw error;
     }

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { kafkaHandler } from '../../../functions/runtime/kafkaHandler.ts';
-import { routeEnvironment, uniqueName } from '../../helpers/aws.ts';
+import { drainQueue, getItem, routeEnvironment, uniqueName } from '../../helpers/aws.ts';
 import { lambdaContext, mskEvent } from '../../helpers/events.ts';
 
 /** Powertools writes info to stdout and warnings and errors to stderr, as Lambda's console does. */
@@ -58,5 +58,43 @@ describe('structured logs', () => {
     const logs = await run(true);
     const letter = logs.find((l) => String(l.message).startsWith('dead-lettered'));
     expect(Buffer.from(String(letter?.value), 'base64').toString()).toContain(SECRET);
+  });
+});
+
+describe('the route name', () => {
+  test("comes from BRIDGE_ROUTE (the config's name), not the string written in the handler", async () => {
+    const configName = uniqueName('orders-eu');
+    await drainQueue(process.env.DLQ_URL as string);
+    process.env.BRIDGE_ROUTE = configName;
+    process.env.POWERTOOLS_METRICS_DISABLED = 'false';
+    try {
+      // A handler copied from `orders` that still says so: alarms, the dashboard and the tables use the config's name.
+      const handler = kafkaHandler({ route: 'orders', value: z.object({ id: z.string() }), process: async () => {} });
+      const output = await captureOutput(() =>
+        handler(
+          mskEvent([
+            { offset: 1, value: { id: 'a' } },
+            { offset: 2, value: { bad: true } },
+          ]),
+          lambdaContext(),
+        ),
+      );
+      const emf = output.filter((line) => line._aws !== undefined);
+      expect(emf.length).toBeGreaterThan(0);
+      for (const line of emf) expect(line.Route).toBe(configName);
+      const letters = (await drainQueue(process.env.DLQ_URL as string)).map((m) => JSON.parse(m.Body ?? '{}'));
+      expect(letters.map((l) => l.route)).toEqual([configName]);
+      expect(output.find((l) => String(l.message).startsWith('dead-lettered'))?.message).toMatch(
+        new RegExp(`^dead-lettered: route ${configName}: `),
+      );
+      expect(
+        await getItem(process.env.IDEMPOTENCY_TABLE_NAME as string, { pk: { S: `${configName}#orders-0@1` } }),
+      ).toMatchObject({
+        status: { S: 'COMPLETED' },
+      });
+    } finally {
+      delete process.env.BRIDGE_ROUTE;
+      process.env.POWERTOOLS_METRICS_DISABLED = 'true';
+    }
   });
 });
