@@ -170,7 +170,12 @@ export const ProvisionedMode = z
         minPollers: z.number().int().min(1).max(200).default(1),
         maxPollers: z.number().int().min(1).max(2000).default(200),
         /** ESMs with the same group share event poller units. */
-        pollerGroupName: z.string().min(1).max(128).optional(),
+        pollerGroupName: z
+          .string()
+          .min(1)
+          .max(128)
+          .regex(/^[a-zA-Z0-9_-]*$/, 'letters, digits, "-" and "_" only, as Lambda requires')
+          .optional(),
       })
       .strict(),
   })
@@ -224,7 +229,7 @@ export const EventSourceOptions = z
     /** Lambda event filter patterns, for example `{ value: { status: ['PAID'] } }`. */
     filters: z
       .array(z.record(z.string(), z.unknown()))
-      .max(10)
+      .max(10, 'at most 10 filters, even with a raised quota')
       .default([])
       .superRefine((filters, ctx) => {
         filters.forEach((f, i) => {
@@ -232,11 +237,24 @@ export const EventSourceOptions = z
             ctx.addIssue({ code: 'custom', path: [i], message: 'a filter pattern is at most 4096 characters' });
         });
       }),
+    /**
+     * Filters per event source mapping the account's quota allows: 5 by default, up to 10 once AWS raised it
+     * (invocation-eventfiltering). More than this fails at deploy.
+     */
+    filterQuota: z.number().int().min(5).max(10).default(5),
     /** Where the ESM sends a record of an invocation-level failure (timeouts, crashes). */
     onFailure: OnFailure.default('sqs'),
     schemaRegistry: SchemaRegistry.optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((options, ctx) => {
+    if (options.filters.length > options.filterQuota)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['filters'],
+        message: `${options.filters.length} filters; Lambda allows ${options.filterQuota} per event source mapping (5 by default; set eventSource.filterQuota up to 10 once AWS raised the quota)`,
+      });
+  });
 export type EventSourceOptions = z.infer<typeof EventSourceOptions>;
 
 const ENV_NAME = /^[A-Z][A-Z0-9_]*$/;
@@ -322,7 +340,13 @@ export const RouteConfig = z
     tables: z.array(SideTable).max(4).default([]),
     alarms: AlarmThresholds.default(AlarmThresholds.parse({})),
     memoryMb: z.number().int().min(128).max(10_240).default(512),
-    timeoutSeconds: z.number().int().min(1).max(900).default(60),
+    /** Kafka event source mappings take functions of at most 14 minutes (with-msk-configure), not Lambda's 15. */
+    timeoutSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(840, 'at most 840 seconds: Kafka event sources only invoke functions with a timeout of 14 minutes or less')
+      .default(60),
   })
   .strict();
 export type RouteConfig = z.infer<typeof RouteConfig>;

@@ -341,6 +341,33 @@ describe('the config schema rejects, naming the path, the route and the rule:', 
     if (route) expect(issue?.message).toContain(`route "${route}"`);
   });
 
+  test.each([
+    ['a timeout above the 14 minutes Kafka sources allow', { timeoutSeconds: 841 }, 'routes[0].timeoutSeconds', /840/],
+    [
+      'a poller group name with characters Lambda refuses',
+      { mode: { provisioned: { pollerGroupName: 'team a/b' } } },
+      'routes[0].mode.provisioned.pollerGroupName',
+      /letters, digits/,
+    ],
+    [
+      'more filters than the default quota of 5',
+      { eventSource: { filters: Array.from({ length: 6 }, (_, i) => ({ value: { n: [i] } })) } },
+      'routes[0].eventSource.filters',
+      /6 filters; Lambda allows 5 per event source mapping/,
+    ],
+  ])('%s', (_title, route, path, message) => {
+    const issue = issuesOf(withOrders(route)).find((i) => i.path === path);
+    expect(issue?.message).toMatch(message);
+  });
+
+  test('a raised filter quota allows up to 10 filters; 840 seconds is a valid timeout', () => {
+    const filters = Array.from({ length: 8 }, (_, i) => ({ value: { n: [i] } }));
+    expect(
+      parseBridgeConfig(withOrders({ eventSource: { filters, filterQuota: 10 } })).routes[0]?.eventSource.filters,
+    ).toHaveLength(8);
+    expect(parseBridgeConfig(withOrders({ timeoutSeconds: 840 })).routes[0]?.timeoutSeconds).toBe(840);
+  });
+
   test('every rule has a row in the table', () => {
     const covered = new Set(Object.values(INVALID).map((c) => c.rule));
     expect([...Object.values(Rule)].filter((r) => !covered.has(r))).toEqual([]);
