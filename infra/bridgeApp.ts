@@ -38,6 +38,7 @@ export const addBridge = (app: App, config: BridgeConfig, options: BridgeAppOpti
   const mskRegion = config.source.kind === 'msk' ? MSK_CLUSTER_ARN.exec(config.source.clusterArn)?.[2] : undefined;
   const stack = new BridgeStack(app, `${config.name}-${stage}`, {
     config,
+    stage,
     retainData: config.retainData ?? production,
     // An MSK event source mapping must live in the cluster's region.
     env: { account: env.CDK_DEFAULT_ACCOUNT, region: mskRegion ?? env.CDK_DEFAULT_REGION },

@@ -555,9 +555,16 @@ const checkRoute = (
   });
 };
 
-/** Defaults `consumerGroupId` to `${config.name}-${route.name}`. */
-export const consumerGroupIdOf = (config: { name: string }, route: Pick<RouteConfig, 'name' | 'consumerGroupId'>) =>
-  route.consumerGroupId ?? `${config.name}-${route.name}`;
+/**
+ * Defaults `consumerGroupId` to `${config.name}-${stage}-${route.name}` for a deployed stage, so dev and prod stacks
+ * on one cluster never split a topic's partitions between them (group ids must be unique among a cluster's event
+ * sources); the local tools, which have no stage, use `${config.name}-${route.name}`.
+ */
+export const consumerGroupIdOf = (
+  config: { name: string },
+  route: Pick<RouteConfig, 'name' | 'consumerGroupId'>,
+  stage?: string,
+) => route.consumerGroupId ?? [config.name, stage, route.name].filter(Boolean).join('-');
 
 export const BridgeConfig = z
   .object({

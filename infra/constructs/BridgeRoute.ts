@@ -20,6 +20,8 @@ import { removalPolicyFor } from './retention.ts';
 export interface BridgeRouteProps {
   readonly config: BridgeConfig;
   readonly route: RouteConfig;
+  /** The deployment stage; it is part of the default consumer group id. */
+  readonly stage: string;
   readonly idempotencyTable: dynamodb.ITable;
   /** Side tables by their config name; the route's `tables` must all be here. */
   readonly tables: ReadonlyMap<string, dynamodb.ITable>;
@@ -122,7 +124,7 @@ export class BridgeRoute extends Construct {
       target: this.function,
       source: config.source,
       route,
-      consumerGroupId: consumerGroupIdOf(config, route),
+      consumerGroupId: consumerGroupIdOf(config, route, props.stage),
       onFailure,
     });
   }

@@ -18,6 +18,8 @@ export interface BridgeStackProps extends StackProps {
    * The app sets it from `config.retainData`, else from the stage (`-c stage=prod`).
    */
   readonly retainData: boolean;
+  /** The deployment stage (`-c stage`); part of each route's default consumer group id. */
+  readonly stage: string;
 }
 
 /** PascalCase construct id from a kebab-case config name. */
@@ -66,6 +68,7 @@ export class BridgeStack extends Stack {
         new BridgeRoute(this, `${constructId(route.name)}Route`, {
           config,
           route,
+          stage: props.stage,
           idempotencyTable: this.idempotencyTable,
           tables,
           retain: retainData,

@@ -2,7 +2,7 @@ import { CfnResource, type Stack } from 'aws-cdk-lib';
 import { Match, type Template } from 'aws-cdk-lib/assertions';
 import { RouteSettings } from '../../functions/runtime/settings.ts';
 import { loadBridgeConfig } from '../../infra/config/load.ts';
-import type { BridgeConfig } from '../../infra/config/schema.ts';
+import type { BridgeConfig, BridgeConfigInput } from '../../infra/config/schema.ts';
 import { constructId } from '../../infra/stacks/BridgeStack.ts';
 import { actionsOf, baseConfig, CLUSTER_ARN, policyStatements, type Synthesized, synthBridge } from './helpers.ts';
 
@@ -60,7 +60,8 @@ describe('the default config (infra/bridge.config.ts), bundled with esbuild', ()
         BatchSize: route.batchSize,
         MaximumBatchingWindowInSeconds: route.maxBatchingWindowSeconds,
         StartingPosition: route.startingPosition,
-        AmazonManagedKafkaEventSourceConfig: { ConsumerGroupId: `kafka-lambda-bridge-${route.name}` },
+        // The stage is in the default group id: dev and prod on one cluster never split the partitions.
+        AmazonManagedKafkaEventSourceConfig: { ConsumerGroupId: `kafka-lambda-bridge-dev-${route.name}` },
         // Invocation-level failures (timeouts, crashes) go to the route's own on-failure queue.
         DestinationConfig: {
           OnFailure: {
@@ -174,7 +175,7 @@ describe('the default config (infra/bridge.config.ts), bundled with esbuild', ()
         .map((s) => JSON.stringify(s.Resource));
       expect(sqsResources.every((r) => r.includes(`${constructId(route)}Route`))).toBe(true);
       const topic = `arn:aws:kafka:eu-west-1:111122223333:topic/events/abcd1234-abcd-cafe-abab-9876543210ab-4/${route}`;
-      const group = `arn:aws:kafka:eu-west-1:111122223333:group/events/abcd1234-abcd-cafe-abab-9876543210ab-4/kafka-lambda-bridge-${route}`;
+      const group = `arn:aws:kafka:eu-west-1:111122223333:group/events/abcd1234-abcd-cafe-abab-9876543210ab-4/kafka-lambda-bridge-dev-${route}`;
       expect(on(topic).sort()).toEqual(['kafka-cluster:DescribeTopic', 'kafka-cluster:ReadData']);
       expect(on(group).sort()).toEqual(['kafka-cluster:AlterGroup', 'kafka-cluster:DescribeGroup']);
       expect(on(CLUSTER_ARN).sort()).toEqual([
@@ -371,6 +372,22 @@ describe('production and options', () => {
     for (const type of ['AWS::DynamoDB::Table', 'AWS::SQS::Queue', 'AWS::Logs::LogGroup', 'AWS::KMS::Key']) {
       template.allResources(type, { DeletionPolicy: 'Retain' });
     }
+  });
+
+  test('each stage consumes in a consumer group of its own; an explicit consumerGroupId is kept as given', () => {
+    const groups = (stage: string, config: BridgeConfigInput = baseConfig()) =>
+      resources(synthBridge(config, { stage }).template, 'AWS::Lambda::EventSourceMapping').map(
+        ([, esm]) =>
+          (esm.Properties.AmazonManagedKafkaEventSourceConfig as { ConsumerGroupId: string }).ConsumerGroupId,
+      );
+    const [dev, prod] = [groups('dev'), groups('prod')];
+    expect(dev.every((group) => group.includes('-dev-'))).toBe(true);
+    expect(prod.every((group) => group.includes('-prod-'))).toBe(true);
+    const named = baseConfig();
+    named.routes = (named.routes ?? []).map((route, i) =>
+      i === 0 ? { ...route, consumerGroupId: 'legacy-group' } : route,
+    );
+    expect(groups('prod', named)).toContain('legacy-group');
   });
 
   test('config.retainData overrides the stage', () => {

@@ -16,7 +16,7 @@ describe('a self-managed cluster with SASL/SCRAM-512 in a VPC', () => {
       SelfManagedEventSource: {
         Endpoints: { KafkaBootstrapServers: ['b-1.kafka.internal:9096', 'b-2.kafka.internal:9096'] },
       },
-      SelfManagedKafkaEventSourceConfig: { ConsumerGroupId: 'self-managed-orders' },
+      SelfManagedKafkaEventSourceConfig: { ConsumerGroupId: 'self-managed-test-orders' },
       Topics: ['orders'],
       SourceAccessConfigurations: [
         { Type: 'SASL_SCRAM_512_AUTH', URI: SECRET_ARN },
@@ -136,7 +136,7 @@ describe('on-failure destinations and other ESM options', () => {
       Topics: ['orders'],
       DestinationConfig: { OnFailure: { Destination: 'kafka://orders-dlt' } },
       AmazonManagedKafkaEventSourceConfig: {
-        ConsumerGroupId: 'bridge-test-orders',
+        ConsumerGroupId: 'bridge-test-test-orders',
         SchemaRegistryConfig: {
           SchemaRegistryURI: 'arn:aws:glue:eu-west-1:111122223333:registry/events',
           EventRecordFormat: 'SOURCE',
