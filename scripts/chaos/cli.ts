@@ -30,17 +30,19 @@ function parseRate(value: string): number {
   return value.trim().endsWith('%') || rate > 1 ? rate / 100 : rate;
 }
 
+type SoakOptions = {
+  seeds: number;
+  firstSeed: number;
+  faultRate: number;
+  work: string;
+  esm: string;
+  records: number;
+  partitions: number;
+};
+
 const main = async (): Promise<number> => {
   program.parse();
-  const opts = program.opts<{
-    seeds: number;
-    firstSeed: number;
-    faultRate: number;
-    work: string;
-    esm: string;
-    records: number;
-    partitions: number;
-  }>();
+  const opts = program.opts<SoakOptions>();
   const { endpoints, started } = await ensureLocalServices({
     services: ['dynamodb', 'elasticmq'],
     log: (line) => process.stderr.write(`[local services] ${line}\n`),
@@ -53,15 +55,7 @@ const main = async (): Promise<number> => {
   }
 };
 
-const soak = async (opts: {
-  seeds: number;
-  firstSeed: number;
-  faultRate: number;
-  work: string;
-  esm: string;
-  records: number;
-  partitions: number;
-}): Promise<number> => {
+const soak = async (opts: SoakOptions): Promise<number> => {
   const works = opts.work === 'both' ? WorkModes : [opts.work as (typeof WorkModes)[number]];
   const esms = opts.esm === 'both' ? EsmModes : [opts.esm as (typeof EsmModes)[number]];
   const results: ChaosResult[] = [];
