@@ -44,6 +44,7 @@ export const Rule = {
   handlerExists: 'handler-exists',
   handlerPath: 'handler-in-functions-handlers',
   tableEnv: 'table-env',
+  mskScramKey: 'msk-scram-secret-kms-key',
 } as const;
 export type Rule = (typeof Rule)[keyof typeof Rule];
 
@@ -105,6 +106,11 @@ const ConsumerGroupId = z.string();
 
 const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$/;
 const SecretArn = z.string().regex(SECRET_ARN, 'must be a Secrets Manager secret ARN');
+const KMS_KEY_ARN = /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]+$/;
+/** The customer managed key a secret is encrypted with; the function's role is granted kms:Decrypt through Secrets Manager. */
+const SecretKmsKeyArn = z
+  .string()
+  .regex(KMS_KEY_ARN, 'must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)');
 
 /** arn:aws:kafka:<region>:<account>:cluster/<name>/<uuid> */
 export const MSK_CLUSTER_ARN =
@@ -126,6 +132,8 @@ export const MskSource = z
     auth: KafkaAuth.default('iam'),
     /** SCRAM credentials, or for mTLS the client certificate chain and key. */
     secretArn: SecretArn.optional(),
+    /** The customer managed key of `secretArn` (MSK takes SCRAM secrets only under one). */
+    secretKmsKeyArn: SecretKmsKeyArn.optional(),
   })
   .strict();
 export type MskSource = z.infer<typeof MskSource>;
@@ -150,6 +158,8 @@ export const SelfManagedSource = z
     bootstrapServers: z.array(z.string().regex(/^[A-Za-z0-9.-]+:\d{1,5}$/, 'must be host:port')).min(1),
     auth: KafkaAuth.default('sasl-scram-512'),
     secretArn: SecretArn.optional(),
+    /** The customer managed key of `secretArn` and `rootCaSecretArn`, if they are not under the AWS managed key. */
+    secretKmsKeyArn: SecretKmsKeyArn.optional(),
     /** A secret holding the root CA certificate, for brokers whose certificates a private CA signed. */
     rootCaSecretArn: SecretArn.optional(),
     vpc: SelfManagedVpc.optional(),
@@ -207,6 +217,8 @@ export const SchemaRegistry = z.discriminatedUnion('kind', [
       validate: SchemaValidation,
       auth: z.enum(['basic', 'mtls']).default('basic'),
       secretArn: SecretArn,
+      /** The customer managed key of `secretArn`, if it is not under the AWS managed key. */
+      secretKmsKeyArn: SecretKmsKeyArn.optional(),
     })
     .strict(),
 ]);
@@ -411,6 +423,15 @@ const checkSource = (source: KafkaSource, ctx: Ctx): void => {
         undefined,
         Rule.mskAuth,
         'Lambda accepts only iam, sasl-scram-512, mtls or none for MSK',
+      );
+    }
+    if (source.auth === 'sasl-scram-512' && !source.secretKmsKeyArn) {
+      issue(
+        ctx,
+        ['source', 'secretKmsKeyArn'],
+        undefined,
+        Rule.mskScramKey,
+        'MSK takes SCRAM secrets only under a customer managed KMS key; name it, so the function may decrypt the secret',
       );
     }
     return;

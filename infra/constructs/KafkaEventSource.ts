@@ -1,4 +1,4 @@
-import { Duration } from 'aws-cdk-lib';
+import { Duration, Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
@@ -51,6 +51,18 @@ const AUTH_TYPE = {
 
 const GLUE_REGISTRY_ARN = /^arn:(aws[a-z-]*):glue:([a-z0-9-]+):(\d{12}):registry\/(.+)$/;
 
+/** A secret under a customer managed key is decrypted through Secrets Manager, and only that way. */
+const grantDecryptViaSecretsManager = (grantee: lambda.IFunction, keyArn: string): void => {
+  iam.Grant.addToPrincipal({
+    grantee,
+    actions: ['kms:Decrypt'],
+    resourceArns: [keyArn],
+    conditions: {
+      StringEquals: { 'kms:ViaService': `secretsmanager.${Stack.of(grantee).region}.amazonaws.com` },
+    },
+  });
+};
+
 /**
  * A schema registry for the ESM, granting exactly what Lambda documents: glue:GetRegistry and
  * glue:GetSchemaVersion for Glue (in the registry's own region and account, which the L2
@@ -93,6 +105,7 @@ class SchemaRegistryBinding implements lambda.ISchemaRegistry {
       actions: ['secretsmanager:GetSecretValue'],
       resourceArns: [registry.secretArn],
     });
+    if (registry.secretKmsKeyArn) grantDecryptViaSecretsManager(targetHandler, registry.secretKmsKeyArn);
     return {
       ...common,
       schemaRegistryUri: registry.uri,
@@ -203,6 +216,7 @@ export class KafkaEventSource extends Construct {
       (arn): arn is string => arn !== undefined,
     );
     if (secrets.length > 0) grant(['secretsmanager:GetSecretValue'], secrets);
+    if (source.secretKmsKeyArn) grantDecryptViaSecretsManager(target, source.secretKmsKeyArn);
 
     if (source.kind === 'self-managed') {
       if (source.vpc) grant(ENI_ACTIONS, ['*']);

@@ -300,6 +300,14 @@ const INVALID: Record<string, InvalidCase> = {
     path: 'routes[0].tables[0].env',
     route: 'orders',
   },
+  'SASL/SCRAM on MSK without the key that encrypts its secret': {
+    rule: Rule.mskScramKey,
+    config: {
+      ...baseConfig(),
+      source: { kind: 'msk', clusterArn: CLUSTER_ARN, auth: 'sasl-scram-512', secretArn: SECRET_ARN },
+    },
+    path: 'source.secretKmsKeyArn',
+  },
   'minPollers above maxPollers': {
     rule: Rule.pollers,
     config: withOrders({ mode: { provisioned: { minPollers: 5, maxPollers: 2 } } }),

@@ -10,6 +10,7 @@ import type { BridgeStack } from '../../infra/stacks/BridgeStack.ts';
 
 export const CLUSTER_ARN = 'arn:aws:kafka:eu-west-1:111122223333:cluster/events/abcd1234-abcd-cafe-abab-9876543210ab-4';
 export const SECRET_ARN = 'arn:aws:secretsmanager:eu-west-1:111122223333:secret:AmazonMSK_bridge-AbCdEf';
+export const SECRET_KEY_ARN = 'arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab';
 
 /** A valid config to vary in tests: two routes on MSK with IAM auth. */
 export const baseConfig = (): BridgeConfigInput => ({

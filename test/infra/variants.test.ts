@@ -1,6 +1,6 @@
 import { Match } from 'aws-cdk-lib/assertions';
 import { RouteSettings } from '../../functions/runtime/settings.ts';
-import { actionsOf, CLUSTER_ARN, policyStatements, SECRET_ARN, synthBridge } from './helpers.ts';
+import { actionsOf, CLUSTER_ARN, policyStatements, SECRET_ARN, SECRET_KEY_ARN, synthBridge } from './helpers.ts';
 import { ROOT_CA_ARN, VARIANTS } from './variants.ts';
 
 const CLUSTER_PATH = 'events/abcd1234-abcd-cafe-abab-9876543210ab-4';
@@ -88,12 +88,35 @@ describe('MSK authentication modes', () => {
     expect(actions.filter((a) => a.startsWith('kafka-cluster:'))).toEqual([]);
   });
 
-  test('SASL/SCRAM-512: the credentials secret', () => {
+  test('SASL/SCRAM-512: the credentials secret, and its customer managed key, decrypted through Secrets Manager only', () => {
     const { template } = synthBridge(VARIANTS.mskScram512);
     template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
       SourceAccessConfigurations: [{ Type: 'SASL_SCRAM_512_AUTH', URI: SECRET_ARN }],
     });
+    const decrypt = policyStatements(template).filter((s) => s.Action === 'kms:Decrypt');
+    expect(decrypt).toHaveLength(2);
+    for (const statement of decrypt) {
+      expect(statement).toMatchObject({
+        Effect: 'Allow',
+        Resource: SECRET_KEY_ARN,
+        Condition: { StringEquals: { 'kms:ViaService': 'secretsmanager.eu-west-1.amazonaws.com' } },
+      });
+    }
   });
+});
+
+test('a Confluent registry: its credentials, and their key decrypted through Secrets Manager only', () => {
+  const { template } = synthBridge(VARIANTS.confluentRegistry);
+  const statements = policyStatements(template);
+  expect(statements.filter((s) => s.Action === 'secretsmanager:GetSecretValue').map((s) => s.Resource)).toContain(
+    SECRET_ARN,
+  );
+  expect(statements.filter((s) => s.Action === 'kms:Decrypt')).toEqual([
+    expect.objectContaining({
+      Resource: SECRET_KEY_ARN,
+      Condition: { StringEquals: { 'kms:ViaService': 'secretsmanager.eu-west-1.amazonaws.com' } },
+    }),
+  ]);
 });
 
 describe('on-failure destinations and other ESM options', () => {

@@ -1,5 +1,5 @@
 import type { BridgeConfigInput } from '../../infra/config/schema.ts';
-import { baseConfig, SECRET_ARN } from './helpers.ts';
+import { baseConfig, SECRET_ARN, SECRET_KEY_ARN } from './helpers.ts';
 
 type Routes = NonNullable<BridgeConfigInput['routes']>;
 type RouteInput = Routes[number];
@@ -47,7 +47,7 @@ export const VARIANTS = {
   mskScram512: {
     ...baseConfig(),
     name: 'msk-scram',
-    source: { ...baseConfig().source, auth: 'sasl-scram-512', secretArn: SECRET_ARN },
+    source: { ...baseConfig().source, auth: 'sasl-scram-512', secretArn: SECRET_ARN, secretKmsKeyArn: SECRET_KEY_ARN },
   },
   /** The other on-failure destinations, filters, a timestamp start and a schema registry. */
   onFailureSns: withOrders({ eventSource: { onFailure: 'sns', filters: [{ value: { status: ['PAID'] } }] } }),
@@ -64,6 +64,18 @@ export const VARIANTS = {
         kind: 'glue',
         registryArn: 'arn:aws:glue:eu-west-1:111122223333:registry/events',
         validate: ['VALUE'],
+      },
+    },
+  }),
+  /** A Confluent registry whose credentials are under a customer managed key. */
+  confluentRegistry: withOrders({
+    mode: PROVISIONED,
+    eventSource: {
+      schemaRegistry: {
+        kind: 'confluent',
+        uri: 'https://registry.example.com',
+        secretArn: SECRET_ARN,
+        secretKmsKeyArn: SECRET_KEY_ARN,
       },
     },
   }),
