@@ -1,10 +1,11 @@
 // The idempotency key the runtime gives a record (functions/runtime/processor.ts), recomputed outside the handler so
 // `reconcile` and the tests can find a record's marker: `pk = "<route>#<key>"`.
 //
-// - By default `${topic}-${partition}@${offset}`; a replayed record (REPLAY_HEADER) keeps its original coordinates.
+// - By default `${topic}-${partition}@${offset}`; a replayed record keeps its original coordinates (the runtime's own
+//   `replayOrigin`, so a header that is not a valid coordinate is ignored here exactly as there).
 // - A route with its own `idempotencyKey` (payments: the txId) uses it only for a record that decodes: a tombstone or a
 //   record failing the route's schema falls back to the default, exactly as the runtime does.
-import { REPLAY_HEADER } from '../../functions/runtime/processor.ts';
+import { replayOrigin } from '../../functions/runtime/batch/prepare.ts';
 import type { RouteConfig } from '../../infra/config/index.ts';
 import type { LambdaKafkaRecord } from '../lib/kafkaEvents.ts';
 
@@ -35,10 +36,7 @@ export const idempotencyKeyFor = async (
 ): Promise<(record: LambdaKafkaRecord) => string> => {
   const business = await BUSINESS_KEYS[route.handler]?.();
   return (record) => {
-    const replay = record.headers.find((h) => REPLAY_HEADER in h)?.[REPLAY_HEADER];
-    const fallback = replay
-      ? Buffer.from(replay).toString('utf8')
-      : `${record.topic}-${record.partition}@${record.offset}`;
+    const fallback = replayOrigin(record) ?? `${record.topic}-${record.partition}@${record.offset}`;
     if (!business || record.value === null) return fallback;
     return business(Buffer.from(record.value, 'base64')) ?? fallback;
   };

@@ -3,10 +3,11 @@
 //   raw bytes (a Kafka message to produce, or a record fetched from Kafka),
 //   and the Lambda event the Kafka event source mapping would send (`records` keyed `topic-partition`).
 // Nothing here touches the network, so `replay`, its tests and any other tool can share it.
+
+import { REPLAY_HEADER, replayCoordinates } from '../../functions/runtime/batch/prepare.ts';
 import type { DeadLetterEnvelope } from '../../functions/runtime/deadLetter/envelope.ts';
 import { formatCoordinates, type RecordCoordinates } from '../../functions/runtime/errors.ts';
 import type { KafkaEventInput, WireHeader, WireRecord } from '../../functions/runtime/event.ts';
-import { REPLAY_HEADER } from '../../functions/runtime/processor.ts';
 import { signedBytes } from './kafkaEvents.ts';
 
 export { REPLAY_HEADER };
@@ -64,10 +65,13 @@ export const envelopeRecordBytes = (envelope: DeadLetterEnvelope): RecordBytes =
   };
 };
 
-/** The value of the first replay header, if the record already is a replay. */
+/** The original coordinates of the first valid replay header, if the record already is a replay (the runtime's rule). */
 export const replayOrigin = (headers: ReadonlyArray<readonly [string, Buffer]>): string | undefined => {
-  const found = headers.find(([name]) => name === REPLAY_HEADER);
-  return found ? found[1].toString('utf8') : undefined;
+  for (const [name, bytes] of headers) {
+    const origin = name === REPLAY_HEADER ? replayCoordinates(bytes) : undefined;
+    if (origin) return origin;
+  }
+  return undefined;
 };
 
 /**

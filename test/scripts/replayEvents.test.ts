@@ -3,11 +3,14 @@
 import { readFileSync } from 'node:fs';
 import { DeadLetterEnvelope } from '../../functions/runtime/deadLetter/envelopeSchema.ts';
 import { KafkaEvent } from '../../functions/runtime/event.ts';
+import { idempotencyKeyFor } from '../../scripts/bridge/recordKeys.ts';
 import {
   envelopeRecordBytes,
   kafkaEvent,
   REPLAY_HEADER,
+  replayHeaders,
   replayMessage,
+  replayOrigin,
   replayWireRecord,
   wireRecordFromKafka,
 } from '../../scripts/lib/replayEvents.ts';
@@ -77,4 +80,22 @@ test('a record read back from Kafka goes out as the ESM sends it', () => {
     headers: originalHeaders,
   });
   expect(JSON.stringify(wire)).toBe(JSON.stringify(record));
+});
+
+test('replay and reconcile read a replay header by the runtime rule: one that is not a coordinate is not ours', async () => {
+  const garbage = Buffer.from('not a coordinate');
+  // A dead letter that arrived with a stray header of that name: the replay adds the real one, and it is what counts.
+  const headers = replayHeaders(envelope, [[REPLAY_HEADER, garbage]]);
+  expect(headers).toEqual([
+    [REPLAY_HEADER, garbage],
+    [REPLAY_HEADER, Buffer.from('mytopic-0@16')],
+  ]);
+  expect(replayOrigin(headers)).toBe('mytopic-0@16');
+  // Reconcile computes the key the runtime gives such a record: its own coordinates, not the stray value.
+  const keyOf = await idempotencyKeyFor({ handler: 'audit.ts' });
+  const base = { topic: 't', partition: 1, offset: 7, timestamp: 0, timestampType: 'CREATE_TIME' as const };
+  expect(keyOf({ ...base, key: null, value: null, headers: [{ [REPLAY_HEADER]: [...garbage] }] })).toBe('t-1@7');
+  expect(
+    keyOf({ ...base, key: null, value: null, headers: [{ [REPLAY_HEADER]: [...Buffer.from('orders-0@3')] }] }),
+  ).toBe('orders-0@3');
 });

@@ -33,15 +33,21 @@ export type PreparedBatch<V, K> = {
 export const partitionId = (c: RecordCoordinates): string => `${c.topic}-${c.partition}`;
 
 /**
- * A replayed record carries its original coordinates, so its default key is the original's. Only a well-formed
- * coordinate counts: anything else in the header is not ours, and the record keeps its own key.
+ * The original coordinates a replay header names, if it is one of ours: a well-formed `topic-partition@offset`.
+ * Anything else under that name is not ours. The runtime, `replay` and `reconcile` all decide by this one rule.
  */
-export const replayOrigin = (wire: WireRecord): string | undefined => {
+export const replayCoordinates = (bytes: readonly number[] | Buffer): string | undefined => {
+  if (bytes.length === 0 || bytes.length > MAX_REPLAY_HEADER) return undefined;
+  const text = Buffer.from(bytes).toString('utf8');
+  return COORDINATES.test(text) ? text : undefined;
+};
+
+/** A replayed record carries its original coordinates, so its default key is the original's. */
+export const replayOrigin = (wire: Pick<WireRecord, 'headers'>): string | undefined => {
   for (const header of wire.headers) {
     const bytes = header[REPLAY_HEADER];
-    if (!bytes || bytes.length === 0 || bytes.length > MAX_REPLAY_HEADER) continue;
-    const text = Buffer.from(bytes).toString('utf8');
-    if (COORDINATES.test(text)) return text;
+    const origin = bytes && replayCoordinates(bytes);
+    if (origin) return origin;
   }
   return undefined;
 };
