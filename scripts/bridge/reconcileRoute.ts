@@ -14,6 +14,7 @@
 // - missing: none of the above. That is a lost record, and the report lists its coordinates.
 import { BatchGetItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { SQSClient } from '@aws-sdk/client-sqs';
+import { idempotencyPartitionKey } from '../../functions/runtime/idempotency/DynamoDbIdempotencyStore.ts';
 import type { BridgeConfig, RouteConfig } from '../../infra/config/index.ts';
 import { localResourceNames } from '../../infra/config/index.ts';
 import type { LambdaKafkaRecord } from '../lib/kafkaEvents.ts';
@@ -89,7 +90,7 @@ export const reconcileRecords = async (options: {
   const table = localResourceNames(config).idempotencyTable;
   const keyOf = await idempotencyKeyFor(route);
   const keyed = records.map((record) => ({ record, key: keyOf(record) }));
-  const pks = [...new Set(keyed.map((k) => `${route.name}#${k.key}`))];
+  const pks = [...new Set(keyed.map((k) => idempotencyPartitionKey(route.name, k.key)))];
   const [items, dlq] = await Promise.all([
     getItems(options.dynamodb, table, pks),
     peekDeadLetters(options.sqs, options.queueUrl),
@@ -130,7 +131,7 @@ export const reconcileRecords = async (options: {
       offset: record.offset,
       idempotencyKey: key,
     };
-    const status = items.get(`${route.name}#${key}`)?.status;
+    const status = items.get(idempotencyPartitionKey(route.name, key))?.status;
     if (status === 'COMPLETED') report.completed += 1;
     else if (status === 'DEAD_LETTERED' || lettersByKey.has(key)) report.deadLettered += 1;
     else if (status === 'IN_PROGRESS') {

@@ -118,6 +118,16 @@ const letterOf = (item: Item): Letter | undefined => {
   }
 };
 
+/**
+ * A per-key item's `pk`: `<route>#<idempotencyKey>`, as DESIGN §6 fixes it; a key past DynamoDB's 2048-byte limit
+ * goes by its hash. `reconcile` looks items up by the same function.
+ */
+export const idempotencyPartitionKey = (route: string, key: string): string => {
+  const pk = `${route}#${key}`;
+  if (Buffer.byteLength(pk) <= MAX_PARTITION_KEY_BYTES) return pk;
+  return `${route}#sha256:${createHash('sha256').update(key).digest('hex')}`;
+};
+
 /** A claim waiting for the next batch of fresh-record inserts. */
 type QueuedClaim = {
   readonly request: ClaimRequest;
@@ -159,11 +169,8 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
     this.#insertStatement = `INSERT INTO "${this.#table}" VALUE {${INSERTED_ATTRIBUTES.map((name) => `'${name}': ?`).join(', ')}}`;
   }
 
-  /** `<route>#<idempotencyKey>`, as DESIGN §6 fixes it; a key past DynamoDB's 2048-byte limit goes by its hash. */
   partitionKey(key: string): string {
-    const pk = `${this.#route}#${key}`;
-    if (Buffer.byteLength(pk) <= MAX_PARTITION_KEY_BYTES) return pk;
-    return `${this.#route}#sha256:${createHash('sha256').update(key).digest('hex')}`;
+    return idempotencyPartitionKey(this.#route, key);
   }
 
   /** The values every write that claims or counts an attempt shares, `claimCondition`'s among them. */
