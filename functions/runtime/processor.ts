@@ -21,7 +21,6 @@ import { START_MARGIN_MS } from './retry.ts';
 
 export type { Invocation, InvocationDeps } from './batch/BatchContext.ts';
 export { REPLAY_HEADER } from './batch/prepare.ts';
-export { MAX_TRANSACT_ACTIONS } from './modes/TransactMode.ts';
 
 /** What `process` and `transact` receive beside the record. */
 export type RecordContext = {

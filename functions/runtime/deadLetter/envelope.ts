@@ -69,7 +69,7 @@ const escapeChar = (char: string): string => `\\u${(char.codePointAt(0) ?? 0).to
  * Text SQS accepts. In a JSON body the escape is JSON's own, so the body parses back to the same string (the
  * characters JSON.stringify leaves raw, U+FFFE and U+FFFF, are the ones that need it); an attribute shows it as text.
  */
-export const sqsSafe = (text: string): string => text.replace(SQS_REFUSED, escapeChar);
+const sqsSafe = (text: string): string => text.replace(SQS_REFUSED, escapeChar);
 
 /** SQS counts each attribute's name, type and value towards the message size. */
 export const messageAttributes = (envelope: DeadLetterEnvelope) => ({
@@ -87,7 +87,7 @@ export const messageBytes = (body: string, envelope: DeadLetterEnvelope): number
 };
 
 /** The smallest envelope that still names the record: its coordinates, a short key and a short error. */
-export const lastResortEnvelope = (envelope: DeadLetterEnvelope): DeadLetterEnvelope => ({
+const lastResortEnvelope = (envelope: DeadLetterEnvelope): DeadLetterEnvelope => ({
   ...envelope,
   idempotencyKey: shorten(envelope.idempotencyKey, LAST_RESORT_KEY),
   record: { ...envelope.record, key: null, value: null, headers: [], truncated: true },
