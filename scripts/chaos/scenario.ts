@@ -374,6 +374,18 @@ const checkInvariant = async (
   return { violations, applied: [...applications.values()].filter((n) => n > 0).length, repeatedLetters };
 };
 
+/** Sets environment variables; the returned function puts back what was there (unset ones unset again). */
+const setEnv = (values: Record<string, string>): (() => void) => {
+  const before = Object.fromEntries(Object.keys(values).map((name) => [name, process.env[name]]));
+  Object.assign(process.env, values);
+  return () => {
+    for (const [name, value] of Object.entries(before)) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+  };
+};
+
 export const runChaos = async (input: ChaosOptions, onInvocation: () => void = () => {}): Promise<ChaosResult> => {
   const options: Required<ChaosOptions> = {
     partitions: 4,
@@ -388,12 +400,14 @@ export const runChaos = async (input: ChaosOptions, onInvocation: () => void = (
   const dynamodb = new DynamoDBClient({});
   const sqs = new SQSClient({});
   const resources = await createResources(dynamodb, sqs, `${options.seed}-${randomUUID().slice(0, 8)}`);
-  const saved = { table: process.env.IDEMPOTENCY_TABLE_NAME, dlq: process.env.DLQ_URL, log: process.env.LOG_LEVEL };
-  process.env.IDEMPOTENCY_TABLE_NAME = resources.table;
-  process.env.DLQ_URL = resources.queueUrl;
-  // CHAOS_LOG_LEVEL=INFO shows every invocation's log lines, to follow a broken run.
-  process.env.LOG_LEVEL = process.env.CHAOS_LOG_LEVEL ?? 'SILENT';
-  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
+  // The runtime reads its table and queue from the environment, as in Lambda; the caller's values come back after.
+  const restore = setEnv({
+    IDEMPOTENCY_TABLE_NAME: resources.table,
+    DLQ_URL: resources.queueUrl,
+    // CHAOS_LOG_LEVEL=INFO shows every invocation's log lines, to follow a broken run.
+    LOG_LEVEL: process.env.CHAOS_LOG_LEVEL ?? 'SILENT',
+    POWERTOOLS_METRICS_DISABLED: 'true',
+  });
   try {
     const logs = planRecords(options, random);
     const faults: FaultStats = { before: 0, after: 0, requests: 0 };
@@ -424,10 +438,7 @@ export const runChaos = async (input: ChaosOptions, onInvocation: () => void = (
       violations,
     };
   } finally {
-    process.env.IDEMPOTENCY_TABLE_NAME = saved.table;
-    process.env.DLQ_URL = saved.dlq;
-    if (saved.log === undefined) delete process.env.LOG_LEVEL;
-    else process.env.LOG_LEVEL = saved.log;
+    restore();
     await deleteResources(dynamodb, sqs, resources);
   }
 };
