@@ -33,6 +33,8 @@ export class TransactMode<V, K> implements WorkMode<V, K> {
 
   async runPartition(_id: string, records: readonly Prepared<V, K>[]): Promise<PartitionFailure | undefined> {
     const queue = records.filter((prepared) => !this.#batch.skip(prepared));
+    // Items built for a record that did not fit its pack serve the next pack, so transact() runs once per record.
+    const built = new Map<Prepared<V, K>, readonly TransactWriteItem[]>();
     let index = 0;
     while (index < queue.length) {
       const head = queue[index] as Prepared<V, K>;
@@ -41,7 +43,7 @@ export class TransactMode<V, K> implements WorkMode<V, K> {
         failure = await this.#deadLetter(head, ErrorKind.permanent, head.decodeError, 1);
         index += 1;
       } else {
-        const { pack, buildError } = await this.#buildPack(queue, index);
+        const { pack, buildError } = await this.#buildPack(queue, index, built);
         if (pack.length > 0) {
           failure = await this.#commit(pack);
           index += pack.length;
@@ -59,6 +61,7 @@ export class TransactMode<V, K> implements WorkMode<V, K> {
   async #buildPack(
     queue: readonly Prepared<V, K>[],
     start: number,
+    built: Map<Prepared<V, K>, readonly TransactWriteItem[]>,
   ): Promise<{ pack: Entry<V, K>[]; buildError?: unknown }> {
     const pack: Entry<V, K>[] = [];
     const touched = new Set<string>();
@@ -66,9 +69,10 @@ export class TransactMode<V, K> implements WorkMode<V, K> {
     for (let next = start; next < queue.length; next++) {
       const prepared = queue[next] as Prepared<V, K>;
       if (prepared.decodeError) break;
-      let items: readonly TransactWriteItem[];
+      let items = built.get(prepared);
       try {
-        items = await this.#transact(prepared.record as KafkaRecord<V, K>, this.#batch.recordContext(1));
+        items ??= await this.#transact(prepared.record as KafkaRecord<V, K>, this.#batch.recordContext(1));
+        built.set(prepared, items);
       } catch (error) {
         // A record after the first is built again as the head of the next pack, where its error is handled.
         if (pack.length === 0) return { pack, buildError: error };

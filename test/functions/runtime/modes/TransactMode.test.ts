@@ -81,3 +81,15 @@ test('a transaction applied whose answer was lost is a duplicate on the retry, n
   expect(await route.ledger()).toEqual(['a', 'b']);
   expect(await route.letters()).toEqual([]);
 });
+
+test("the route's transact() runs once per record, even when a record must wait for the next pack", async () => {
+  const builds = new Map<string, number>();
+  const route = await faultyRoute({ transact: (tx) => void builds.set(tx.id, (builds.get(tx.id) ?? 0) + 1) });
+  // One account: every record updates the same balance, so each pack holds one record.
+  const result = await route.invoke(
+    ['a', 'b', 'c', 'd'].map((id, i) => ({ offset: i, value: { id, account: 'same', amount: 5 } })),
+  );
+  expect(result.error).toBeUndefined();
+  expect(await route.ledger()).toEqual(['a', 'b', 'c', 'd']);
+  expect(Object.fromEntries(builds)).toEqual({ a: 1, b: 1, c: 1, d: 1 });
+});
