@@ -52,7 +52,8 @@ test('(b) DynamoDB Local stops for several seconds mid-run and comes back with i
   expect((await bridge.stop()).code).toBe(0);
   expect([...bridge.progress.values()].some((s) => s.failedInvocations > 0)).toBe(true);
   // The table stopped taking completes: records whose completes were unwritten then may run again, within the
-  // README's window (at or above the committed offsets, at most CRASH_WINDOW); every other record exactly once.
+  // README's window (at or above the committed offsets, at most CRASH_WINDOW_PER_PARTITION per partition); every
+  // other record exactly once.
   const { duplicateDeadLetters, appliedTwice } = await expectConsistent(run, {
     allowDuplicateDeadLetters: true,
     crashWindow: committedAtStop,
