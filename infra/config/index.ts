@@ -1,4 +1,6 @@
 /** The bridge config: one schema and loader for the CDK app, the local bridge and the scripts. */
+
+export { DESTINATION_RETRY_CAP, type EsmRetryLimits, esmRetryLimits } from './esmRetries.ts';
 export {
   BridgeConfigError,
   CONFIG_CONTEXT_KEY,

@@ -8,6 +8,7 @@ import {
   RetrySettings,
   ROUTE_SETTINGS_ENV,
 } from '../../functions/runtime/settings.ts';
+import { DESTINATION_RETRY_CAP, esmRetryLimits } from './esmRetries.ts';
 
 /**
  * The bridge config (DESIGN §3): one zod schema for the CDK app, the local bridge and the scripts.
@@ -45,6 +46,7 @@ export const Rule = {
   handlerPath: 'handler-in-functions-handlers',
   tableEnv: 'table-env',
   mskScramKey: 'msk-scram-secret-kms-key',
+  esmRetries: 'esm-retries-outlast-runtime',
 } as const;
 export type Rule = (typeof Rule)[keyof typeof Rule];
 
@@ -193,7 +195,8 @@ export const ProvisionedMode = z
 export const RouteMode = z.union([z.literal('on-demand'), ProvisionedMode]);
 export type RouteMode = z.infer<typeof RouteMode>;
 
-export const OnFailure = z.union([z.enum(['sqs', 'sns', 's3']), z.object({ kafkaTopic: KafkaTopic }).strict()]);
+/** `none`: no destination, so the ESM never skips a batch on its own (see `esmRetryLimits`). */
+export const OnFailure = z.union([z.enum(['none', 'sqs', 'sns', 's3']), z.object({ kafkaTopic: KafkaTopic }).strict()]);
 export type OnFailure = z.infer<typeof OnFailure>;
 
 const SchemaValidation = z
@@ -229,9 +232,9 @@ export const EventSourceOptions = z
   .object({
     /** Lets the function return `batchItemFailures`; the runtime then reports per-record failures. */
     reportBatchItemFailures: z.boolean().default(false),
-    /** ESM retries of a failed batch: -1 (until the record expires) or 0..10000. */
+    /** ESM retries of a failed batch: -1 (until the record expires; the default) or 0..10000. */
     retryAttempts: z.number().int().min(-1).max(10_000).optional(),
-    /** -1 (no limit) or 60..604800 seconds. */
+    /** -1 (no limit; the default) or 60..604800 seconds. */
     maxRecordAgeSeconds: z
       .number()
       .int()
@@ -254,8 +257,11 @@ export const EventSourceOptions = z
      * (invocation-eventfiltering). More than this fails at deploy.
      */
     filterQuota: z.number().int().min(5).max(10).default(5),
-    /** Where the ESM sends a record of an invocation-level failure (timeouts, crashes). */
-    onFailure: OnFailure.default('sqs'),
+    /**
+     * Where the ESM sends the metadata of a batch it gives up on. `none` (the default): it never gives up, and the
+     * runtime's own policy dead-letters records with their bytes. A destination makes Lambda cap infinite retries at 10.
+     */
+    onFailure: OnFailure.default('none'),
     schemaRegistry: SchemaRegistry.optional(),
   })
   .strict()
@@ -312,6 +318,11 @@ export const AlarmThresholds = z
     dlqOldestMessageSeconds: z.number().int().min(60).default(3_600),
     /** Minutes per evaluation period. */
     periodMinutes: z.number().int().min(1).max(60).default(5),
+    /**
+     * Invocations a route expects at least, per period. Set, it adds an alarm that treats missing `Invocations` as
+     * breaching: a mapping that cannot poll (auth, KMS, network) invokes nothing, and emits nothing else either.
+     */
+    minInvocations: z.number().int().min(1).optional(),
   })
   .strict();
 export type AlarmThresholds = z.infer<typeof AlarmThresholds>;
@@ -545,6 +556,8 @@ const checkRoute = (
     if (typeof es.onFailure === 'object') needs('onFailure', 'a Kafka topic on-failure destination');
     if (es.schemaRegistry) needs('schemaRegistry', 'a schema registry');
   }
+  if (pollers)
+    checkEsmRetries(route, (field, message) => issue(ctx, at('eventSource', field), name, Rule.esmRetries, message));
   if (typeof es.onFailure === 'object') {
     const dlqProblem = kafkaTopicProblem(es.onFailure.kafkaTopic);
     if (dlqProblem) {
@@ -574,6 +587,40 @@ const checkRoute = (
     }
     envs.add(table.env);
   });
+};
+
+/**
+ * A provisioned-mode ESM must never give up on a batch before the runtime's own policy would: the runtime
+ * dead-letters a record with its bytes, while a skipped batch leaves at most its metadata at the destination.
+ */
+const checkEsmRetries = (route: RouteConfig, fail: (field: string, message: string) => void): void => {
+  const limits = esmRetryLimits(route);
+  const { maxAttempts, maxRecordAgeSeconds } = route.retry;
+  if (limits.destination && limits.retryAttempts === -1) {
+    fail(
+      'retryAttempts',
+      `with an on-failure destination, Lambda turns retryAttempts -1 into at most ${DESTINATION_RETRY_CAP} retries and then skips the batch, long before the runtime's policy (retry.maxAttempts ${maxAttempts}, retry.maxRecordAgeSeconds ${maxRecordAgeSeconds}); set eventSource.retryAttempts explicitly, or onFailure "none"`,
+    );
+  }
+  if (limits.retryAttempts >= 0 && limits.retryAttempts < maxAttempts) {
+    fail(
+      'retryAttempts',
+      `eventSource.retryAttempts ${limits.retryAttempts} is below retry.maxAttempts ${maxAttempts}: the ESM would skip records before the runtime dead-letters them`,
+    );
+  }
+  const ageNeeded = maxRecordAgeSeconds + 2 * route.timeoutSeconds;
+  if (limits.maxRecordAgeSeconds >= 0 && limits.maxRecordAgeSeconds < ageNeeded) {
+    fail(
+      'maxRecordAgeSeconds',
+      `eventSource.maxRecordAgeSeconds ${limits.maxRecordAgeSeconds} is below retry.maxRecordAgeSeconds plus two timeouts (${ageNeeded} s): the ESM would skip records the runtime still retries`,
+    );
+  }
+  if (!limits.destination && (limits.retryAttempts >= 0 || limits.maxRecordAgeSeconds >= 0)) {
+    fail(
+      limits.retryAttempts >= 0 ? 'retryAttempts' : 'maxRecordAgeSeconds',
+      'a finite ESM retry limit without an on-failure destination drops the batches it skips without a trace; set eventSource.onFailure, or leave the limits at -1',
+    );
+  }
 };
 
 /**

@@ -65,14 +65,14 @@ class TopicDestination implements lambda.IEventSourceDlq {
 
 /**
  * One route: its function (with the DESIGN §5 environment), its Kafka event source mapping,
- * its dead-letter queue (written by the runtime), and the ESM's on-failure destination for
- * invocation-level failures the handler cannot catch (timeouts, crashes, out-of-memory).
+ * its dead-letter queue (written by the runtime), and, when the route asks for one, the ESM's
+ * on-failure destination for batches the mapping gives up on.
  */
 export class BridgeRoute extends Construct {
   readonly route: RouteConfig;
   readonly function: BridgeFunction;
   readonly deadLetterQueue: sqs.Queue;
-  /** Set when the on-failure destination is an SQS queue (the default). */
+  /** Set when the on-failure destination is an SQS queue. */
   readonly failureQueue?: sqs.Queue;
   readonly eventSource: KafkaEventSource;
   /** The side tables this route writes, by config name. */
@@ -125,15 +125,16 @@ export class BridgeRoute extends Construct {
       source: config.source,
       route,
       consumerGroupId: consumerGroupIdOf(config, route, props.stage),
-      onFailure,
+      ...(onFailure && { onFailure }),
     });
   }
 
   #onFailureDestination(
     route: RouteConfig,
     retain: boolean,
-  ): { destination: lambda.IEventSourceDlq; queue?: sqs.Queue } {
+  ): { destination?: lambda.IEventSourceDlq; queue?: sqs.Queue } {
     const onFailure = route.eventSource.onFailure;
+    if (onFailure === 'none') return {};
     if (typeof onFailure === 'object') return { destination: new KafkaDlq(onFailure.kafkaTopic) };
     if (onFailure === 'sns') {
       const key = new kms.Key(this, 'FailedInvocationsKey', {

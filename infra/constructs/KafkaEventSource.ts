@@ -1,7 +1,8 @@
-import { Duration, Stack } from 'aws-cdk-lib';
+import { Annotations, Duration, Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
+import { DESTINATION_RETRY_CAP, esmRetryLimits } from '../config/esmRetries.ts';
 import { type KafkaSource, MSK_CLUSTER_ARN, type RouteConfig, type SchemaRegistry } from '../config/schema.ts';
 
 /** The MSK IAM-auth resource ARNs derived from a cluster ARN. */
@@ -170,16 +171,33 @@ export class KafkaEventSource extends Construct {
         pollerGroupName: provisioned.pollerGroupName,
       },
       reportBatchItemFailures: es.reportBatchItemFailures || undefined,
-      retryAttempts: es.retryAttempts,
-      // -1 means "no limit", which is what leaving it unset gives.
-      maxRecordAge:
-        es.maxRecordAgeSeconds !== undefined && es.maxRecordAgeSeconds >= 0
-          ? Duration.seconds(es.maxRecordAgeSeconds)
-          : undefined,
       bisectBatchOnError: es.bisectOnError,
       schemaRegistryConfig: es.schemaRegistry && this.#schemaRegistry(es.schemaRegistry),
+      // EventCount and KafkaMetrics for the dashboard; ErrorCount is the only signal of a mapping that cannot poll.
+      metricsConfig: {
+        metrics: [lambda.MetricType.EVENT_COUNT, lambda.MetricType.ERROR_COUNT, lambda.MetricType.KAFKA_METRICS],
+      },
     });
+    this.#setRetryLimits(route);
     this.#grantSourceAccess(props);
+  }
+
+  /**
+   * Provisioned mode always states both limits, so an unset value never turns into Lambda's cap of 10 retries
+   * (the config rule esm-retries-outlast-runtime checks the pair). The L2 cannot express a record age of -1.
+   */
+  #setRetryLimits(route: RouteConfig): void {
+    const limits = esmRetryLimits(route);
+    if (route.mode !== 'on-demand') {
+      const cfn = this.mapping.node.defaultChild as lambda.CfnEventSourceMapping;
+      cfn.maximumRetryAttempts = limits.retryAttempts;
+      cfn.maximumRecordAgeInSeconds = limits.maxRecordAgeSeconds;
+    } else if (limits.destination) {
+      Annotations.of(this).addWarningV2(
+        'kafka-lambda-bridge:on-demand-destination',
+        `route "${route.name}": an on-demand mapping cannot set retry limits, and with an on-failure destination Lambda may skip a failing batch after ${DESTINATION_RETRY_CAP} retries, sending only its metadata; use onFailure "none", or provisioned mode with eventSource.retryAttempts`,
+      );
+    }
   }
 
   #accessConfigurations(source: KafkaSource): lambda.SourceAccessConfiguration[] | undefined {

@@ -64,7 +64,7 @@ describe('the config schema accepts', () => {
       batchSize: 100,
       startingPosition: 'TRIM_HORIZON',
       mode: 'on-demand',
-      eventSource: { reportBatchItemFailures: false, onFailure: 'sqs', filters: [] },
+      eventSource: { reportBatchItemFailures: false, onFailure: 'none', filters: [] },
       retry: { maxAttempts: 5 },
       memoryMb: 512,
       timeoutSeconds: 60,
@@ -132,6 +132,39 @@ type InvalidCase = {
 
 /** One row per rule: the config breaks exactly that rule, and the message names the route and the rule. */
 const INVALID: Record<string, InvalidCase> = {
+  'an on-failure destination with infinite ESM retries (Lambda caps them at 10)': {
+    rule: Rule.esmRetries,
+    config: withOrders({ mode: provisioned, eventSource: { onFailure: 'sqs' } }),
+    path: 'routes[0].eventSource.retryAttempts',
+    route: 'orders',
+  },
+  'ESM retries below the runtime attempts': {
+    rule: Rule.esmRetries,
+    config: withOrders({
+      mode: provisioned,
+      retry: { maxAttempts: 5 },
+      eventSource: { onFailure: 'sqs', retryAttempts: 4 },
+    }),
+    path: 'routes[0].eventSource.retryAttempts',
+    route: 'orders',
+  },
+  'an ESM record age below the runtime record age plus two timeouts': {
+    rule: Rule.esmRetries,
+    config: withOrders({
+      mode: provisioned,
+      timeoutSeconds: 60,
+      retry: { maxRecordAgeSeconds: 3600 },
+      eventSource: { onFailure: 'sqs', retryAttempts: 100, maxRecordAgeSeconds: 3700 },
+    }),
+    path: 'routes[0].eventSource.maxRecordAgeSeconds',
+    route: 'orders',
+  },
+  'a finite ESM retry limit without a destination (skipped batches vanish)': {
+    rule: Rule.esmRetries,
+    config: withOrders({ mode: provisioned, eventSource: { retryAttempts: 100 } }),
+    path: 'routes[0].eventSource.retryAttempts',
+    route: 'orders',
+  },
   'ESM retryAttempts in on-demand mode': {
     rule: Rule.provisionedOnly,
     config: withOrders({ eventSource: { retryAttempts: 3 } }),

@@ -1,5 +1,5 @@
 import { CfnResource, type Stack } from 'aws-cdk-lib';
-import { Match, type Template } from 'aws-cdk-lib/assertions';
+import { Annotations, Match, type Template } from 'aws-cdk-lib/assertions';
 import { RouteSettings } from '../../functions/runtime/settings.ts';
 import { loadBridgeConfig } from '../../infra/config/load.ts';
 import type { BridgeConfig, BridgeConfigInput } from '../../infra/config/schema.ts';
@@ -62,17 +62,16 @@ describe('the default config (infra/bridge.config.ts), bundled with esbuild', ()
         StartingPosition: route.startingPosition,
         // The stage is in the default group id: dev and prod on one cluster never split the partitions.
         AmazonManagedKafkaEventSourceConfig: { ConsumerGroupId: `kafka-lambda-bridge-dev-${route.name}` },
-        // Invocation-level failures (timeouts, crashes) go to the route's own on-failure queue.
-        DestinationConfig: {
-          OnFailure: {
-            Destination: { 'Fn::GetAtt': [id(`${constructId(route.name)}Route/FailedInvocations`), 'Arn'] },
-          },
-        },
+        // No on-failure destination by default: with one, Lambda would skip a failing batch after 10 retries.
+        DestinationConfig: Match.absent(),
         // IAM auth: no SASL/mTLS secret, and on-demand mode: no ESM retry options.
         SourceAccessConfigurations: Match.absent(),
         ProvisionedPollerConfig: Match.absent(),
         MaximumRetryAttempts: Match.absent(),
+        MaximumRecordAgeInSeconds: Match.absent(),
         FunctionResponseTypes: Match.absent(),
+        // The only signal of a mapping that cannot poll is its own ErrorCount metrics.
+        MetricsConfig: { Metrics: ['EventCount', 'ErrorCount', 'KafkaMetrics'] },
       });
     }
   });
@@ -227,7 +226,8 @@ describe('the default config (infra/bridge.config.ts), bundled with esbuild', ()
 
   test('queues: SSE and a policy that denies requests without TLS', () => {
     const queues = resources(template, 'AWS::SQS::Queue');
-    expect(queues).toHaveLength(config.routes.length * 2);
+    // One dead-letter queue per route; no on-failure queue by default.
+    expect(queues).toHaveLength(config.routes.length);
     for (const [queueId, queue] of queues) {
       expect(queue.Properties.SqsManagedSseEnabled).toBe(true);
       template.hasResourceProperties('AWS::SQS::QueuePolicy', {
@@ -246,9 +246,9 @@ describe('the default config (infra/bridge.config.ts), bundled with esbuild', ()
     }
   });
 
-  test('alarms: nine per route on the agreed metrics, all notifying the encrypted SNS topic', () => {
+  test('alarms: ten per route on the agreed metrics, all notifying the encrypted SNS topic', () => {
     const alarms = resources(template, 'AWS::CloudWatch::Alarm').map(([, a]) => a.Properties);
-    expect(alarms).toHaveLength(9 * config.routes.length);
+    expect(alarms).toHaveLength(10 * config.routes.length);
     const topicId = id('Alarms/Topic');
     for (const alarm of alarms) {
       expect(alarm.AlarmActions).toEqual([{ Ref: topicId }]);
@@ -256,8 +256,12 @@ describe('the default config (infra/bridge.config.ts), bundled with esbuild', ()
     }
     for (const route of config.routes) {
       const mine = alarms.filter((a) => String(a.AlarmName).startsWith(`kafka-lambda-bridge-dev-${route.name}-`));
-      expect(mine).toHaveLength(9);
+      expect(mine).toHaveLength(10);
       const [fnId] = functionOf(template, route.name);
+      const [mappingId] = resources(template, 'AWS::Lambda::EventSourceMapping').find(
+        ([, m]) => (m.Properties.FunctionName as { Ref: string }).Ref === fnId,
+      ) as [string, unknown];
+      const byMapping = [{ Name: 'EventSourceMappingUUID', Value: { Ref: mappingId } }];
       const metric = (name: string) => mine.find((a) => a.MetricName === name);
       expect(metric('OffsetLag')).toMatchObject({
         Namespace: 'AWS/Lambda',
@@ -278,12 +282,29 @@ describe('the default config (infra/bridge.config.ts), bundled with esbuild', ()
         Threshold: 0,
         ComparisonOperator: 'GreaterThanThreshold',
       });
-      expect(mine.filter((a) => a.MetricName === 'ApproximateNumberOfMessagesVisible')).toHaveLength(2);
+      expect(mine.filter((a) => a.MetricName === 'ApproximateNumberOfMessagesVisible')).toHaveLength(1);
       expect(metric('ApproximateAgeOfOldestMessage')).toMatchObject({ Threshold: 3600 });
-      const throttles = mine.find((a) => Array.isArray(a.Metrics)) as {
-        Metrics: Array<{ MetricStat?: { Metric: { MetricName: string } } }>;
+      expect(metric('DroppedEventCount')).toMatchObject({
+        Namespace: 'AWS/Lambda',
+        Dimensions: byMapping,
+        Statistic: 'Sum',
+        Threshold: 0,
+      });
+      type MathAlarm = { AlarmName: string; Metrics: Array<{ MetricStat?: { Metric: Record<string, unknown> } }> };
+      const math = (kind: string) => {
+        const alarm = mine.find((a) => String(a.AlarmName).includes(`-${kind}-`)) as MathAlarm;
+        return alarm.Metrics.flatMap((m) => (m.MetricStat ? [m.MetricStat.Metric] : []));
       };
-      const throttleMetrics = throttles.Metrics.flatMap((m) => (m.MetricStat ? [m.MetricStat.Metric.MetricName] : []));
+      // A mapping that cannot poll, commit or deliver alarms on its own error counts, missing data being none.
+      const esmErrors = math('EventSourceErrors');
+      expect(esmErrors.map((m) => m.MetricName).sort()).toEqual([
+        'CommitErrorCount',
+        'OnFailureDestinationDeliveryErrorCount',
+        'PollingErrorCount',
+        'SchemaRegistryErrorCount',
+      ]);
+      for (const m of esmErrors) expect(m).toMatchObject({ Namespace: 'AWS/Lambda', Dimensions: byMapping });
+      const throttleMetrics = math('TableThrottles').map((m) => m.MetricName);
       // The idempotency table plus the route's own tables, reads and writes.
       expect(throttleMetrics).toHaveLength(2 * (1 + route.tables.length));
       expect(new Set(throttleMetrics)).toEqual(new Set(['ReadThrottleEvents', 'WriteThrottleEvents']));
@@ -393,6 +414,60 @@ describe('production and options', () => {
   test('config.retainData overrides the stage', () => {
     const { template } = synthBridge({ ...baseConfig(), retainData: true }, { stage: 'dev' });
     template.allResourcesProperties('AWS::DynamoDB::Table', { DeletionProtectionEnabled: true });
+  });
+
+  const withOrders = (change: Record<string, unknown>): BridgeConfigInput => {
+    const config = baseConfig();
+    config.routes = (config.routes ?? []).map((route, i) => (i === 0 ? { ...route, ...change } : route));
+    return config;
+  };
+  const ordersMapping = (template: Template) =>
+    (
+      resources(template, 'AWS::Lambda::EventSourceMapping').find(
+        ([, m]) => (m.Properties.Topics as string[])[0] === 'orders',
+      ) as [string, Resource]
+    )[1].Properties;
+  const PROVISIONED = { provisioned: { minPollers: 1, maxPollers: 4 } };
+
+  test('provisioned mode always states both ESM retry limits: -1 without a destination, so nothing is skipped', () => {
+    const bare = ordersMapping(synthBridge(withOrders({ mode: PROVISIONED })).template);
+    expect(bare).toMatchObject({ MaximumRetryAttempts: -1, MaximumRecordAgeInSeconds: -1 });
+    expect(bare.DestinationConfig).toBeUndefined();
+    const withQueue = ordersMapping(
+      synthBridge(
+        withOrders({
+          mode: PROVISIONED,
+          retry: { maxAttempts: 5, maxRecordAgeSeconds: 3600 },
+          eventSource: { onFailure: 'sqs', retryAttempts: 1000, maxRecordAgeSeconds: 7200 },
+        }),
+      ).template,
+    );
+    expect(withQueue).toMatchObject({
+      MaximumRetryAttempts: 1000,
+      MaximumRecordAgeInSeconds: 7200,
+      DestinationConfig: { OnFailure: { Destination: expect.anything() } },
+    });
+  });
+
+  test('an on-demand route with an on-failure destination synthesizes with a warning about the 10-retry cap', () => {
+    const { stack } = synthBridge(withOrders({ eventSource: { onFailure: 'sqs' } }));
+    const warnings = Annotations.fromStack(stack).findWarning('*', Match.stringLikeRegexp('after 10 retries'));
+    expect(warnings).toHaveLength(1);
+    expect(JSON.stringify(warnings[0]?.entry.data)).toContain('route \\"orders\\"');
+  });
+
+  test('alarms.minInvocations adds an alarm that treats missing Invocations as breaching', () => {
+    const { template } = synthBridge(withOrders({ alarms: { minInvocations: 3 } }));
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      AlarmName: Match.stringLikeRegexp('-orders-MissingInvocations-Critical$'),
+      MetricName: 'Invocations',
+      Namespace: 'AWS/Lambda',
+      Statistic: 'Sum',
+      Threshold: 3,
+      ComparisonOperator: 'LessThanThreshold',
+      TreatMissingData: 'breaching',
+      EvaluationPeriods: 3,
+    });
   });
 
   test('an alarm e-mail subscribes to the alarm topic', () => {

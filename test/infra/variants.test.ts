@@ -51,8 +51,8 @@ describe('a provisioned-mode route with partial batch responses and ESM retries'
       MaximumBatchingWindowInSeconds: 5,
       ProvisionedPollerConfig: { MinimumPollers: 2, MaximumPollers: 10 },
       FunctionResponseTypes: ['ReportBatchItemFailures'],
-      MaximumRetryAttempts: 3,
-      MaximumRecordAgeInSeconds: 3600,
+      MaximumRetryAttempts: 1000,
+      MaximumRecordAgeInSeconds: 7200,
       BisectBatchOnFunctionError: true,
     });
     // The on-demand route keeps none of them.
@@ -170,10 +170,10 @@ describe('on-failure destinations and other ESM options', () => {
     const write = policyStatements(template).filter((s) => actionsOf(s).includes('kafka-cluster:WriteData'));
     expect(write).toHaveLength(1);
     expect(write[0]?.Resource).toBe(`arn:aws:kafka:eu-west-1:111122223333:topic/${CLUSTER_PATH}/orders-dlt`);
-    // No SQS on-failure queue for this route, so one fewer alarm.
+    // No SQS on-failure queue for this route, so no FailedInvocations alarm.
     const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')).filter((a) =>
       String((a as { Properties: { AlarmName: string } }).Properties.AlarmName).includes('-orders-'),
     );
-    expect(alarms).toHaveLength(8);
+    expect(alarms).toHaveLength(10);
   });
 });

@@ -33,8 +33,14 @@ export const VARIANTS = {
     mode: PROVISIONED,
     batchSize: 1000,
     maxBatchingWindowSeconds: 5,
-    eventSource: { reportBatchItemFailures: true, retryAttempts: 3, maxRecordAgeSeconds: 3600, bisectOnError: true },
-    retry: { maxAttempts: 3, baseDelayMs: 50, maxDelayMs: 1000 },
+    eventSource: {
+      reportBatchItemFailures: true,
+      onFailure: 'sqs',
+      retryAttempts: 1000,
+      maxRecordAgeSeconds: 7200,
+      bisectOnError: true,
+    },
+    retry: { maxAttempts: 3, baseDelayMs: 50, maxDelayMs: 1000, maxRecordAgeSeconds: 3600 },
     partitionConcurrency: 8,
   }),
   /** MSK with mTLS, which the ManagedKafkaEventSource L2 cannot express. */
@@ -60,6 +66,7 @@ export const VARIANTS = {
     mode: PROVISIONED,
     eventSource: {
       onFailure: { kafkaTopic: 'orders-dlt' },
+      retryAttempts: 10_000,
       schemaRegistry: {
         kind: 'glue',
         registryArn: 'arn:aws:glue:eu-west-1:111122223333:registry/events',

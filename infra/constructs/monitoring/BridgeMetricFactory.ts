@@ -8,6 +8,32 @@ import { MetricName } from '../../../functions/runtime/metrics.ts';
 /** The EMF metric names the runtime publishes (DESIGN §8), re-exported for the infra. */
 export { MetricName };
 
+/** Event source mapping metrics for Kafka, by `MetricsConfig` group (monitoring-metrics-types). */
+export const EsmMetricName = {
+  PolledEventCount: 'PolledEventCount',
+  FilteredOutEventCount: 'FilteredOutEventCount',
+  InvokedEventCount: 'InvokedEventCount',
+  FailedInvokeEventCount: 'FailedInvokeEventCount',
+  DroppedEventCount: 'DroppedEventCount',
+  OnFailureDestinationDeliveredEventCount: 'OnFailureDestinationDeliveredEventCount',
+  CommittedEventCount: 'CommittedEventCount',
+  PollingErrorCount: 'PollingErrorCount',
+  InvokeErrorCount: 'InvokeErrorCount',
+  CommitErrorCount: 'CommitErrorCount',
+  SchemaRegistryErrorCount: 'SchemaRegistryErrorCount',
+  OnFailureDestinationDeliveryErrorCount: 'OnFailureDestinationDeliveryErrorCount',
+  MaxOffsetLag: 'MaxOffsetLag',
+} as const;
+export type EsmMetricName = (typeof EsmMetricName)[keyof typeof EsmMetricName];
+
+/** The `ErrorCount` group but InvokeErrorCount, which the function's own Errors alarm already covers. */
+const ESM_ERROR_METRICS: readonly EsmMetricName[] = [
+  EsmMetricName.PollingErrorCount,
+  EsmMetricName.CommitErrorCount,
+  EsmMetricName.SchemaRegistryErrorCount,
+  EsmMetricName.OnFailureDestinationDeliveryErrorCount,
+];
+
 /** The one dimension the runtime's metrics carry: no per-partition dimensions (cardinality). */
 export const ROUTE_DIMENSION = 'Route';
 
@@ -75,6 +101,40 @@ export class BridgeMetricFactory {
 
   duration(fn: lambda.IFunction, statistic: string): cloudwatch.Metric {
     return fn.metricDuration({ statistic, period: this.period, label: `Duration ${statistic}` });
+  }
+
+  invocations(fn: lambda.IFunction): cloudwatch.Metric {
+    return fn.metricInvocations({ statistic: cloudwatch.Stats.SUM, period: this.period, label: 'Invocations' });
+  }
+
+  /**
+   * A metric of the event source mapping itself (its `MetricsConfig`), in AWS/Lambda by `EventSourceMappingUUID`
+   * (monitoring-metrics-types). Error counts are emitted only when an error happens: no data means none.
+   */
+  eventSourceMapping(mapping: lambda.IEventSourceMapping, name: EsmMetricName, label?: string): cloudwatch.Metric {
+    return new cloudwatch.Metric({
+      namespace: 'AWS/Lambda',
+      metricName: name,
+      dimensionsMap: { EventSourceMappingUUID: mapping.eventSourceMappingId },
+      statistic: cloudwatch.Stats.SUM,
+      period: this.period,
+      label: label ?? name,
+    });
+  }
+
+  /** The mapping's own failures to poll, commit, reach the schema registry or deliver to its destination, summed. */
+  eventSourceErrors(mapping: lambda.IEventSourceMapping): cloudwatch.MathExpression {
+    const usingMetrics = Object.fromEntries(
+      ESM_ERROR_METRICS.map((name, i) => [`e${i}`, this.eventSourceMapping(mapping, name)]),
+    );
+    return new cloudwatch.MathExpression({
+      expression: Object.keys(usingMetrics)
+        .map((id) => `FILL(${id}, 0)`)
+        .join(' + '),
+      usingMetrics,
+      period: this.period,
+      label: 'ESM errors',
+    });
   }
 
   queueVisible(queue: sqs.IQueue, label: string): cloudwatch.Metric {

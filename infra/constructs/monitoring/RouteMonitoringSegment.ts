@@ -4,7 +4,7 @@ import { Construct } from 'constructs';
 import type { AlarmThresholds } from '../../config/schema.ts';
 import type { BridgeRoute } from '../BridgeRoute.ts';
 import type { BridgeAlarmFactory } from './BridgeAlarmFactory.ts';
-import { type BridgeMetricFactory, MetricName } from './BridgeMetricFactory.ts';
+import { type BridgeMetricFactory, EsmMetricName, MetricName } from './BridgeMetricFactory.ts';
 
 export interface RouteMonitoringSegmentProps {
   readonly route: BridgeRoute;
@@ -33,6 +33,7 @@ export class RouteMonitoringSegment extends Construct {
     const name = route.route.name;
     this.routeName = name;
     const fn = route.function;
+    const mapping = route.eventSource.mapping;
     const timeoutMs = route.route.timeoutSeconds * 1000;
     const add = props.alarms.addAlarms.bind(props.alarms, this, name);
 
@@ -85,6 +86,33 @@ export class RouteMonitoringSegment extends Construct {
         { Warning: { threshold: 0 } },
         'DynamoDB throttled requests on the idempotency or route tables',
       ),
+      ...add(
+        'EventSourceErrors',
+        metrics.eventSourceErrors(mapping),
+        { Critical: { threshold: 0 } },
+        'the event source mapping failed to poll, commit, reach the schema registry or deliver to its on-failure destination (auth, KMS, network); see its PollingErrorCount',
+      ),
+      ...add(
+        'RecordsDropped',
+        metrics.eventSourceMapping(mapping, EsmMetricName.DroppedEventCount),
+        { Critical: { threshold: 0 } },
+        'the event source mapping skipped records past its retry or age limit without delivering them anywhere',
+      ),
+      ...(thresholds.minInvocations !== undefined
+        ? add(
+            'MissingInvocations',
+            metrics.invocations(fn),
+            {
+              Critical: {
+                threshold: thresholds.minInvocations,
+                comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+                evaluationPeriods: 3,
+                treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+              },
+            },
+            `fewer than ${thresholds.minInvocations} invocations per period, or none at all: the mapping may be unable to poll`,
+          )
+        : []),
       ...(route.failureQueue
         ? add(
             'FailedInvocations',
@@ -145,7 +173,20 @@ export class RouteMonitoringSegment extends Construct {
       graph('Offset lag', [metrics.offsetLag(fn)], {
         leftAnnotations: [{ value: thresholds.offsetLag, label: 'alarm', color: cloudwatch.Color.ORANGE }],
       }),
-      graph('Errors and throttles', [metrics.errors(fn), metrics.throttles(fn)]),
+      graph('Errors and throttles', [metrics.errors(fn), metrics.throttles(fn)], {
+        right: [metrics.eventSourceErrors(route.eventSource.mapping)],
+      }),
+      graph('Event source mapping', [
+        metrics.eventSourceMapping(route.eventSource.mapping, EsmMetricName.PolledEventCount, 'polled'),
+        metrics.eventSourceMapping(route.eventSource.mapping, EsmMetricName.FilteredOutEventCount, 'filtered out'),
+        metrics.eventSourceMapping(route.eventSource.mapping, EsmMetricName.InvokedEventCount, 'invoked'),
+        metrics.eventSourceMapping(route.eventSource.mapping, EsmMetricName.DroppedEventCount, 'dropped'),
+        metrics.eventSourceMapping(
+          route.eventSource.mapping,
+          EsmMetricName.OnFailureDestinationDeliveredEventCount,
+          'to on-failure destination',
+        ),
+      ]),
       graph('Duration (ms)', [metrics.duration(fn, 'p50'), metrics.duration(fn, 'p99')], {
         leftAnnotations: [{ value: route.route.timeoutSeconds * 1000, label: 'timeout', color: cloudwatch.Color.RED }],
       }),
