@@ -16,6 +16,8 @@ export type BridgeAppOptions = {
   /** Run cdk-nag AwsSolutions checks at synth. @default true */
   readonly nag?: boolean;
   readonly env?: Readonly<Record<string, string | undefined>>;
+  /** Routes to deploy without their event source mapping (`-c detachEventSource`, see replacements.ts). */
+  readonly detachedRoutes?: readonly string[];
 };
 
 export const resolveStage = (app: App, options: BridgeAppOptions = {}): string => {
@@ -39,6 +41,7 @@ export const addBridge = (app: App, config: BridgeConfig, options: BridgeAppOpti
   const stack = new BridgeStack(app, `${config.name}-${stage}`, {
     config,
     stage,
+    ...(options.detachedRoutes && { detachedRoutes: options.detachedRoutes }),
     retainData: config.retainData ?? production,
     // An MSK event source mapping must live in the cluster's region.
     env: { account: env.CDK_DEFAULT_ACCOUNT, region: mskRegion ?? env.CDK_DEFAULT_REGION },

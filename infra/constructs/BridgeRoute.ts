@@ -28,6 +28,8 @@ export interface BridgeRouteProps {
   /** Keep queues, buckets and logs when the stack goes. */
   readonly retain: boolean;
   readonly logRetention: logs.RetentionDays;
+  /** Deploy the route without its event source mapping (see infra/replacements.ts). */
+  readonly detached?: boolean;
 }
 
 /** An S3 on-failure destination granting only what Lambda documents: PutObject and ListBucket. */
@@ -74,7 +76,8 @@ export class BridgeRoute extends Construct {
   readonly deadLetterQueue: sqs.Queue;
   /** Set when the on-failure destination is an SQS queue. */
   readonly failureQueue?: sqs.Queue;
-  readonly eventSource: KafkaEventSource;
+  /** Absent while the route is detached. */
+  readonly eventSource?: KafkaEventSource;
   /** The side tables this route writes, by config name. */
   readonly tables: ReadonlyMap<string, dynamodb.ITable>;
 
@@ -120,6 +123,7 @@ export class BridgeRoute extends Construct {
 
     const { destination: onFailure, queue: failureQueue } = this.#onFailureDestination(route, props.retain);
     this.failureQueue = failureQueue;
+    if (props.detached) return;
     this.eventSource = new KafkaEventSource(this, 'EventSource', {
       target: this.function,
       source: config.source,

@@ -20,6 +20,8 @@ export interface BridgeStackProps extends StackProps {
   readonly retainData: boolean;
   /** The deployment stage (`-c stage`); part of each route's default consumer group id. */
   readonly stage: string;
+  /** Routes deployed without their event source mapping: step 1 of a change the mapping cannot take in place. */
+  readonly detachedRoutes?: readonly string[];
 }
 
 /** PascalCase construct id from a kebab-case config name. */
@@ -73,6 +75,7 @@ export class BridgeStack extends Stack {
           tables,
           retain: retainData,
           logRetention,
+          detached: props.detachedRoutes?.includes(route.name) ?? false,
         }),
     );
 

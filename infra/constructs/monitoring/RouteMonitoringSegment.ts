@@ -33,7 +33,7 @@ export class RouteMonitoringSegment extends Construct {
     const name = route.route.name;
     this.routeName = name;
     const fn = route.function;
-    const mapping = route.eventSource.mapping;
+    const mapping = route.eventSource?.mapping;
     const timeoutMs = route.route.timeoutSeconds * 1000;
     const add = props.alarms.addAlarms.bind(props.alarms, this, name);
 
@@ -86,18 +86,22 @@ export class RouteMonitoringSegment extends Construct {
         { Warning: { threshold: 0 } },
         'DynamoDB throttled requests on the idempotency or route tables',
       ),
-      ...add(
-        'EventSourceErrors',
-        metrics.eventSourceErrors(mapping),
-        { Critical: { threshold: 0 } },
-        'the event source mapping failed to poll, commit, reach the schema registry or deliver to its on-failure destination (auth, KMS, network); see its PollingErrorCount',
-      ),
-      ...add(
-        'RecordsDropped',
-        metrics.eventSourceMapping(mapping, EsmMetricName.DroppedEventCount),
-        { Critical: { threshold: 0 } },
-        'the event source mapping skipped records past its retry or age limit without delivering them anywhere',
-      ),
+      ...(mapping
+        ? [
+            ...add(
+              'EventSourceErrors',
+              metrics.eventSourceErrors(mapping),
+              { Critical: { threshold: 0 } },
+              'the event source mapping failed to poll, commit, reach the schema registry or deliver to its on-failure destination (auth, KMS, network); see its PollingErrorCount',
+            ),
+            ...add(
+              'RecordsDropped',
+              metrics.eventSourceMapping(mapping, EsmMetricName.DroppedEventCount),
+              { Critical: { threshold: 0 } },
+              'the event source mapping skipped records past its retry or age limit without delivering them anywhere',
+            ),
+          ]
+        : []),
       ...(thresholds.minInvocations !== undefined
         ? add(
             'MissingInvocations',
@@ -150,6 +154,7 @@ export class RouteMonitoringSegment extends Construct {
     const { route, metrics, thresholds } = this.#props;
     const name = route.route.name;
     const fn = route.function;
+    const mapping = route.eventSource?.mapping;
     const graph = (title: string, left: cloudwatch.IMetric[], extra: Partial<cloudwatch.GraphWidgetProps> = {}) =>
       new cloudwatch.GraphWidget({ title, left, width: WIDGET_WIDTH, height: WIDGET_HEIGHT, ...extra });
     const deadLetterLeft = [metrics.queueVisible(route.deadLetterQueue, 'DLQ visible')];
@@ -174,19 +179,23 @@ export class RouteMonitoringSegment extends Construct {
         leftAnnotations: [{ value: thresholds.offsetLag, label: 'alarm', color: cloudwatch.Color.ORANGE }],
       }),
       graph('Errors and throttles', [metrics.errors(fn), metrics.throttles(fn)], {
-        right: [metrics.eventSourceErrors(route.eventSource.mapping)],
+        ...(mapping && { right: [metrics.eventSourceErrors(mapping)] }),
       }),
-      graph('Event source mapping', [
-        metrics.eventSourceMapping(route.eventSource.mapping, EsmMetricName.PolledEventCount, 'polled'),
-        metrics.eventSourceMapping(route.eventSource.mapping, EsmMetricName.FilteredOutEventCount, 'filtered out'),
-        metrics.eventSourceMapping(route.eventSource.mapping, EsmMetricName.InvokedEventCount, 'invoked'),
-        metrics.eventSourceMapping(route.eventSource.mapping, EsmMetricName.DroppedEventCount, 'dropped'),
-        metrics.eventSourceMapping(
-          route.eventSource.mapping,
-          EsmMetricName.OnFailureDestinationDeliveredEventCount,
-          'to on-failure destination',
-        ),
-      ]),
+      ...(mapping
+        ? [
+            graph('Event source mapping', [
+              metrics.eventSourceMapping(mapping, EsmMetricName.PolledEventCount, 'polled'),
+              metrics.eventSourceMapping(mapping, EsmMetricName.FilteredOutEventCount, 'filtered out'),
+              metrics.eventSourceMapping(mapping, EsmMetricName.InvokedEventCount, 'invoked'),
+              metrics.eventSourceMapping(mapping, EsmMetricName.DroppedEventCount, 'dropped'),
+              metrics.eventSourceMapping(
+                mapping,
+                EsmMetricName.OnFailureDestinationDeliveredEventCount,
+                'to on-failure destination',
+              ),
+            ]),
+          ]
+        : []),
       graph('Duration (ms)', [metrics.duration(fn, 'p50'), metrics.duration(fn, 'p99')], {
         leftAnnotations: [{ value: route.route.timeoutSeconds * 1000, label: 'timeout', color: cloudwatch.Color.RED }],
       }),
