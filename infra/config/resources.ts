@@ -37,6 +37,8 @@ export type LocalResourceNames = {
   readonly idempotencyTable: string;
   /** Route name → dead-letter queue name. */
   readonly deadLetterQueues: Readonly<Record<string, string>>;
+  /** Route name → the queue standing in for the ESM's on-failure destination, for routes that have one. */
+  readonly onFailureQueues: Readonly<Record<string, string>>;
   /** Side table name → table name. */
   readonly tables: Readonly<Record<string, string>>;
   /** Route name → consumer group id (the same one the ESM uses). */
@@ -46,6 +48,11 @@ export type LocalResourceNames = {
 export const localResourceNames = (config: BridgeConfig): LocalResourceNames => ({
   idempotencyTable: `${config.name}-idempotency`,
   deadLetterQueues: Object.fromEntries(config.routes.map((r) => [r.name, `${config.name}-${r.name}-dlq`])),
+  onFailureQueues: Object.fromEntries(
+    config.routes
+      .filter((r) => r.eventSource.onFailure !== 'none')
+      .map((r) => [r.name, `${config.name}-${r.name}-on-failure`]),
+  ),
   tables: Object.fromEntries(config.routes.flatMap((r) => r.tables.map((t) => [t.name, `${config.name}-${t.name}`]))),
   consumerGroups: Object.fromEntries(config.routes.map((r) => [r.name, consumerGroupIdOf(config, r)])),
 });

@@ -25,6 +25,13 @@ export type BridgeOptions = {
   readonly windowMs?: number;
   readonly backoffBaseMs?: number;
   readonly backoffMaxMs?: number;
+  /** ESM pollers per route (default: the route's minPollers in provisioned mode, else 1). */
+  readonly pollers?: number;
+  /**
+   * Join a route's explicit `consumerGroupId` (the group its deployed mapping uses) on brokers that are not local.
+   * Off by default: the bridge would take partitions, and commit offsets, away from production.
+   */
+  readonly allowProductionGroup?: boolean;
   readonly handlerOutput?: HandlerOutput;
   /** Progress tick (default every 5 s); lag is refreshed before each. */
   readonly progressIntervalMs?: number;
@@ -45,11 +52,39 @@ export type BridgeHandle = {
 export const handlerLogPath = (config: BridgeConfig, route: string, dir = localPaths().logs): string =>
   path.join(dir, `bridge-${config.name}-${route}.log`);
 
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|localhost|\[?::1\]?)$/;
+/** A broker address ("host:port", "[::1]:9092") on this machine. */
+export const isLocalBroker = (broker: string): boolean => LOOPBACK.test(broker.replace(/:\d+$/, ''));
+
+/**
+ * A route with an explicit `consumerGroupId` uses that group in every stage, so a bridge joining it on a shared
+ * cluster would split the partitions with the deployed mapping and commit offsets in its name. The default group of
+ * the local tools (`<config>-<route>`) carries no stage and is never a deployed one.
+ */
+const refuseProductionGroups = (
+  config: BridgeConfig,
+  routes: readonly string[],
+  brokers: readonly string[],
+  allowed: boolean,
+): void => {
+  const remote = brokers.filter((b) => !isLocalBroker(b));
+  if (allowed || remote.length === 0) return;
+  const shared = config.routes.filter((r) => routes.includes(r.name) && r.consumerGroupId !== undefined);
+  if (shared.length === 0) return;
+  throw new Error(
+    `refusing to join ${shared.map((r) => `route "${r.name}"'s consumer group "${r.consumerGroupId}"`).join(', ')} on ` +
+      `${remote.join(',')}: that is the group its deployed event source mapping consumes in, and the bridge would take ` +
+      'partitions and commit offsets away from it. Use a config without consumerGroupId for local runs, or pass ' +
+      '--allow-production-group if that is really what you want.',
+  );
+};
+
 export const startBridge = async (options: BridgeOptions): Promise<BridgeHandle> => {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const { config } = options;
   const names = options.routes && options.routes.length > 0 ? [...options.routes] : config.routes.map((r) => r.name);
   for (const name of names) findRoute(config, name);
+  refuseProductionGroups(config, names, options.brokers, options.allowProductionGroup ?? false);
   const resources = await ensureLocalResources(config, {
     routes: names,
     topics: options.createTopics ?? true,
@@ -77,6 +112,8 @@ export const startBridge = async (options: BridgeOptions): Promise<BridgeHandle>
       environment: resource.environment,
       brokers: options.brokers,
       source,
+      ...(resource.onFailureQueueUrl && { onFailureQueueUrl: resource.onFailureQueueUrl }),
+      ...(options.pollers !== undefined && { pollers: options.pollers }),
       ...(options.windowMs !== undefined && { windowMs: options.windowMs }),
       ...(options.backoffBaseMs !== undefined && { backoffBaseMs: options.backoffBaseMs }),
       ...(options.backoffMaxMs !== undefined && { backoffMaxMs: options.backoffMaxMs }),

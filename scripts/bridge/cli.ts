@@ -32,6 +32,15 @@ const program = new Command()
     'file',
   )
   .option(
+    '--pollers <n>',
+    'ESM pollers per route (default: minPollers in provisioned mode, else 1)',
+    numberArg('--pollers', { min: 1, integer: true }),
+  )
+  .option(
+    '--allow-production-group',
+    "join a route's explicit consumerGroupId on brokers that are not local (it is the deployed mapping's group)",
+  )
+  .option(
     '--no-create',
     "do not create missing topics (tables and queues are always ensured: their names make the routes' environment)",
   )
@@ -50,6 +59,8 @@ const main = async () => {
     grace?: number;
     handlerLogs: string;
     create: boolean;
+    pollers?: number;
+    allowProductionGroup?: boolean;
   }>();
   const handlerOutput: HandlerOutput =
     opts.handlerLogs === 'inherit'
@@ -73,6 +84,8 @@ const main = async () => {
     ...(opts.windowMs !== undefined && { windowMs: opts.windowMs }),
     backoffBaseMs: opts.backoffMs,
     backoffMaxMs: Math.max(opts.maxBackoffMs, opts.backoffMs),
+    ...(opts.pollers !== undefined && { pollers: opts.pollers }),
+    allowProductionGroup: opts.allowProductionGroup ?? false,
     handlerOutput,
     progressIntervalMs: opts.progressInterval * 1000,
     onProgress: (snapshots) => {

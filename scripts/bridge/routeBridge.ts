@@ -3,28 +3,37 @@
 // - It joins the route's consumer group (the ESM's own group id) and fetches itself, partition by partition, from
 //   positions it controls: after every (re)join it reads the group's committed offsets, so a fetch started before a
 //   rebalance can never move a position (fetch results carry the assignment epoch and stale ones are dropped).
-// - Records go through the batch scheduler; each ready batch becomes one Lambda-identical event, invoked in the
-//   route's worker (handlerHost.ts). At most one batch is in flight per partition; partitions run in parallel.
+// - Records go through the batch scheduler (batching.ts), shaped like the ESM: pollers that each own a share of the
+//   partitions and run one invocation at a time, events holding records of several partitions, the route's filters,
+//   and in provisioned mode the ESM's retry limit, record age and bisect. Each poller has its own worker
+//   (handlerHost.ts), like its own Lambda instance, so a timeout restarts only that one.
 // - The result decides the offsets (outcome.ts). Commits are queued, merged per partition and retried until they
 //   land or the partition is no longer ours. A failed batch is redelivered from memory after a backoff, which is
 //   the same as seeking back to the last committed offset: nothing after it was committed.
+// - A batch the ESM would give up on (retries exhausted, records too old, a record over 6 MB) goes, as the ESM's
+//   own metadata record (onFailureRecord.ts), to the local queue standing in for the route's on-failure
+//   destination, and is committed past; with no destination it is dropped, loudly, as the ESM drops it.
 // - A dead broker, a stalled group membership or a client error recreate the consumer after a backoff; the new
 //   member starts again from the committed offsets.
 import { randomUUID } from 'node:crypto';
+import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { MetricName } from '../../functions/runtime/metrics.ts';
 import type { BridgeConfig, RouteConfig } from '../../infra/config/index.ts';
-import { consumerGroupIdOf, isProvisioned, resolveHandlerEntry } from '../../infra/config/index.ts';
+import { consumerGroupIdOf, esmRetryLimits, isProvisioned, resolveHandlerEntry } from '../../infra/config/index.ts';
 import { createConsumer, type RawConsumer, type RawRecordBatch } from '../lib/kafka.ts';
 import {
   approximateRecordBytes,
   buildKafkaEvent,
   type EventSource,
+  type LambdaKafkaRecord,
   partitionId,
   recordsOfBatches,
 } from '../lib/kafkaEvents.ts';
 import { type Batch, BatchScheduler, DEFAULT_MAX_BATCH_BYTES } from './batching.ts';
+import { recordFilter } from './filters.ts';
 import { HandlerHost } from './handlerHost.ts';
-import { decideBatchOutcome } from './outcome.ts';
+import { type OnFailureCondition, onFailureRecord } from './onFailureRecord.ts';
+import { type BatchDecision, decideBatchOutcome } from './outcome.ts';
 import { emfMetrics, RouteStats } from './stats.ts';
 
 export type RouteBridgeOptions = {
@@ -34,6 +43,10 @@ export type RouteBridgeOptions = {
   readonly environment: Readonly<Record<string, string>>;
   readonly brokers: readonly string[];
   readonly source: EventSource;
+  /** The local queue standing in for the route's on-failure destination, if it has one. */
+  readonly onFailureQueueUrl?: string;
+  /** ESM pollers, each with one invocation in flight (default: the route's minPollers in provisioned mode, else 1). */
+  readonly pollers?: number;
   /** Overrides the route's maxBatchingWindowSeconds (the ESM default for Kafka is 500 ms). */
   readonly windowMs?: number;
   /** Redelivery backoff after a failed batch (default 500 ms doubling to 10 s). */
@@ -71,8 +84,11 @@ export class RouteBridge {
   readonly groupId: string;
   readonly #options: RouteBridgeOptions;
   readonly #scheduler: BatchScheduler;
-  readonly #host: HandlerHost;
+  /** One function instance per poller. */
+  readonly #hosts: HandlerHost[];
   readonly #partial: boolean;
+  readonly #passesFilters: ((record: LambdaKafkaRecord) => boolean) | undefined;
+  readonly #sqs = new SQSClient({});
   readonly #maxBuffered: number;
   readonly #clientId: string;
   #consumer: RawConsumer | undefined;
@@ -101,30 +117,54 @@ export class RouteBridge {
     this.#partial = isProvisioned(options.route) && options.route.eventSource.reportBatchItemFailures;
     this.#maxBuffered = options.maxBufferedPerPartition ?? Math.max(1_000, options.route.batchSize * 2);
     this.#clientId = `bridge-${options.route.name}-${process.pid}-${randomUUID().slice(0, 4)}`;
+    const route = options.route;
+    const limits = esmRetryLimits(route);
+    const pollers = options.pollers ?? (route.mode === 'on-demand' ? 1 : route.mode.provisioned.minPollers);
+    try {
+      this.#passesFilters = recordFilter(route.eventSource.filters);
+    } catch (error) {
+      throw new Error(`route "${route.name}": eventSource.${(error as Error).message}`);
+    }
     this.#scheduler = new BatchScheduler({
-      batchSize: options.route.batchSize,
+      batchSize: route.batchSize,
       windowMs:
         options.windowMs ??
-        (options.route.maxBatchingWindowSeconds === undefined ? 500 : options.route.maxBatchingWindowSeconds * 1000),
+        (route.maxBatchingWindowSeconds === undefined ? 500 : route.maxBatchingWindowSeconds * 1000),
       maxBatchBytes: DEFAULT_MAX_BATCH_BYTES,
       backoffBaseMs: options.backoffBaseMs ?? 500,
       backoffMaxMs: options.backoffMaxMs ?? 10_000,
-    });
-    this.#host = new HandlerHost({
-      handlerPath: resolveHandlerEntry(options.route),
-      functionName: `${options.config.name}-${options.route.name}`,
-      timeoutSeconds: options.route.timeoutSeconds,
-      memoryMb: options.route.memoryMb,
-      environment: options.environment,
-      log: options.log,
-      onOutput: (line) => {
-        const metrics = emfMetrics(line);
-        if (metrics) {
-          for (const [name, value] of metrics) if (!STANDARD_METRICS.has(name)) this.stats.addCustom(name, value);
-        }
-        options.onHandlerOutput?.(line);
+      pollers,
+      retry: {
+        ...(limits.effectiveRetries !== undefined && { retries: limits.effectiveRetries }),
+        ...(limits.effectiveMaxRecordAgeSeconds !== undefined && {
+          maxRecordAgeMs: limits.effectiveMaxRecordAgeSeconds * 1000,
+        }),
+        bisect: limits.bisectOnError,
       },
     });
+    this.#hosts = Array.from(
+      { length: pollers },
+      () =>
+        new HandlerHost({
+          handlerPath: resolveHandlerEntry(route),
+          functionName: this.functionName,
+          timeoutSeconds: route.timeoutSeconds,
+          memoryMb: route.memoryMb,
+          environment: options.environment,
+          log: options.log,
+          onOutput: (line) => {
+            const metrics = emfMetrics(line);
+            if (metrics) {
+              for (const [name, value] of metrics) if (!STANDARD_METRICS.has(name)) this.stats.addCustom(name, value);
+            }
+            options.onHandlerOutput?.(line);
+          },
+        }),
+    );
+  }
+
+  get functionName(): string {
+    return `${this.#options.config.name}-${this.route.name}`;
   }
 
   #log(line: string): void {
@@ -145,7 +185,7 @@ export class RouteBridge {
 
   /** Loads the handler, joins the group and starts consuming. */
   async start(): Promise<void> {
-    await this.#host.start();
+    await Promise.all(this.#hosts.map((host) => host.start()));
     this.#fetchLoop = this.#run();
   }
 
@@ -390,7 +430,10 @@ export class RouteBridge {
         const requestedAt = this.#positions.get(p);
         if (requestedAt === undefined || !part.records) continue;
         const fetched = recordsOfBatches(this.topic, p, part.records, requestedAt);
-        for (const record of fetched.records) this.#scheduler.offer(record, approximateRecordBytes(record), now);
+        for (const record of fetched.records) {
+          const filteredOut = this.#passesFilters ? !this.#passesFilters(record) : false;
+          this.#scheduler.offer(record, approximateRecordBytes(record), now, filteredOut);
+        }
         this.#positions.set(p, fetched.next);
       }
     }
@@ -411,20 +454,13 @@ export class RouteBridge {
   }
 
   async #invoke(batch: Batch): Promise<void> {
-    const event = buildKafkaEvent(
-      this.#options.source,
-      batch.records.map((r) => r.record),
-    );
-    this.stats.invocations += 1;
-    const invocation = await this.#host.invoke(event);
-    this.stats.addSummary(invocation.summary);
-    const decision = decideBatchOutcome(batch.partitions, invocation.result, this.#partial);
+    const { decision, failure } = await this.#execute(batch);
     const now = Date.now();
     const effects = this.#scheduler.complete(batch, decision, now);
     if (decision.kind === 'failed') {
       this.stats.failedInvocations += 1;
       this.stats.redelivered += effects.redelivered;
-      if (!this.#stopping) {
+      if (!this.#stopping && !effects.skipped) {
         this.#logError(
           'invoke',
           `batch of ${batch.records.length} failed (${decision.reason}); redelivering in ${effects.retryInMs ?? 0} ms`,
@@ -433,9 +469,15 @@ export class RouteBridge {
     } else if (decision.kind === 'partial') {
       this.stats.redelivered += effects.redelivered;
     }
+    if (failure) await this.#giveUp(failure.condition, batch, 0);
+    if (effects.skipped)
+      await this.#giveUp('RetryAttemptsExhausted', effects.skipped.batch, effects.skipped.invocations);
     const latencies: number[] = [];
     for (const commit of effects.commits) {
       this.#queueCommit(commit.partition, commit.offset);
+      this.stats.filteredOut += batch.covered.filter(
+        (r) => r.filteredOut && r.record.partition === commit.partition && r.record.offset < commit.offset,
+      ).length;
       for (const r of batch.records) {
         if (r.record.partition === commit.partition && r.record.offset < commit.offset) {
           latencies.push(now - r.record.timestamp);
@@ -445,6 +487,55 @@ export class RouteBridge {
     this.stats.addCommitted(effects.completed, latencies, now);
     this.#pump();
     this.#wakeFetch?.();
+  }
+
+  /** Invokes the batch's poller instance, unless the ESM would not: records it never sends, or only filtered ones. */
+  async #execute(batch: Batch): Promise<{ decision: BatchDecision; failure?: { condition: OnFailureCondition } }> {
+    const passed = decideBatchOutcome(batch.partitions, { ok: true, response: null }, false);
+    if (batch.kind !== 'invoke') return { decision: passed, failure: { condition: batch.kind } };
+    if (batch.records.length === 0) return { decision: passed };
+    const event = buildKafkaEvent(
+      this.#options.source,
+      batch.records.map((r) => r.record),
+    );
+    this.stats.invocations += 1;
+    const invocation = await (this.#hosts[batch.poller] as HandlerHost).invoke(event);
+    this.stats.addSummary(invocation.summary);
+    return { decision: decideBatchOutcome(batch.partitions, invocation.result, this.#partial) };
+  }
+
+  /**
+   * The ESM gives up on a batch: its metadata goes to the on-failure destination (here, the local queue standing in
+   * for it), or, with none, the records are dropped. Either way the batch is committed past.
+   */
+  async #giveUp(condition: OnFailureCondition, batch: Batch, invocations: number): Promise<void> {
+    const records = batch.records.map((r) => r.record);
+    const where = `${records.length} record(s) ${describeRange(records)}`;
+    const queueUrl = this.#options.onFailureQueueUrl;
+    if (queueUrl) {
+      const body = onFailureRecord({
+        condition,
+        functionArn: `arn:aws:lambda:${process.env.AWS_REGION ?? 'us-east-1'}:000000000000:function:${this.functionName}`,
+        source: this.#options.source,
+        records,
+        invocations,
+        payloadSize: batch.records.reduce((sum, r) => sum + r.bytes, 0),
+        now: new Date(),
+      });
+      for (let attempt = 1; attempt <= 5; attempt++) {
+        try {
+          await this.#sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: JSON.stringify(body) }));
+          this.stats.toOnFailure += records.length;
+          this.#log(`${condition}: ${where} skipped; their metadata went to the on-failure destination`);
+          return;
+        } catch (error) {
+          if (attempt === 5) this.#log(`the on-failure destination refused the record: ${(error as Error).message}`);
+          else await sleep(200 * attempt);
+        }
+      }
+    }
+    this.stats.dropped += records.length;
+    this.#log(`${condition}: ${where} DROPPED: the ESM skips them, and the route has no on-failure destination`);
   }
 
   // ---- commits ---------------------------------------------------------------------------------------------
@@ -553,7 +644,7 @@ export class RouteBridge {
         this.#log(`abandoning ${abandoned} batch(es) still running after ${graceMs} ms; they will be redelivered`);
       }
     }
-    await this.#host.close();
+    await Promise.all(this.#hosts.map((host) => host.close()));
     await Promise.allSettled([...this.#inFlight]);
     if (this.#committing) await Promise.race([this.#committing, sleep(10_000)]);
     await this.#fetchLoop?.catch(() => {});
@@ -570,6 +661,17 @@ export class RouteBridge {
     return { abandoned };
   }
 }
+
+/** `orders-0@10..14, orders-2@7` */
+const describeRange = (records: readonly LambdaKafkaRecord[]): string => {
+  const ranges = new Map<string, [number, number]>();
+  for (const r of records) {
+    const id = partitionId(r.topic, r.partition);
+    const range = ranges.get(id);
+    ranges.set(id, range ? [range[0], r.offset] : [r.offset, r.offset]);
+  }
+  return [...ranges].map(([id, [a, b]]) => (a === b ? `${id}@${a}` : `${id}@${a}..${b}`)).join(', ');
+};
 
 /** The runtime's own metrics; any other count in its EMF is the route's (for example StaleEventsIgnored). */
 const STANDARD_METRICS = new Set<string>(Object.values(MetricName));

@@ -12,6 +12,12 @@ export type RouteSnapshot = {
   readonly invocations: number;
   readonly failedInvocations: number;
   readonly redelivered: number;
+  /** Records the route's filters left out: committed without an invocation. */
+  readonly filteredOut: number;
+  /** Records the ESM gave up on, whose metadata went to the on-failure destination. */
+  readonly toOnFailure: number;
+  /** Records the ESM gave up on with nowhere to send them (no destination, or it refused). */
+  readonly dropped: number;
   /** Records committed (done with) by this process. */
   readonly committed: number;
   /** Committed records per second over the last few seconds. */
@@ -46,6 +52,9 @@ export class RouteStats {
   invocations = 0;
   failedInvocations = 0;
   redelivered = 0;
+  filteredOut = 0;
+  toOnFailure = 0;
+  dropped = 0;
   committed = 0;
   lag: number | undefined;
   assigned: string[] = [];
@@ -108,6 +117,9 @@ export class RouteStats {
       invocations: this.invocations,
       failedInvocations: this.failedInvocations,
       redelivered: this.redelivered,
+      filteredOut: this.filteredOut,
+      toOnFailure: this.toOnFailure,
+      dropped: this.dropped,
       committed: this.committed,
       recordsPerSec: this.recordsPerSec(now),
       lag: this.lag,
@@ -160,6 +172,9 @@ export const formatProgressLine = (s: RouteSnapshot): string => {
   ];
   if (s.tombstones > 0) parts.push(`tombstones ${s.tombstones}`);
   if (s.failedInvocations > 0) parts.push(`failed invocations ${s.failedInvocations} (redelivered ${s.redelivered})`);
+  if (s.filteredOut > 0) parts.push(`filtered out ${s.filteredOut}`);
+  if (s.toOnFailure > 0) parts.push(`to on-failure destination ${s.toOnFailure}`);
+  if (s.dropped > 0) parts.push(`DROPPED ${s.dropped}`);
   if (s.p99LatencyMs !== undefined) parts.push(`p99 ${Math.round(s.p99LatencyMs)} ms`);
   parts.push(`partitions [${s.assigned.join(',')}]`);
   return parts.join('  ');

@@ -26,6 +26,11 @@ import { brokersFromEnv, ensureTopics } from './kafka.ts';
 export type LocalRouteResources = {
   readonly route: RouteConfig;
   readonly deadLetterQueueUrl: string;
+  /**
+   * Where the local bridge writes what the ESM would send its on-failure destination (any kind: SQS, SNS, S3 or a
+   * Kafka topic in AWS), for routes that have one.
+   */
+  readonly onFailureQueueUrl?: string;
   /** The route's environment contract (DESIGN §5), pointing at the local resources. */
   readonly environment: Record<string, string>;
 };
@@ -104,12 +109,18 @@ export const ensureLocalResources = async (
   }
   const resources: LocalRouteResources[] = [];
   for (const route of routes) {
-    const created = await sqs.send(new CreateQueueCommand({ QueueName: names.deadLetterQueues[route.name] }));
-    if (!created.QueueUrl) throw new Error(`SQS returned no URL for queue ${names.deadLetterQueues[route.name]}`);
+    const createQueue = async (name: string) => {
+      const created = await sqs.send(new CreateQueueCommand({ QueueName: name }));
+      if (!created.QueueUrl) throw new Error(`SQS returned no URL for queue ${name}`);
+      return created.QueueUrl;
+    };
+    const deadLetterQueueUrl = await createQueue(names.deadLetterQueues[route.name] as string);
+    const onFailure = names.onFailureQueues[route.name];
     resources.push({
       route,
-      deadLetterQueueUrl: created.QueueUrl,
-      environment: localRouteEnvironment(config, route, created.QueueUrl),
+      deadLetterQueueUrl,
+      ...(onFailure && { onFailureQueueUrl: await createQueue(onFailure) }),
+      environment: localRouteEnvironment(config, route, deadLetterQueueUrl),
     });
   }
   return resources;

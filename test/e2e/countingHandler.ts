@@ -14,6 +14,8 @@ import { OrderEvent } from '../../functions/handlers/orders.ts';
 import { kafkaHandler, requiredEnv } from '../../functions/runtime/kafkaHandler.ts';
 
 export const COUNTED_ROUTE = 'counted';
+/** Orders whose id starts with this hang their invocation until it times out. */
+export const HANG_PREFIX = 'hang-';
 
 const client = new DynamoDBClient({
   ...(process.env.E2E_COUNTS_ENDPOINT && { endpoint: process.env.E2E_COUNTS_ENDPOINT }),
@@ -23,6 +25,8 @@ export const handler = kafkaHandler({
   route: COUNTED_ROUTE,
   value: OrderEvent,
   process: async (record, context) => {
+    // A record that never returns: its invocation times out, as a stuck downstream call would make it.
+    if (record.value.orderId.startsWith(HANG_PREFIX)) await new Promise(() => {});
     await client.send(
       new UpdateItemCommand({
         TableName: requiredEnv('E2E_COUNTS_TABLE', COUNTED_ROUTE),

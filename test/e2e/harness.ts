@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { GetQueueUrlCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { GetQueueUrlCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { PaymentEvent } from '../../functions/handlers/payments.ts';
 import { MAX_UNCONFIRMED_COMPLETES } from '../../functions/runtime/modes/ProcessMode.ts';
 import {
@@ -25,6 +25,7 @@ import {
   resolveHandlerEntry,
 } from '../../infra/config/index.ts';
 import { type DeadLetter, peekDeadLetters } from '../../scripts/bridge/deadLetters.ts';
+import type { OnFailureRecord } from '../../scripts/bridge/onFailureRecord.ts';
 import { readTopic } from '../../scripts/bridge/readTopic.ts';
 import { type ReconcileReport, reconcileRecords } from '../../scripts/bridge/reconcileRoute.ts';
 import type { RouteSnapshot } from '../../scripts/bridge/stats.ts';
@@ -76,6 +77,12 @@ export type RunOptions = {
    * as `exhausted` after its second attempt instead of being retried for an hour.
    */
   paymentsPartial?: boolean;
+  /**
+   * `counted` as a provisioned-mode route with the ESM's own controls: 2 pollers, filters that leave out CANCELLED
+   * orders, an on-failure destination, 5 ESM retries with bisect, and a 2 s timeout (a record whose orderId starts
+   * with `hang-` never returns; see countingHandler.ts).
+   */
+  countedEsm?: boolean;
 };
 
 /** The test-only handler of `counted`, and the hook that lets the bridge load it (see test/e2e/handlerOverride.ts). */
@@ -87,11 +94,11 @@ const COUNTED_PLACEHOLDER = 'audit.ts';
 /**
  * The README's crash window in process mode, per invocation in flight: the records whose completes were unwritten
  * (at most MAX_UNCONFIRMED_COMPLETES) plus the one each of its partitions had started. The local bridge runs one
- * invocation per partition at a time, so the window is per partition here.
+ * invocation at a time per poller, one poller by default, holding all of the topic's partitions.
  */
 export const PARTITIONS = 3;
 export const CRASH_WINDOW_PER_PARTITION = MAX_UNCONFIRMED_COMPLETES + 1;
-export const CRASH_WINDOW = PARTITIONS * CRASH_WINDOW_PER_PARTITION;
+export const CRASH_WINDOW = MAX_UNCONFIRMED_COMPLETES + PARTITIONS;
 
 const coordinatesOf = (r: { topic: string; partition: number; offset: number }) =>
   `${r.topic}-${r.partition}@${r.offset}`;
@@ -159,6 +166,18 @@ export class Run {
         maxBatchingWindowSeconds: 0,
         timeoutSeconds: 12,
         retry: { maxAttempts: 5, baseDelayMs: 50, maxDelayMs: 1_000 },
+        ...(options.countedEsm && {
+          mode: { provisioned: { minPollers: 2, maxPollers: 2 } },
+          batchSize: 4,
+          timeoutSeconds: 2,
+          idempotency: { clockSkewMs: 200 },
+          eventSource: {
+            onFailure: 'sqs',
+            retryAttempts: 5,
+            bisectOnError: true,
+            filters: [{ value: { status: [{ 'anything-but': ['CANCELLED'] }] } }],
+          },
+        }),
       },
     };
     const raw = {
@@ -264,6 +283,16 @@ export class Run {
     const queue = localResourceNames(this.config).deadLetterQueues[name] as string;
     const { QueueUrl } = await this.sqs.send(new GetQueueUrlCommand({ QueueName: queue }));
     return QueueUrl as string;
+  }
+
+  /** What the local stand-in for the route's on-failure destination holds, read without consuming it. */
+  async onFailureRecords(name: RouteName): Promise<OnFailureRecord[]> {
+    const queue = localResourceNames(this.config).onFailureQueues[name] as string;
+    const { QueueUrl } = await this.sqs.send(new GetQueueUrlCommand({ QueueName: queue }));
+    const received = await this.sqs.send(
+      new ReceiveMessageCommand({ QueueUrl, MaxNumberOfMessages: 10, VisibilityTimeout: 0, WaitTimeSeconds: 1 }),
+    );
+    return (received.Messages ?? []).map((m) => JSON.parse(m.Body as string) as OnFailureRecord);
   }
 
   scan(table: string) {

@@ -527,9 +527,16 @@ describe('helpers for the runtime and the local tools', () => {
     expect(localResourceNames(config)).toEqual({
       idempotencyTable: 'bridge-test-idempotency',
       deadLetterQueues: { orders: 'bridge-test-orders-dlq', payments: 'bridge-test-payments-dlq' },
+      onFailureQueues: {},
       tables: { orders: 'bridge-test-orders', accounts: 'bridge-test-accounts', ledger: 'bridge-test-ledger' },
       consumerGroups: { orders: 'bridge-test-orders', payments: 'bridge-test-payments' },
     });
+    // A route with an on-failure destination gets a local queue standing in for it, whatever its kind.
+    const withDestination = parseBridgeConfig({
+      ...baseConfig(),
+      routes: (baseConfig().routes ?? []).map((r, i) => (i === 0 ? { ...r, eventSource: { onFailure: 's3' } } : r)),
+    });
+    expect(localResourceNames(withDestination).onFailureQueues).toEqual({ orders: 'bridge-test-orders-on-failure' });
   });
 
   test('resolveHandlerEntry gives the absolute path of an existing handler module', () => {
