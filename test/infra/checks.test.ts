@@ -7,11 +7,10 @@ import { App } from 'aws-cdk-lib';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { addBridge } from '../../infra/bridgeApp.ts';
 import { loadBridgeConfig, parseBridgeConfig } from '../../infra/config/load.ts';
-import { baseConfig, synthBridge } from './helpers.ts';
+import { baseConfig, CDK_CLI, offlineEnv, synthBridge } from './helpers.ts';
 import { VARIANTS } from './variants.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const CDK_CLI = join(ROOT, 'node_modules/aws-cdk/bin/cdk');
 
 /**
  * W3005 ("dependency already enforced by a GetAtt"): the CDK adds an explicit DependsOn on a
@@ -34,22 +33,6 @@ const templatesIn = (outdir: string) =>
   readdirSync(outdir)
     .filter((f) => f.endsWith('.template.json'))
     .map((f) => join(outdir, f));
-
-/** The environment of a machine with no AWS credentials. */
-const offlineEnv = (): NodeJS.ProcessEnv => {
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    AWS_EC2_METADATA_DISABLED: 'true',
-    CDK_DISABLE_CLI_TELEMETRY: 'true',
-  };
-  for (const key of Object.keys(env)) {
-    const credentials = /^AWS_(ACCESS_KEY_ID|SECRET_ACCESS_KEY|SESSION_TOKEN|PROFILE|DEFAULT_PROFILE)$/.test(key);
-    // The default config exactly: no config, stage or context chosen from outside.
-    const choices = ['BRIDGE_CONFIG', 'BRIDGE_STAGE', 'BRIDGE_MSK_CLUSTER_ARN', 'CDK_CONTEXT_JSON'].includes(key);
-    if (credentials || choices || key.startsWith('CDK_DEFAULT_')) delete env[key];
-  }
-  return { ...env, AWS_CONFIG_FILE: '/nonexistent', AWS_SHARED_CREDENTIALS_FILE: '/nonexistent' };
-};
 
 /** Synthesized output directories, filled by the tests below and linted at the end. */
 const outdirs: string[] = [];

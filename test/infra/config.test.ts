@@ -16,7 +16,7 @@ import {
   resolveHandlerEntry,
   routeSettingsFor,
 } from '../../infra/config/index.ts';
-import { baseConfig, CLUSTER_ARN, SECRET_ARN } from './helpers.ts';
+import { baseConfig, CLUSTER_ARN, SECRET_ARN, withOrders } from './helpers.ts';
 
 const tempDir = mkdtempSync(join(tmpdir(), 'bridge-config-'));
 const writeTemp = (name: string, content: string): string => {
@@ -38,12 +38,6 @@ const issuesOf = (input: unknown) => {
 
 type Routes = NonNullable<BridgeConfigInput['routes']>;
 type RouteInput = Routes[number];
-/** `baseConfig()` with the first route (orders) changed. */
-const withOrders = (change: Partial<RouteInput>): BridgeConfigInput => {
-  const config = baseConfig();
-  const [orders, ...rest] = config.routes as Routes;
-  return { ...config, routes: [{ ...(orders as RouteInput), ...change }, ...rest] };
-};
 const withSecondRoute = (change: Partial<RouteInput>): BridgeConfigInput => {
   const config = baseConfig();
   const [orders, payments] = config.routes as Routes;

@@ -1,6 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { addBridge } from '../../infra/bridgeApp.ts';
@@ -34,6 +35,36 @@ export const baseConfig = (): BridgeConfigInput => ({
     },
   ],
 });
+
+type RouteInput = NonNullable<BridgeConfigInput['routes']>[number];
+
+/** `config` (default `baseConfig()`) with its first route (orders) changed. */
+export const withOrders = (
+  change: Partial<RouteInput>,
+  config: BridgeConfigInput = baseConfig(),
+): BridgeConfigInput => {
+  const [orders, ...rest] = config.routes as RouteInput[];
+  return { ...config, routes: [{ ...(orders as RouteInput), ...change }, ...rest] };
+};
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+/** The cdk CLI as `npm run synth` runs it. */
+export const CDK_CLI = join(ROOT, 'node_modules/aws-cdk/bin/cdk');
+
+/** The environment of a machine with no AWS credentials, and no config, stage or context chosen from outside. */
+export const offlineEnv = (): NodeJS.ProcessEnv => {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    AWS_EC2_METADATA_DISABLED: 'true',
+    CDK_DISABLE_CLI_TELEMETRY: 'true',
+  };
+  for (const key of Object.keys(env)) {
+    const credentials = /^AWS_(ACCESS_KEY_ID|SECRET_ACCESS_KEY|SESSION_TOKEN|PROFILE|DEFAULT_PROFILE)$/.test(key);
+    const choices = /^(BRIDGE_.*|CDK_DEFAULT_.*|CDK_CONTEXT_JSON)$/.test(key);
+    if (credentials || choices) delete env[key];
+  }
+  return { ...env, AWS_CONFIG_FILE: '/nonexistent', AWS_SHARED_CREDENTIALS_FILE: '/nonexistent' };
+};
 
 export type Synthesized = {
   readonly app: App;

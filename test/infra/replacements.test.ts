@@ -18,20 +18,15 @@ import {
   unaccepted,
 } from '../../infra/replacements.ts';
 import type { BridgeStack } from '../../infra/stacks/BridgeStack.ts';
-import { baseConfig, CLUSTER_ARN } from './helpers.ts';
+import { baseConfig, CDK_CLI, CLUSTER_ARN, offlineEnv, withOrders } from './helpers.ts';
 import { VARIANTS } from './variants.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const CDK_CLI = join(ROOT, 'node_modules/aws-cdk/bin/cdk');
 const ESM = 'AWS::Lambda::EventSourceMapping';
 
 type Routes = NonNullable<BridgeConfigInput['routes']>;
 type RouteInput = Routes[number];
 const [ORDERS, PAYMENTS] = baseConfig().routes as [RouteInput, RouteInput];
-const withOrders = (change: Partial<RouteInput>, config: BridgeConfigInput = baseConfig()): BridgeConfigInput => ({
-  ...config,
-  routes: [{ ...ORDERS, ...change }, PAYMENTS],
-});
 const onCluster = (clusterArn: string): BridgeConfigInput => ({
   ...baseConfig(),
   source: { kind: 'msk', clusterArn, auth: 'iam' },
@@ -229,25 +224,6 @@ describe('context values', () => {
     expect(() => parseCompareWith('cdk.out')).toThrow('-c compareWith must be one of synth, aws, none (got "cdk.out")');
   });
 });
-
-/** The environment of a machine with no AWS credentials and no bridge choices of its own. */
-const offlineEnv = (): NodeJS.ProcessEnv => {
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    AWS_EC2_METADATA_DISABLED: 'true',
-    CDK_DISABLE_CLI_TELEMETRY: 'true',
-  };
-  for (const key of Object.keys(env)) {
-    if (
-      /^(AWS_(ACCESS_KEY_ID|SECRET_ACCESS_KEY|SESSION_TOKEN|PROFILE|DEFAULT_PROFILE)|BRIDGE_.*|CDK_DEFAULT_.*|CDK_CONTEXT_JSON)$/.test(
-        key,
-      )
-    ) {
-      delete env[key];
-    }
-  }
-  return { ...env, AWS_CONFIG_FILE: '/nonexistent', AWS_SHARED_CREDENTIALS_FILE: '/nonexistent' };
-};
 
 type CliResult = { status: number | null; stderr: string };
 const cdkSynth = (outdir: string, context: readonly string[]): Promise<CliResult> =>

@@ -4,7 +4,15 @@ import { RouteSettings } from '../../functions/runtime/settings.ts';
 import { loadBridgeConfig } from '../../infra/config/load.ts';
 import type { BridgeConfig, BridgeConfigInput } from '../../infra/config/schema.ts';
 import { constructId } from '../../infra/stacks/BridgeStack.ts';
-import { actionsOf, baseConfig, CLUSTER_ARN, policyStatements, type Synthesized, synthBridge } from './helpers.ts';
+import {
+  actionsOf,
+  baseConfig,
+  CLUSTER_ARN,
+  policyStatements,
+  type Synthesized,
+  synthBridge,
+  withOrders,
+} from './helpers.ts';
 
 const ENV_CONTRACT = [
   'BRIDGE_ROUTE',
@@ -416,11 +424,6 @@ describe('production and options', () => {
     template.allResourcesProperties('AWS::DynamoDB::Table', { DeletionProtectionEnabled: true });
   });
 
-  const withOrders = (change: Record<string, unknown>): BridgeConfigInput => {
-    const config = baseConfig();
-    config.routes = (config.routes ?? []).map((route, i) => (i === 0 ? { ...route, ...change } : route));
-    return config;
-  };
   const ordersMapping = (template: Template) =>
     (
       resources(template, 'AWS::Lambda::EventSourceMapping').find(

@@ -1,14 +1,5 @@
 import type { BridgeConfigInput } from '../../infra/config/schema.ts';
-import { baseConfig, SECRET_ARN, SECRET_KEY_ARN } from './helpers.ts';
-
-type Routes = NonNullable<BridgeConfigInput['routes']>;
-type RouteInput = Routes[number];
-
-const [ORDERS, PAYMENTS] = baseConfig().routes as [RouteInput, RouteInput];
-const withOrders = (change: Partial<RouteInput>, config: BridgeConfigInput = baseConfig()): BridgeConfigInput => ({
-  ...config,
-  routes: [{ ...ORDERS, ...change }, PAYMENTS],
-});
+import { baseConfig, SECRET_ARN, SECRET_KEY_ARN, withOrders } from './helpers.ts';
 
 export const ROOT_CA_ARN = 'arn:aws:secretsmanager:eu-west-1:111122223333:secret:kafka-root-ca-XyZ123';
 export const PROVISIONED = { provisioned: { minPollers: 2, maxPollers: 10 } } as const;

@@ -124,17 +124,10 @@ export class BridgeMetricFactory {
 
   /** The mapping's own failures to poll, commit, reach the schema registry or deliver to its destination, summed. */
   eventSourceErrors(mapping: lambda.IEventSourceMapping): cloudwatch.MathExpression {
-    const usingMetrics = Object.fromEntries(
-      ESM_ERROR_METRICS.map((name, i) => [`e${i}`, this.eventSourceMapping(mapping, name)]),
+    return this.#sum(
+      Object.fromEntries(ESM_ERROR_METRICS.map((name, i) => [`e${i}`, this.eventSourceMapping(mapping, name)])),
+      'ESM errors',
     );
-    return new cloudwatch.MathExpression({
-      expression: Object.keys(usingMetrics)
-        .map((id) => `FILL(${id}, 0)`)
-        .join(' + '),
-      usingMetrics,
-      period: this.period,
-      label: 'ESM errors',
-    });
   }
 
   queueVisible(queue: sqs.IQueue, label: string): cloudwatch.Metric {
@@ -188,13 +181,18 @@ export class BridgeMetricFactory {
         period: this.period,
       });
     });
+    return this.#sum(usingMetrics, 'Throttled requests');
+  }
+
+  /** The metrics' sum per period, a missing data point counting as 0. */
+  #sum(usingMetrics: Record<string, cloudwatch.IMetric>, label: string): cloudwatch.MathExpression {
     return new cloudwatch.MathExpression({
       expression: Object.keys(usingMetrics)
         .map((id) => `FILL(${id}, 0)`)
         .join(' + '),
       usingMetrics,
       period: this.period,
-      label: 'Throttled requests',
+      label,
     });
   }
 }

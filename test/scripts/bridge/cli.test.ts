@@ -2,8 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { isLocalBroker } from '../../../scripts/bridge/bridge.ts';
-import { baseConfig } from '../../infra/helpers.ts';
 import { runScript } from '../../helpers/cli.ts';
+import { baseConfig } from '../../infra/helpers.ts';
 
 test('a broker on this machine is local; any other host is not', () => {
   for (const broker of ['127.0.0.1:9092', 'localhost:9092', '[::1]:9092', '127.0.1.1:19092']) {
