@@ -48,6 +48,7 @@ export default defineBridgeConfig((context) => {
         ],
         alarms: { offsetLag: 500 },
       },
+      // `npm run new-route` adds routes above this line.
     ],
     observability: { namespace: 'KafkaLambdaBridge', ...(alarmEmail ? { alarmEmail } : {}) },
   };

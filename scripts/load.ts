@@ -1,19 +1,18 @@
-// `npm run load -- --route R --rate N --duration S [--duplicates P] [--poison P]`: realistic traffic for a route at a
-// target rate; reports the rate achieved (DESIGN §9). The last line on stdout is a JSON summary.
+// `npm run load -- --route R --rate N --duration S [--values FILE.jsonl] [--duplicates P] [--poison P]`: traffic for
+// any route at a target rate; reports the rate achieved (DESIGN §9). The last line on stdout is a JSON summary.
 import { randomUUID } from 'node:crypto';
-import { Command } from 'commander';
 import { findRoute, loadBridgeConfig } from '../infra/config/index.ts';
-import { numberArg } from './lib/cliArgs.ts';
+import { cliProgram, failUsage, numberArg } from './lib/cliArgs.ts';
 import { brokersFromEnv, createProducer, ensureTopics } from './lib/kafka.ts';
-import { produceTraffic, trafficFor } from './lib/traffic.ts';
+import { produceTraffic, routeTraffic } from './lib/traffic.ts';
 import { applyEndpointsToEnv, resolveEndpoints } from './local/services.ts';
 
-const program = new Command()
-  .name('npm run load --')
+const program = cliProgram('npm run load --')
   .description(
-    "Produces realistic events for a route's topic (orders: order lifecycles; payments: credits and debits) at a\n" +
-      'target rate, with duplicates (an earlier record sent again, byte for byte) and poison records (not JSON,\n' +
-      'failing the schema, or breaking a business rule), and reports the rate achieved.',
+    "Produces events for a route's topic at a target rate: for the example routes their models (orders: order\n" +
+      'lifecycles; payments: credits and debits), for any other route values made from its own zod schema, or the\n' +
+      'lines of --values. With duplicates (an earlier record sent again, byte for byte) and poison records (not JSON;\n' +
+      'for the example routes also failing the schema or a business rule). Reports the rate achieved.',
   )
   .requiredOption('-r, --route <name>', 'the route whose topic gets the traffic')
   .requiredOption(
@@ -35,10 +34,13 @@ const program = new Command()
     numberArg('--tombstones', { min: 0, max: 100 }),
     0,
   )
+  .option(
+    '--values <file.jsonl>',
+    'send these records, in order and round again: one JSON object per line, {"key"?, "value", "headers"?: {name: text}}',
+  )
   .option('--seed <n>', 'generator seed (default: random)', numberArg('--seed', { min: 0 }))
   .option('-c, --config <path>', 'bridge config (.ts or .json; default BRIDGE_CONFIG or infra/bridge.config.ts)')
-  .option('--partitions <n>', 'partitions if the topic must be created', numberArg('--partitions', { min: 1 }), 3)
-  .showHelpAfterError();
+  .option('--partitions <n>', 'partitions if the topic must be created', numberArg('--partitions', { min: 1 }), 3);
 
 const main = async () => {
   program.parse();
@@ -52,6 +54,7 @@ const main = async () => {
     seed?: number;
     config?: string;
     partitions: number;
+    values?: string;
   }>();
   if (opts.duplicates + opts.poison + opts.tombstones > 100)
     program.error('--duplicates, --poison and --tombstones add up to more than 100%');
@@ -61,7 +64,8 @@ const main = async () => {
   const brokers = brokersFromEnv();
   await ensureTopics(brokers, [{ topic: route.topic, partitions: opts.partitions }]);
   const seed = opts.seed ?? Math.floor(Math.random() * 2 ** 31);
-  const generator = trafficFor(route, {
+  const generator = await routeTraffic(route, {
+    ...(opts.values && { valuesFile: opts.values }),
     seed,
     duplicates: opts.duplicates / 100,
     poison: opts.poison / 100,
@@ -112,7 +116,4 @@ const main = async () => {
   }
 };
 
-main().catch((error: unknown) => {
-  process.stderr.write(`load: ${(error as Error).message}\n`);
-  process.exit(2);
-});
+main().catch((error: unknown) => failUsage('load', error));

@@ -20,9 +20,10 @@ import { ROUTE_SETTINGS_ENV, RouteSettings, type RouteSettingsInput } from './se
 type Common<V, K> = {
   /**
    * The route's name when `BRIDGE_ROUTE` is not set (a handler run on its own); deployed and local routes take the
-   * config's name from `BRIDGE_ROUTE`. Metrics, logs, dedupe keys and dead letters carry it.
+   * config's name from `BRIDGE_ROUTE`. Metrics, logs, dedupe keys and dead letters carry it. Leave it out, and the
+   * handler runs only where `BRIDGE_ROUTE` names its route: a copied handler then cannot speak for another route.
    */
-  route: string;
+  route?: string;
   /** A zod schema for JSON values, or a `Decoder` for raw bytes. */
   value: ValueSpec<V>;
   /** Keys are UTF-8 strings unless a schema or decoder is given. */
@@ -104,6 +105,7 @@ export class KafkaRouteRuntime<V, K> {
     if (this.#container) return this.#container;
     const options = this.#options;
     const route = process.env.BRIDGE_ROUTE || options.route;
+    if (!route) throw new BridgeError('BRIDGE_ROUTE is not set, and the handler names no route of its own');
     const settings = loadSettings(route, options.settings);
     const definition: RouteDefinition<V, K> = {
       route,
@@ -190,7 +192,12 @@ export class KafkaRouteRuntime<V, K> {
  */
 export const kafkaHandler = <V, K = string | null>(options: KafkaHandlerOptions<V, K>) => {
   const runtime = new KafkaRouteRuntime(options);
-  return middy<unknown, KafkaBatchResponse | undefined, Error, Context>().handler((event, context) =>
+  const handler = middy<unknown, KafkaBatchResponse | undefined, Error, Context>().handler((event, context) =>
     runtime.invoke(event, context),
   );
+  // The local tools make values from the route's own schema (`load`, `invoke --generate`, `new-route`).
+  return Object.assign(handler, { schemas: { value: options.value, key: options.key } as RouteSchemas<V, K> });
 };
+
+/** What a route decodes its records with, as `kafkaHandler` exposes it on the handler. */
+export type RouteSchemas<V, K> = { readonly value: ValueSpec<V>; readonly key?: ValueSpec<K> | undefined };

@@ -45,17 +45,24 @@ export type LocalResourceNames = {
   readonly consumerGroups: Readonly<Record<string, string>>;
 };
 
-export const localResourceNames = (config: BridgeConfig): LocalResourceNames => ({
-  idempotencyTable: `${config.name}-idempotency`,
-  deadLetterQueues: Object.fromEntries(config.routes.map((r) => [r.name, `${config.name}-${r.name}-dlq`])),
-  onFailureQueues: Object.fromEntries(
-    config.routes
-      .filter((r) => r.eventSource.onFailure !== 'none')
-      .map((r) => [r.name, `${config.name}-${r.name}-on-failure`]),
-  ),
-  tables: Object.fromEntries(config.routes.flatMap((r) => r.tables.map((t) => [t.name, `${config.name}-${t.name}`]))),
-  consumerGroups: Object.fromEntries(config.routes.map((r) => [r.name, consumerGroupIdOf(config, r)])),
-});
+/**
+ * `namespace` gives a tool resources of its own beside the bridge's (`invoke` uses "invoke"), so what it writes never
+ * meets the records the bridge consumes. Consumer groups are the bridge's either way.
+ */
+export const localResourceNames = (config: BridgeConfig, namespace?: string): LocalResourceNames => {
+  const prefix = namespace ? `${config.name}-${namespace}` : config.name;
+  return {
+    idempotencyTable: `${prefix}-idempotency`,
+    deadLetterQueues: Object.fromEntries(config.routes.map((r) => [r.name, `${prefix}-${r.name}-dlq`])),
+    onFailureQueues: Object.fromEntries(
+      config.routes
+        .filter((r) => r.eventSource.onFailure !== 'none')
+        .map((r) => [r.name, `${prefix}-${r.name}-on-failure`]),
+    ),
+    tables: Object.fromEntries(config.routes.flatMap((r) => r.tables.map((t) => [t.name, `${prefix}-${t.name}`]))),
+    consumerGroups: Object.fromEntries(config.routes.map((r) => [r.name, consumerGroupIdOf(config, r)])),
+  };
+};
 
 export type RouteResources = {
   readonly idempotencyTableName: string;
@@ -96,8 +103,9 @@ export const localRouteEnvironment = (
   config: BridgeConfig,
   route: RouteConfig,
   deadLetterQueueUrl: string,
+  namespace?: string,
 ): Record<string, string> => {
-  const names = localResourceNames(config);
+  const names = localResourceNames(config, namespace);
   return routeEnvironment(config, route, {
     idempotencyTableName: names.idempotencyTable,
     deadLetterQueueUrl,

@@ -648,6 +648,8 @@ export class RouteBridge {
     await Promise.allSettled([...this.#inFlight]);
     if (this.#committing) await Promise.race([this.#committing, sleep(10_000)]);
     await this.#fetchLoop?.catch(() => {});
+    // The lag after the last commits, for the final summary.
+    await this.refreshLag();
     const consumer = this.#consumer;
     this.#consumer = undefined;
     if (consumer) {

@@ -138,6 +138,8 @@ export type PrepareRouteOptions = {
   readonly aws?: boolean | undefined;
   /** Overrides the config's LOG_LEVEL for the runtime's logs (which go to stderr). */
   readonly logLevel?: string | undefined;
+  /** Local resources of the tool's own beside the bridge's (see `localResourceNames`); unset: the bridge's. */
+  readonly namespace?: string | undefined;
 };
 
 const loadConfig = async (path: string | undefined): Promise<BridgeConfig> => {
@@ -185,7 +187,11 @@ export const prepareRoute = async (options: PrepareRouteOptions): Promise<Prepar
       environment = awsEnvironment(config, route);
     } else {
       applyEndpointsToEnv(resolveEndpoints());
-      const [resources] = await ensureLocalResources(config, { routes: [route.name], topics: false });
+      const [resources] = await ensureLocalResources(config, {
+        routes: [route.name],
+        topics: false,
+        ...(options.namespace && { namespace: options.namespace }),
+      });
       if (!resources) throw new Error(`no local resources for route ${route.name}`);
       environment = { ...resources.environment };
     }
@@ -275,11 +281,17 @@ export const invokeRoute = async (prepared: PreparedRoute, handler: RouteHandler
   return outcome;
 };
 
-/** Reads and checks an event file: it must be JSON and a Kafka event (MSK or self-managed). */
+const readStdin = async (): Promise<string> => {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+};
+
+/** Reads and checks an event file (`-` for stdin): it must be JSON and a Kafka event (MSK or self-managed). */
 export const readKafkaEventFile = async (file: string): Promise<unknown> => {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = file === '-' ? await readStdin() : await readFile(file, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     throw new CliInputError(

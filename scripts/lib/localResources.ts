@@ -38,6 +38,8 @@ export type LocalRouteResources = {
 export type EnsureLocalResourcesOptions = {
   /** Only these routes (default: all). */
   routes?: readonly string[];
+  /** Resources of a tool's own beside the bridge's (see `localResourceNames`). */
+  namespace?: string;
   /** Also create the routes' topics (default true). */
   topics?: boolean;
   partitions?: number;
@@ -92,7 +94,7 @@ export const ensureLocalResources = async (
 ): Promise<LocalRouteResources[]> => {
   const dynamodb = options.dynamodb ?? new DynamoDBClient({});
   const sqs = options.sqs ?? new SQSClient({});
-  const names = localResourceNames(config);
+  const names = localResourceNames(config, options.namespace);
   const routes = options.routes ? config.routes.filter((r) => options.routes?.includes(r.name)) : config.routes;
 
   await createTableIfMissing(dynamodb, names.idempotencyTable, 'pk', true);
@@ -120,7 +122,7 @@ export const ensureLocalResources = async (
       route,
       deadLetterQueueUrl,
       ...(onFailure && { onFailureQueueUrl: await createQueue(onFailure) }),
-      environment: localRouteEnvironment(config, route, deadLetterQueueUrl),
+      environment: localRouteEnvironment(config, route, deadLetterQueueUrl, options.namespace),
     });
   }
   return resources;

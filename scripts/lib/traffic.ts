@@ -1,4 +1,5 @@
-// Realistic traffic for the example routes, shared by `npm start`, `npm run load` and the end-to-end tests.
+// Traffic for any route, shared by `npm start`, `npm run load` and the end-to-end tests: models for the example
+// routes, and values made from a route's own schema (or read from a file) for every other route.
 //
 // - orders: order lifecycles (PENDING → PAID → SHIPPED → DELIVERED, or CANCELLED early), keyed by orderId so an
 //   order's events stay in order on one partition.
@@ -11,7 +12,11 @@
 // - tombstones (optional): a null value for a closed order or an account, which the routes skip.
 //
 // Generators are deterministic for a seed and remember what a correct pipeline must end with (`expected()`).
+import { readFile } from 'node:fs/promises';
+import { z } from 'zod';
+import type { RouteConfig } from '../../infra/config/index.ts';
 import type { RawProducer } from './kafka.ts';
+import { loadRouteSchemas, valueMaker } from './schemaValues.ts';
 
 export type TrafficKind = 'event' | 'duplicate' | 'poison' | 'tombstone';
 
@@ -327,15 +332,111 @@ export class PaymentsTraffic extends BaseTraffic {
   }
 }
 
-/** The generator for a route of the example config (by handler module, so renamed routes work too). */
-export const trafficFor = (
-  route: { name: string; handler: string },
-  options: TrafficOptions = {},
-): OrdersTraffic | PaymentsTraffic => {
-  if (route.handler === 'orders.ts' || route.name === 'orders') return new OrdersTraffic(options);
-  if (route.handler === 'payments.ts' || route.name === 'payments') return new PaymentsTraffic(options);
-  throw new Error(
-    `no traffic generator for route "${route.name}" (handler ${route.handler}); there are orders and payments`,
+// ---- any route: values from its schema, or from a file ----------------------------------------------------
+
+const bytesOf = (value: unknown): Buffer => (typeof value === 'string' ? Buffer.from(value) : json(value));
+
+/** Not JSON: every route built on kafkaHandler dead-letters it as permanent. */
+const NOT_JSON = Buffer.from('{"not json');
+
+/**
+ * Records for a route with no model of its own: each event carries a value its schema accepts (schemaValues.ts) or the
+ * next line of a file. There is no business state to track, so `expected()` is not offered; duplicates repeat an
+ * earlier record byte for byte, poison is bytes that are not JSON, a tombstone nulls an earlier key.
+ */
+export class SchemaTraffic extends BaseTraffic {
+  readonly route: string;
+  readonly #next: () => { key: Buffer | null; value: Buffer | null; headers: ReadonlyArray<readonly [string, Buffer]> };
+
+  constructor(
+    route: string,
+    next: () => { key: Buffer | null; value: Buffer | null; headers: ReadonlyArray<readonly [string, Buffer]> },
+    options: TrafficOptions,
+  ) {
+    super(options);
+    this.route = route;
+    this.#next = next;
+  }
+
+  protected event(now: number): TrafficRecord {
+    const made = this.#next();
+    return { ...made, headers: made.headers.length > 0 ? made.headers : this.headers(now), kind: 'event' };
+  }
+
+  protected poisonRecord(now: number): TrafficRecord {
+    return { key: null, value: NOT_JSON, headers: this.headers(now), kind: 'poison', reason: 'not JSON' };
+  }
+
+  protected tombstone(now: number): TrafficRecord | undefined {
+    const earlier = this.recent.find((r) => r.key !== null);
+    return earlier && { key: earlier.key, value: null, headers: this.headers(now), kind: 'tombstone' };
+  }
+}
+
+/** One line of a `--values` file: `{ "key"?: ..., "value": ..., "headers"?: { "name": "text" } }`. */
+const ValueLine = z
+  .object({
+    key: z.unknown().optional(),
+    value: z.unknown(),
+    headers: z.record(z.string(), z.string()).optional(),
+  })
+  .strict();
+
+/**
+ * The lines of a JSON Lines file, in order and then again from the top. A string key or value is sent as its text,
+ * anything else as JSON; `null` is a null key or a tombstone.
+ */
+export const valuesFromFile = (
+  file: string,
+  text: string,
+): (() => { key: Buffer | null; value: Buffer | null; headers: Array<[string, Buffer]> }) => {
+  const lines = text
+    .split('\n')
+    .map((line, i) => ({ line: line.trim(), number: i + 1 }))
+    .filter(({ line }) => line.length > 0);
+  if (lines.length === 0) throw new Error(`${file} has no lines`);
+  const records = lines.map(({ line, number }) => {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(line);
+    } catch (error) {
+      throw new Error(`${file}:${number}: not JSON: ${(error as Error).message}`);
+    }
+    const checked = ValueLine.safeParse(parsed);
+    if (!checked.success) {
+      const issue = checked.error.issues[0];
+      throw new Error(`${file}:${number}: ${issue?.path.join('.') || 'line'}: ${issue?.message}`);
+    }
+    const { key, value, headers } = checked.data;
+    return {
+      key: key === undefined || key === null ? null : bytesOf(key),
+      value: value === null ? null : bytesOf(value),
+      headers: Object.entries(headers ?? {}).map(([name, v]) => [name, Buffer.from(v)] as [string, Buffer]),
+    };
+  });
+  let at = 0;
+  return () => records[at++ % records.length] as (typeof records)[number];
+};
+
+/**
+ * The traffic for a route: the example routes' models (by handler module, so renamed routes work too), else values
+ * made from the route's own schema, or the lines of `valuesFile` when one is given.
+ */
+export const routeTraffic = async (
+  route: RouteConfig,
+  options: TrafficOptions & { valuesFile?: string },
+): Promise<TrafficGenerator> => {
+  if (options.valuesFile) {
+    const text = await readFile(options.valuesFile, 'utf8');
+    return new SchemaTraffic(route.name, valuesFromFile(options.valuesFile, text), options);
+  }
+  if (route.handler === 'orders.ts') return new OrdersTraffic(options);
+  if (route.handler === 'payments.ts') return new PaymentsTraffic(options);
+  const maker = valueMaker(route, await loadRouteSchemas(route), options.seed);
+  return new SchemaTraffic(
+    route.name,
+    () => ({ key: bytesOf(maker.key()), value: bytesOf(maker.value()), headers: [] }),
+    options,
   );
 };
 

@@ -7,13 +7,22 @@ export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 export type CliResult = { code: number | null; stdout: string; stderr: string };
 
-/** Runs one of the project's scripts (`scripts/invoke.ts`, …) in a child Node process, as a user would. */
-export const runScript = (script: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> =>
+/**
+ * Runs one of the project's scripts (`scripts/invoke.ts`, …) in a child Node process, as a user would; `input` is
+ * written to its stdin (closed either way).
+ */
+export const runScript = (
+  script: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  input?: string,
+): Promise<CliResult> =>
   new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [join(ROOT, script), ...args], {
       cwd: ROOT,
       env: { ...process.env, ...env },
     });
+    child.stdin.end(input ?? '');
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk) => {

@@ -3,7 +3,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { uniqueName } from '../helpers/aws.ts';
+import { KafkaEvent } from '../../functions/runtime/event.ts';
+import { scanAll, uniqueName } from '../helpers/aws.ts';
 import { runScript } from '../helpers/cli.ts';
 
 const MSK_FIXTURE = fileURLToPath(new URL('../fixtures/msk-event.json', import.meta.url));
@@ -61,6 +62,48 @@ describe('npm run invoke', () => {
       const second = await runCli(['--route', 'audit', '--event', MSK_FIXTURE, '--config', config]);
       expect(second.code).toBe(0);
       expect(JSON.parse(second.stdout).summary).toMatchObject({ received: 1, processed: 0, duplicates: 1 });
+    },
+    TIMEOUT,
+  );
+
+  test(
+    "its own state by default: the bridge's table never sees the record, so the real one at the same coordinates is not a duplicate",
+    async () => {
+      const config = freshAuditConfig();
+      const isolated = await runCli(['--route', 'audit', '--event', MSK_FIXTURE, '--config', config]);
+      expect(isolated.code).toBe(0);
+      expect(isolated.stderr).toContain("invoke: state of its own, not the bridge's");
+      const name = JSON.parse(readFileSync(config, 'utf8')).name as string;
+      const keys = async (table: string) => (await scanAll(table)).map((item) => item.pk?.S).filter(Boolean);
+      expect(await keys(`${name}-invoke-idempotency`)).toHaveLength(1);
+      // What the bridge will consume: nothing of invoke's there. --shared-state writes it (to try a replay, say).
+      await expect(keys(`${name}-idempotency`)).rejects.toThrow(/non-existent table|not found/i);
+      const shared = await runCli(['--route', 'audit', '--event', MSK_FIXTURE, '--config', config, '--shared-state']);
+      expect(JSON.parse(shared.stdout).summary).toMatchObject({ processed: 1, duplicates: 0 });
+      expect(shared.stderr).toContain("invoke: the bridge's state (--shared-state)");
+      expect(await keys(`${name}-idempotency`)).toHaveLength(1);
+    },
+    TIMEOUT,
+  );
+
+  test(
+    '--generate prints a valid event for the route, which invoke takes from stdin',
+    async () => {
+      const config = freshAuditConfig();
+      const generated = await runCli(['--route', 'audit', '--generate', '--config', config]);
+      expect(generated.code).toBe(0);
+      const event = JSON.parse(generated.stdout);
+      expect(KafkaEvent.safeParse(event).success).toBe(true);
+      const topic = JSON.parse(readFileSync(config, 'utf8')).routes[0].topic as string;
+      expect(Object.keys(event.records)).toEqual([`${topic}-0`]);
+      const invoked = await runScript(
+        'scripts/invoke.ts',
+        ['--route', 'audit', '--event', '-', '--config', config],
+        {},
+        generated.stdout,
+      );
+      expect(invoked.code).toBe(0);
+      expect(JSON.parse(invoked.stdout).summary).toMatchObject({ received: 1, processed: 1, deadLettered: 0 });
     },
     TIMEOUT,
   );
@@ -137,7 +180,7 @@ describe('npm run invoke', () => {
         ],
         [['--route', 'audit', '--event', badJson, '--config', config], /is not valid JSON/],
         [['--route', 'audit', '--event', notKafka, '--config', config], /is not a Kafka event .*eventSource/],
-        [['--route', 'audit', '--config', config], /required option '-e, --event <file>' not specified/],
+        [['--route', 'audit', '--config', config], /give an event \(--event FILE, or - for stdin\), or --generate one/],
         [['--route', 'audit', '--event', MSK_FIXTURE, '--config', join(dir, 'nope.json')], /invalid bridge config/],
       ];
       const results = await Promise.all(cases.map(([args]) => runCli(args)));
