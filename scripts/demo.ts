@@ -4,18 +4,16 @@
 // poison records, and shows a live summary until Ctrl-C or --duration.
 // On the way out it stops the local services it started itself and leaves those that were already running.
 import { randomUUID } from 'node:crypto';
-import { Command } from 'commander';
 import { loadBridgeConfig } from '../infra/config/index.ts';
 import { startBridge } from './bridge/bridge.ts';
 import type { RouteSnapshot } from './bridge/stats.ts';
 import { formatSummaryTable } from './bridge/summary.ts';
-import { numberArg } from './lib/cliArgs.ts';
+import { cliProgram, EXIT_USAGE, errorLine, numberArg } from './lib/cliArgs.ts';
 import { brokersFromEnv, createProducer } from './lib/kafka.ts';
 import { produceTraffic, routeTraffic } from './lib/traffic.ts';
 import { applyEndpointsToEnv, ensureLocalServices, releaseLocalServices, type ServiceName } from './local/services.ts';
 
-const program = new Command()
-  .name('npm start --')
+const program = cliProgram('npm start --')
   .description(
     'The local demo: Kafka, DynamoDB Local and ElasticMQ (started if needed), the bridge for every route of the\n' +
       'config, and traffic for every route (values made from its schema) with duplicates and poison records. A live\n' +
@@ -32,8 +30,7 @@ const program = new Command()
   .option('--duplicates <percent>', 'share of duplicate records', numberArg('--duplicates', { min: 0, max: 100 }), 5)
   .option('--poison <percent>', 'share of poison records', numberArg('--poison', { min: 0, max: 100 }), 1)
   .option('-c, --config <path>', 'bridge config (.ts or .json; default BRIDGE_CONFIG or infra/bridge.config.ts)')
-  .option('--refresh <seconds>', 'summary refresh interval', numberArg('--refresh', { min: 0.2 }), 1)
-  .showHelpAfterError();
+  .option('--refresh <seconds>', 'summary refresh interval', numberArg('--refresh', { min: 0.2 }), 1);
 
 /** The local services this run started, once they are up: the ones to stop on the way out. */
 let servicesStarted: readonly ServiceName[] | undefined;
@@ -165,7 +162,7 @@ const main = async () => {
 };
 
 main().catch(async (error: unknown) => {
-  process.stderr.write(`demo: ${(error as Error).message}\n`);
+  process.stderr.write(`${errorLine('demo', error)}\n`);
   if (servicesStarted) process.stderr.write(`${await releaseLocalServices(servicesStarted)}\n`);
-  process.exit(1);
+  process.exit(EXIT_USAGE);
 });

@@ -5,9 +5,9 @@
 // like `sam local generate-event kafka`.
 import { Command, Option } from 'commander';
 import { findRoute, loadBridgeConfig, localResourceNames } from '../infra/config/index.ts';
+import { EXIT_USAGE } from './lib/cliArgs.ts';
 import {
   CliInputError,
-  EXIT_INPUT_ERROR,
   formatSummary,
   invokeRoute,
   loadRouteHandler,
@@ -22,7 +22,7 @@ import { loadRouteSchemas, valueMaker } from './lib/schemaValues.ts';
 
 const EXIT_HANDLER_THREW = 1;
 /** The route's resources could not be prepared: a service is unreachable, like any other connection error. */
-const EXIT_SETUP_FAILED = EXIT_INPUT_ERROR;
+const EXIT_SETUP_FAILED = EXIT_USAGE;
 /** invoke's own resources beside the bridge's: its records never meet the ones the bridge consumes. */
 const INVOKE_NAMESPACE = 'invoke';
 
@@ -76,7 +76,7 @@ running a sample does not make the real record at the same coordinates a duplica
 bridge's (to try a replay, say).
 
 Exit codes: 0 the handler returned (or --generate printed), ${EXIT_HANDLER_THREW} the handler threw (the JSON is still
-printed), ${EXIT_INPUT_ERROR} bad arguments, config or event file, or the route's resources could not be prepared.
+printed), ${EXIT_USAGE} bad arguments, config or event file, or the route's resources could not be prepared.
 
 Examples:
   npm run invoke -- --route orders --generate > my-event.json

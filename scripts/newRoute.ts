@@ -228,8 +228,11 @@ const main = async () => {
     throw error instanceof BridgeConfigError ? new Error(`the route does not fit the config: ${error.message}`) : error;
   }
   // In the project's own style, so `npm test` (which lints) passes as scaffolded.
-  const biome = spawnSync(process.execPath, [BIOME, 'check', '--write', ...written, configPath], { cwd: ROOT });
-  if (biome.status !== 0) process.stderr.write(`new-route: biome could not format the new files:\n${biome.stdout}`);
+  const inProject = [...written, configPath].filter((file) => !relative(ROOT, file).startsWith('..'));
+  const biome = spawnSync(process.execPath, [BIOME, 'check', '--write', ...inProject], { cwd: ROOT, encoding: 'utf8' });
+  if (biome.status !== 0) {
+    process.stderr.write(`new-route: biome could not format the new files:\n${biome.stdout}${biome.stderr}`);
+  }
   const shown = (file: string) => relative(ROOT, file);
   process.stdout.write(
     [

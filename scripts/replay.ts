@@ -3,21 +3,23 @@
 // drain a route's dead-letter queue back into Kafka, or straight into the route's handler.
 // Progress goes to stderr; stdout carries one JSON report.
 import { Command, Option } from 'commander';
-import { numberArg } from './lib/cliArgs.ts';
+import { describeFailure, EXIT_USAGE, numberArg, oneLine } from './lib/cliArgs.ts';
 import {
-  EXIT_INPUT_ERROR,
+  CliInputError,
   loadRouteHandler,
   note,
   prepareRoute,
   type RouteHandler,
+  RouteSetupError,
   runJsonCli,
 } from './lib/invokeRoute.ts';
 import { brokersFromEnv } from './lib/kafka.ts';
 import { REPLAY_HEADER } from './lib/replayEvents.ts';
-import { type ReplayMode, replayDeadLetters } from './lib/replayRun.ts';
+import { formatGroups, type ReplayMode, replayDeadLetters } from './lib/replayRun.ts';
 
 const EXIT_LEFT_IN_DLQ = 1;
-const EXIT_FAILED = 3;
+/** Bad arguments or config, and services that cannot be reached, exit like a usage error: the check did not run. */
+const EXIT_FAILED = EXIT_USAGE;
 
 const program = new Command()
   .name('replay')
@@ -67,9 +69,13 @@ exactly once more; replaying the same dead letter again is skipped as a duplicat
 A truncated dead letter (record.truncated: true) is read again from Kafka at its coordinates; if the
 record is gone (retention), the message is reported and stays in the DLQ.
 
-stdout: one JSON report { route, mode, dryRun, queueUrl, received, replayed, wouldReplay, left, items, invocations }.
-Exit codes: 0 done, ${EXIT_LEFT_IN_DLQ} some messages could not be replayed and stay in the DLQ, ${EXIT_INPUT_ERROR} bad arguments or
-config, ${EXIT_FAILED} stopped by an error (Kafka, SQS or DynamoDB unreachable).
+A dry run lists the dead letters grouped by reason (error kind, name and message), with a count per group
+and the time each record was dead-lettered.
+
+stdout: one JSON report { route, mode, dryRun, queueUrl, received, replayed, wouldReplay, left, items, groups,
+invocations }.
+Exit codes: 0 done, ${EXIT_LEFT_IN_DLQ} some messages could not be replayed and stay in the DLQ, ${EXIT_FAILED} bad arguments or
+config, or stopped by an error (Kafka, SQS or DynamoDB unreachable; one line on stderr).
 
 Examples:
   npm run replay -- --route payments --dry-run
@@ -89,7 +95,11 @@ type Options = {
   logLevel?: string;
 };
 
-const main = async (options: Options, print: (text: string) => Promise<void>): Promise<number> => {
+/** Programming errors keep their stack; anything else stopping the run is told in one line. */
+const isBug = (error: unknown) =>
+  error instanceof TypeError || error instanceof ReferenceError || error instanceof RangeError;
+
+const replay = async (options: Options, print: (text: string) => Promise<void>): Promise<number> => {
   const mode: ReplayMode = options.invoke
     ? { kind: 'invoke' }
     : { kind: 'topic', topic: typeof options.toTopic === 'string' ? options.toTopic : undefined };
@@ -118,13 +128,30 @@ const main = async (options: Options, print: (text: string) => Promise<void>): P
   });
   await print(`${JSON.stringify(report, null, 2)}\n`);
   const stuck = report.items.filter((item) => item.outcome === 'left').length;
-  note(
-    report.dryRun
-      ? `replay: dry run: ${report.received} dead letter(s), ${report.wouldReplay} would be replayed, ${stuck} could not be`
-      : `replay: ${report.received} dead letter(s): ${report.replayed} replayed and deleted, ${report.left} left in the DLQ`,
-  );
-  if (report.error) return EXIT_FAILED;
+  if (report.received > 0 || !report.error) {
+    const groups = `${report.groups.length} reason(s)`;
+    note(
+      report.dryRun
+        ? `replay: dry run: ${report.received} dead letter(s) in ${groups}, ${report.wouldReplay} would be replayed, ${stuck} could not be`
+        : `replay: ${report.received} dead letter(s) in ${groups}: ${report.replayed} replayed and deleted, ${report.left} left in the DLQ`,
+    );
+    if (report.dryRun) for (const line of formatGroups(report.groups)) note(line);
+  }
+  if (report.error) {
+    note(`replay: stopped: ${report.error}`);
+    return EXIT_FAILED;
+  }
   return stuck > 0 ? EXIT_LEFT_IN_DLQ : 0;
+};
+
+const main = async (options: Options, print: (text: string) => Promise<void>): Promise<number> => {
+  try {
+    return await replay(options, print);
+  } catch (error) {
+    if (isBug(error)) throw error;
+    if (error instanceof CliInputError) throw new CliInputError(oneLine(error.message), { cause: error });
+    throw new RouteSetupError(describeFailure(error), { cause: error });
+  }
 };
 
 await runJsonCli<Options>('replay', program, EXIT_FAILED, main);

@@ -1,14 +1,12 @@
 // `npm run bridge [-- --route R]`: the local bridge alone, with no demo traffic (DESIGN §9).
-import { Command } from 'commander';
 import { loadBridgeConfig } from '../../infra/config/index.ts';
-import { numberArg } from '../lib/cliArgs.ts';
+import { cliProgram, failUsage, numberArg } from '../lib/cliArgs.ts';
 import { brokersFromEnv } from '../lib/kafka.ts';
 import { applyEndpointsToEnv, resolveEndpoints } from '../local/services.ts';
 import { type HandlerOutput, startBridge } from './bridge.ts';
 import { formatProgressLine } from './stats.ts';
 
-const program = new Command()
-  .name('npm run bridge --')
+const program = cliProgram('npm run bridge --')
   .description(
     'The local bridge: consumes the configured topics from KAFKA_BROKERS with one consumer group per route and\n' +
       "invokes the routes' handlers with Lambda-identical events, as the Kafka event source mapping does.\n" +
@@ -43,8 +41,7 @@ const program = new Command()
   .option(
     '--no-create',
     "do not create missing topics (tables and queues are always ensured: their names make the routes' environment)",
-  )
-  .showHelpAfterError();
+  );
 
 const main = async () => {
   program.parse();
@@ -123,7 +120,4 @@ const main = async () => {
   process.on('SIGTERM', onSignal);
 };
 
-main().catch((error: unknown) => {
-  process.stderr.write(`bridge: ${(error as Error).message}\n`);
-  process.exit(1);
-});
+main().catch((error: unknown) => failUsage('bridge', error));

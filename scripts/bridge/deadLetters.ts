@@ -1,8 +1,13 @@
 // Reads a dead-letter queue without consuming it: every message is received with a visibility timeout, then made
-// visible again at once. Used by reconcile and the end-to-end tests.
-import { type Message, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+// visible again at once. Used by reconcile, replay's report and the end-to-end tests. Also what those tools say about
+// a dead letter: why it was dead-lettered (its reason, for grouping) and when.
+import {
+  ChangeMessageVisibilityBatchCommand,
+  type Message,
+  ReceiveMessageCommand,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
 import { DeadLetterEnvelope } from '../../functions/runtime/deadLetter/envelopeSchema.ts';
-import { makeVisible } from '../lib/replayRun.ts';
 
 /** The parts of the dead-letter envelope (DESIGN §7) the tools read. */
 export type DeadLetter = {
@@ -14,7 +19,37 @@ export type DeadLetter = {
   readonly offset: number;
   readonly value: string | null;
   readonly errorKind: string;
+  readonly errorName: string;
   readonly errorMessage: string;
+  /** ISO time the record was dead-lettered (the envelope's `deadLetteredAt`, else the message's SentTimestamp). */
+  readonly deadLetteredAt: string | undefined;
+};
+
+/** Why a record was dead-lettered, as replay groups letters: the kind, the error's name and its message. */
+export type DeadLetterReason = { readonly kind: string; readonly name: string; readonly message: string };
+
+/** SQS system attributes to ask for, so a letter's time is known even when its envelope does not say it. */
+export const DEAD_LETTER_SYSTEM_ATTRIBUTES = ['SentTimestamp'] as const;
+
+const MAX_BATCH = 10;
+
+/**
+ * The envelope's error without what is particular to the record: the runtime's message starts with
+ * `RecordProcessingError: route R: topic-p@o: kind: ` and then `Name: ` of the cause, which `name` already says.
+ * Letters that failed for the same reason then share one.
+ */
+export const deadLetterReason = (error: DeadLetterEnvelope['error']): DeadLetterReason => {
+  let message = error.message.replace(/^RecordProcessingError: route [^:]*: \S+-\d+@\d+: [a-z]+: /, '');
+  if (message.startsWith(`${error.name}: `)) message = message.slice(error.name.length + 2);
+  return { kind: error.kind, name: error.name, message };
+};
+
+/** When the letter was written: the envelope's own time, else when SQS received the message. */
+export const deadLetteredAtOf = (envelope: { deadLetteredAt?: string } | undefined, message: Message) => {
+  const stated = envelope?.deadLetteredAt ? Date.parse(envelope.deadLetteredAt) : Number.NaN;
+  if (Number.isFinite(stated)) return new Date(stated).toISOString();
+  const sent = Number(message.Attributes?.SentTimestamp);
+  return Number.isFinite(sent) && sent > 0 ? new Date(sent).toISOString() : undefined;
 };
 
 const parseEnvelope = (message: Message): DeadLetter | undefined => {
@@ -36,8 +71,26 @@ const parseEnvelope = (message: Message): DeadLetter | undefined => {
     offset: source.offset,
     value: record.value,
     errorKind: error.kind,
+    errorName: error.name,
     errorMessage: error.message,
+    deadLetteredAt: deadLetteredAtOf(parsed.data, message),
   };
+};
+
+/** Messages left behind become visible again at once, so the next run (or a look) sees them. */
+export const makeVisible = async (sqs: SQSClient, queueUrl: string, handles: readonly string[]): Promise<void> => {
+  for (let i = 0; i < handles.length; i += MAX_BATCH) {
+    await sqs.send(
+      new ChangeMessageVisibilityBatchCommand({
+        QueueUrl: queueUrl,
+        Entries: handles.slice(i, i + MAX_BATCH).map((handle, n) => ({
+          Id: String(n),
+          ReceiptHandle: handle,
+          VisibilityTimeout: 0,
+        })),
+      }),
+    );
+  }
 };
 
 /** Every message in the queue (envelopes that do not parse are counted in `unreadable`). */
@@ -52,9 +105,10 @@ export const peekDeadLetters = async (
       const { Messages = [] } = await sqs.send(
         new ReceiveMessageCommand({
           QueueUrl: queueUrl,
-          MaxNumberOfMessages: 10,
+          MaxNumberOfMessages: MAX_BATCH,
           VisibilityTimeout: 60,
           WaitTimeSeconds: 0,
+          MessageSystemAttributeNames: [...DEAD_LETTER_SYSTEM_ATTRIBUTES],
         }),
       );
       if (Messages.length === 0) empty += 1;

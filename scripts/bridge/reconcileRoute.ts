@@ -11,17 +11,42 @@
 // - skipped: a tombstone without an item. Routes skip tombstones by default (`tombstones: 'skip'`) and write no
 //   marker for them, so their absence is expected; a route that processes tombstones has items for them, and they
 //   count like any other record;
-// - missing: none of the above. That is a lost record, and the report lists its coordinates.
+// - pending: none of the above, and not consumed yet: at or above its partition's committed offset in the route's
+//   consumer group, or in a partition where the group committed nothing. The bridge (or the event source mapping)
+//   delivers it from there; an IN_PROGRESS item of such a record is a batch that will be delivered again;
+// - missing: none of the above: consumed (below the committed offset) with no item and no dead letter. That is a lost
+//   record, and the report lists its coordinates.
+//
+// Without the group's offsets (`consumerGroup` not given), every record counts as consumed: callers that waited for
+// the lag to reach 0 get the same answer either way. Read the offsets (`readGroupProgress`) before calling
+// `reconcileRecords`, which reads the table and the queue: a record consumed after its item was looked up would
+// otherwise look lost.
 import { BatchGetItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { idempotencyPartitionKey } from '../../functions/runtime/idempotency/DynamoDbIdempotencyStore.ts';
 import type { BridgeConfig, RouteConfig } from '../../infra/config/index.ts';
 import { localResourceNames } from '../../infra/config/index.ts';
+import type { Admin } from '../lib/kafka.ts';
 import type { LambdaKafkaRecord } from '../lib/kafkaEvents.ts';
 import { peekDeadLetters } from './deadLetters.ts';
 import { idempotencyKeyFor } from './recordKeys.ts';
 
 export type Coordinates = { topic: string; partition: number; offset: number; idempotencyKey: string };
+
+/** Where a consumer group is on one partition. */
+export type PartitionProgress = {
+  partition: number;
+  /** The next offset the group will consume; null when it committed nothing there (it starts from `earliest`). */
+  committed: number | null;
+  earliest: number;
+  /** The high watermark: the offset the next record will get. */
+  end: number;
+  /** Records not consumed yet: `end - committed` (or `end - earliest`). */
+  lag: number;
+};
+
+/** Where the route's consumer group is on the route's topic. */
+export type GroupProgress = { groupId: string; topic: string; lag: number; partitions: PartitionProgress[] };
 
 export type ReconcileReport = {
   route: string;
@@ -32,6 +57,8 @@ export type ReconcileReport = {
   deadLettered: number;
   inProgress: number;
   missing: number;
+  /** Not consumed yet by the route's consumer group (see the top of this file); never counted as missing. */
+  pending: number;
   skipped: { tombstones: number };
   /** Records whose key an earlier record already had (business duplicates), included in the counts above. */
   sharedKeys: number;
@@ -45,6 +72,9 @@ export type ReconcileReport = {
   };
   missingRecords: Coordinates[];
   inProgressRecords: Coordinates[];
+  pendingRecords: Coordinates[];
+  /** The group's offsets the records were judged by; null when none were given (every record counts as consumed). */
+  consumerGroup: GroupProgress | null;
 };
 
 type Item = { status: string };
@@ -85,8 +115,17 @@ export const reconcileRecords = async (options: {
   dynamodb: DynamoDBClient;
   sqs: SQSClient;
   queueUrl: string;
+  /** The route's consumer group's offsets, read before this call: records it has not consumed are `pending`. */
+  consumerGroup?: GroupProgress | undefined;
 }): Promise<ReconcileReport> => {
   const { config, route, records } = options;
+  const group = options.consumerGroup;
+  const committed = new Map((group?.partitions ?? []).map((p) => [p.partition, p.committed]));
+  const consumed = (record: LambdaKafkaRecord): boolean => {
+    if (!group) return true;
+    const next = committed.get(record.partition);
+    return next !== undefined && next !== null && record.offset < next;
+  };
   const table = localResourceNames(config).idempotencyTable;
   const keyOf = await idempotencyKeyFor(route);
   const keyed = records.map((record) => ({ record, key: keyOf(record) }));
@@ -110,6 +149,7 @@ export const reconcileRecords = async (options: {
     deadLettered: 0,
     inProgress: 0,
     missing: 0,
+    pending: 0,
     skipped: { tombstones: 0 },
     sharedKeys: 0,
     deadLetterQueue: {
@@ -120,6 +160,8 @@ export const reconcileRecords = async (options: {
     },
     missingRecords: [],
     inProgressRecords: [],
+    pendingRecords: [],
+    consumerGroup: group ?? null,
   };
   const seen = new Set<string>();
   for (const { record, key } of keyed) {
@@ -134,7 +176,10 @@ export const reconcileRecords = async (options: {
     const status = items.get(idempotencyPartitionKey(route.name, key))?.status;
     if (status === 'COMPLETED') report.completed += 1;
     else if (status === 'DEAD_LETTERED' || lettersByKey.has(key)) report.deadLettered += 1;
-    else if (status === 'IN_PROGRESS') {
+    else if (!consumed(record) && (status === 'IN_PROGRESS' || record.value !== null)) {
+      report.pending += 1;
+      report.pendingRecords.push(coordinates);
+    } else if (status === 'IN_PROGRESS') {
       report.inProgress += 1;
       report.inProgressRecords.push(coordinates);
     } else if (record.value === null) report.skipped.tombstones += 1;
@@ -144,4 +189,61 @@ export const reconcileRecords = async (options: {
     }
   }
   return report;
+};
+
+/** Where the group is on every partition of the topic: its committed offsets, and the topic's earliest and end. */
+export const readGroupProgress = async (admin: Admin, groupId: string, topic: string): Promise<GroupProgress> => {
+  const metadata = await admin.metadata({ topics: [topic], forceUpdate: true });
+  const count = metadata.topics.get(topic)?.partitionsCount ?? 0;
+  if (count === 0) throw new Error(`topic ${topic} does not exist`);
+  const indexes = Array.from({ length: count }, (_, p) => p);
+  const offsetsAt = async (timestamp: bigint) => {
+    const [listed] = await admin.listOffsets({
+      topics: [{ name: topic, partitions: indexes.map((partitionIndex) => ({ partitionIndex, timestamp })) }],
+    });
+    return new Map((listed?.partitions ?? []).map((p) => [p.partitionIndex, Number(p.offset)]));
+  };
+  const [earliest, end, groups] = await Promise.all([
+    offsetsAt(-2n),
+    offsetsAt(-1n),
+    admin.listConsumerGroupOffsets({ groups: [{ groupId, topics: [{ name: topic, partitionIndexes: indexes }] }] }),
+  ]);
+  const commits = new Map(
+    (groups[0]?.topics.find((t) => t.name === topic)?.partitions ?? []).map((p) => [
+      p.partitionIndex,
+      Number(p.committedOffset),
+    ]),
+  );
+  const partitions = indexes.map((partition): PartitionProgress => {
+    const first = earliest.get(partition) ?? 0;
+    const last = end.get(partition) ?? 0;
+    const offset = commits.get(partition);
+    // Kafka answers -1 for a partition the group has no offset for.
+    const next = offset === undefined || offset < 0 ? null : offset;
+    return { partition, committed: next, earliest: first, end: last, lag: Math.max(0, last - (next ?? first)) };
+  });
+  return { groupId, topic, lag: partitions.reduce((sum, p) => sum + p.lag, 0), partitions };
+};
+
+/**
+ * Polls the group until its lag is 0 on every partition (committed == end) or `seconds` have passed, calling
+ * `onProgress` after each look. Resolves with the last progress read; its `lag` says whether it drained.
+ */
+export const waitForGroupToDrain = async (options: {
+  admin: Admin;
+  groupId: string;
+  topic: string;
+  seconds: number;
+  intervalMs?: number;
+  onProgress?: (progress: GroupProgress, elapsedMs: number) => void;
+}): Promise<GroupProgress> => {
+  const started = Date.now();
+  const deadline = started + options.seconds * 1000;
+  for (;;) {
+    const progress = await readGroupProgress(options.admin, options.groupId, options.topic);
+    options.onProgress?.(progress, Date.now() - started);
+    const left = deadline - Date.now();
+    if (progress.lag === 0 || left <= 0) return progress;
+    await new Promise((resolve) => setTimeout(resolve, Math.min(options.intervalMs ?? 500, left)));
+  }
 };

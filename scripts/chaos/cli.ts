@@ -2,13 +2,12 @@
 // modes under both event-source-mapping modes against DynamoDB Local and ElasticMQ (started if they are not up),
 // with SDK faults before and after the service applied a request. Prints a progress line per run on stderr and a
 // JSON summary on stdout; exits 1 if any record was lost, applied twice, or both applied and dead-lettered.
-import { Command, Option } from 'commander';
-import { numberArg } from '../lib/cliArgs.ts';
+import { Option } from 'commander';
+import { cliProgram, EXIT_USAGE, errorLine, numberArg } from '../lib/cliArgs.ts';
 import { applyEndpointsToEnv, ensureLocalServices, releaseLocalServices } from '../local/services.ts';
 import { type ChaosResult, EsmModes, runChaos, WorkModes } from './scenario.ts';
 
-const program = new Command()
-  .name('npm run chaos --')
+const program = cliProgram('npm run chaos --')
   .description(
     'Fault-injection soak of the handler runtime: SDK throttles before a request reaches DynamoDB or SQS, and after ' +
       'the service applied it (its answer lost), in every call the runtime makes; a model of the event source ' +
@@ -22,8 +21,7 @@ const program = new Command()
   .addOption(new Option('--work <mode>', 'work mode').choices([...WorkModes, 'both']).default('both'))
   .addOption(new Option('--esm <mode>', 'event source mapping mode').choices([...EsmModes, 'both']).default('both'))
   .option('--records <n>', 'records per run', numberArg('--records', { min: 1, integer: true }), 200)
-  .option('--partitions <n>', 'partitions per run', numberArg('--partitions', { min: 1, integer: true }), 4)
-  .showHelpAfterError();
+  .option('--partitions <n>', 'partitions per run', numberArg('--partitions', { min: 1, integer: true }), 4);
 
 function parseRate(value: string): number {
   const rate = numberArg('--fault-rate', { min: 0, max: 100 })(value);
@@ -95,7 +93,7 @@ const soak = async (opts: SoakOptions): Promise<number> => {
 main().then(
   (code) => process.exit(code),
   (error: unknown) => {
-    process.stderr.write(`chaos: ${(error as Error).message}\n`);
-    process.exit(2);
+    process.stderr.write(`${errorLine('chaos', error)}\n`);
+    process.exit(EXIT_USAGE);
   },
 );

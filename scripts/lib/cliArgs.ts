@@ -5,8 +5,6 @@ import { Command, InvalidArgumentError } from 'commander';
 
 /** Bad flags, a bad config, or a service that cannot be reached. */
 export const EXIT_USAGE = 2;
-/** The check ran and found a problem. */
-export const EXIT_PROBLEM_FOUND = 1;
 
 /** A commander program that reports a usage error in one line, with a suggestion for a typo, and exits 2. */
 export const cliProgram = (name: string): Command =>
@@ -15,32 +13,86 @@ export const cliProgram = (name: string): Command =>
     .showSuggestionAfterError()
     .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : EXIT_USAGE));
 
-const LOCAL_HOST = /(127\.\d+\.\d+\.\d+|localhost|::1)/;
+/** Node's codes for a service that cannot be reached. */
+const UNREACHABLE: Readonly<Record<string, string>> = {
+  ECONNREFUSED: 'connection refused',
+  ECONNRESET: 'connection reset',
+  ETIMEDOUT: 'timed out',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  ENOTFOUND: 'host not found',
+  EAI_AGAIN: 'host name lookup failed',
+};
 
-/** Whether an error, or one it wraps, is a refused connection. */
-const refusedConnection = (error: unknown, depth = 0): { address?: string } | undefined => {
-  if (!error || typeof error !== 'object' || depth > 5) return undefined;
-  const e = error as { code?: unknown; message?: unknown; address?: unknown; cause?: unknown; errors?: unknown };
-  if (e.code === 'ECONNREFUSED' || (typeof e.message === 'string' && e.message.includes('ECONNREFUSED'))) {
-    return { ...(typeof e.address === 'string' && { address: e.address }) };
-  }
+type Failure = Error & { code?: unknown; address?: unknown; port?: unknown; hostname?: unknown; errors?: unknown };
+
+/** The first error in `error`'s cause chain and aggregated errors (depth first) that says a connection failed. */
+const connectionFailure = (error: unknown, depth = 0): Failure | undefined => {
+  if (!(error instanceof Error) || depth > 8) return undefined;
+  const e = error as Failure;
+  if (typeof e.code === 'string' && e.code in UNREACHABLE) return e;
   for (const inner of [e.cause, ...(Array.isArray(e.errors) ? e.errors : [])]) {
-    const found = refusedConnection(inner, depth + 1);
+    const found = connectionFailure(inner, depth + 1);
     if (found) return found;
   }
   return undefined;
 };
 
-/**
- * An error as one line for stderr; a refused connection to a service on this machine says how to start the local
- * services.
- */
-export const errorLine = (tool: string, error: unknown): string => {
-  const message = (error instanceof Error ? error.message : String(error)).split('\n')[0] as string;
-  const refused = refusedConnection(error);
-  const local = refused && (refused.address === undefined || LOCAL_HOST.test(refused.address));
-  return `${tool}: ${message}${local ? ' (is a local service down? `npm run local:up` starts them)' : ''}`;
+const LOCAL_HOSTS = new Set(['127.0.0.1', '::1', 'localhost', '0.0.0.0', '::']);
+
+/** Which of the configured services listens on `host:port`, by the endpoints in the environment. */
+const serviceAt = (port: string, env: NodeJS.ProcessEnv): string | undefined => {
+  const portOf = (endpoint: string | undefined) => {
+    try {
+      return endpoint ? new URL(endpoint.includes('://') ? endpoint : `tcp://${endpoint}`).port : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  if ((env.KAFKA_BROKERS ?? '').split(',').some((broker) => portOf(broker.trim()) === port)) return 'Kafka';
+  if (portOf(env.AWS_ENDPOINT_URL_DYNAMODB) === port) return 'DynamoDB';
+  if (portOf(env.AWS_ENDPOINT_URL_SQS) === port) return 'SQS';
+  return undefined;
 };
+
+/** A message of several lines (a config's list of problems) as one: `first: second; third`. */
+export const oneLine = (message: string): string => {
+  const [first = '', ...rest] = message
+    .split('\n')
+    .map((line) => line.trim().replace(/^- /, ''))
+    .filter((line) => line !== '');
+  return rest.length === 0 ? first : `${first.replace(/:$/, '')}: ${rest.join('; ')}`;
+};
+
+/** An error's message on one line, with the first of the errors it aggregates (the Kafka client's MultipleErrors). */
+const firstLine = (error: unknown, depth = 0): string => {
+  const message = oneLine(error instanceof Error ? error.message : String(error));
+  const inner = (error as Failure | null)?.errors;
+  if (!Array.isArray(inner) || inner.length === 0 || depth > 4) return message;
+  const detail = firstLine(inner[0], depth + 1);
+  return message ? `${message.replace(/\.$/, '')}: ${detail}` : detail;
+};
+
+/**
+ * One line for an error that stopped a tool. A service that cannot be reached is named with its address; a refused
+ * connection to a local one says how to start the local services.
+ */
+export const describeFailure = (error: unknown, env: NodeJS.ProcessEnv = process.env): string => {
+  const failure = connectionFailure(error);
+  if (!failure) return firstLine(error);
+  const host = String(failure.address ?? failure.hostname ?? '');
+  const port = failure.port === undefined ? '' : String(failure.port);
+  const where = host ? `${host.includes(':') ? `[${host}]` : host}${port ? `:${port}` : ''}` : '';
+  const service = (port && serviceAt(port, env)) || 'a service';
+  const code = failure.code as string;
+  const line = `cannot connect to ${service}${where ? ` at ${where}` : ''} (${UNREACHABLE[code]})`;
+  return code === 'ECONNREFUSED' && LOCAL_HOSTS.has(host)
+    ? `${line}: are the local services running? Start them with \`npm run local:up\``
+    : line;
+};
+
+/** An error as one line for stderr, after the tool's name (see `describeFailure`). */
+export const errorLine = (tool: string, error: unknown): string => `${tool}: ${describeFailure(error)}`;
 
 /** The end of a CLI that failed before its check could run: one line on stderr, exit 2. */
 export const failUsage = (tool: string, error: unknown): never => {

@@ -17,6 +17,7 @@ import {
   routeEnvironment,
 } from '../../infra/config/index.ts';
 import { applyEndpointsToEnv, resolveEndpoints } from '../local/config.ts';
+import { EXIT_USAGE } from './cliArgs.ts';
 import { createLambdaContext } from './lambdaContext.ts';
 import { ensureLocalResources } from './localResources.ts';
 
@@ -27,8 +28,6 @@ export class CliInputError extends Error {
     this.name = 'CliInputError';
   }
 }
-
-export const EXIT_INPUT_ERROR = 2;
 
 /** The route's resources could not be prepared (services unreachable, a table with another key, …). */
 export class RouteSetupError extends Error {
@@ -102,10 +101,10 @@ export const runJsonCli = async <Options extends OptionValues>(
     exitCode = await main(program.opts<Options>(), stdout.print);
   } catch (error) {
     if (error instanceof CommanderError) {
-      exitCode = error.exitCode === 0 ? 0 : EXIT_INPUT_ERROR;
+      exitCode = error.exitCode === 0 ? 0 : EXIT_USAGE;
     } else if (error instanceof CliInputError) {
       note(`${name}: ${error.message}`);
-      exitCode = EXIT_INPUT_ERROR;
+      exitCode = EXIT_USAGE;
     } else if (error instanceof RouteSetupError) {
       note(`${name}: ${error.message}`);
       exitCode = failureExitCode;

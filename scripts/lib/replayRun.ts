@@ -1,15 +1,17 @@
 // The core of `npm run replay`: drain a route's dead-letter queue back into Kafka or straight into
 // the route's handler. A message is deleted only after its record was re-delivered: produced with
 // acks=all, or handed to a handler invocation that returned without reporting it as failed.
-import {
-  ChangeMessageVisibilityBatchCommand,
-  DeleteMessageBatchCommand,
-  type Message,
-  ReceiveMessageCommand,
-  SQSClient,
-} from '@aws-sdk/client-sqs';
+import { DeleteMessageBatchCommand, type Message, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { DeadLetterEnvelope } from '../../functions/runtime/deadLetter/envelopeSchema.ts';
 import type { KafkaBatchResponse } from '../../functions/runtime/event.ts';
+import {
+  DEAD_LETTER_SYSTEM_ATTRIBUTES,
+  type DeadLetterReason,
+  deadLetteredAtOf,
+  deadLetterReason,
+  makeVisible,
+} from '../bridge/deadLetters.ts';
+import { describeFailure } from './cliArgs.ts';
 import { type InvokeSummary, invokeRoute, type PreparedRoute, type RouteHandler } from './invokeRoute.ts';
 import {
   describeSource,
@@ -22,6 +24,8 @@ import {
   sourceCoordinates,
 } from './replayEvents.ts';
 import { KafkaRecordReader, ReplayProducer } from './replayKafka.ts';
+
+export { makeVisible } from '../bridge/deadLetters.ts';
 
 export type ReplayMode = { readonly kind: 'topic'; readonly topic?: string | undefined } | { readonly kind: 'invoke' };
 
@@ -55,6 +59,18 @@ export type ReplayItem = {
   outcome: ReplayOutcome;
   /** Why a message was left in the DLQ, or what a dry run found. */
   reason?: string;
+  /** Why the record was dead-lettered (absent when the message is not a dead-letter envelope). */
+  error?: DeadLetterReason;
+  /** ISO time it was dead-lettered: the envelope's `deadLetteredAt`, else the message's SentTimestamp. */
+  deadLetteredAt?: string;
+};
+
+/** Dead letters that failed for the same reason: kind, error name and message (see `deadLetterReason`). */
+export type ReplayGroup = DeadLetterReason & {
+  count: number;
+  firstDeadLetteredAt?: string;
+  lastDeadLetteredAt?: string;
+  letters: Array<Pick<ReplayItem, 'messageId' | 'source' | 'deadLetteredAt' | 'outcome' | 'reason'>>;
 };
 
 export type ReplayReport = {
@@ -69,6 +85,8 @@ export type ReplayReport = {
   /** Messages still in the DLQ after the run (in a dry run, every one). */
   left: number;
   items: ReplayItem[];
+  /** The items grouped by why they were dead-lettered, largest group first. */
+  groups: ReplayGroup[];
   /** `invoke` mode: what each handler invocation did. */
   invocations: Array<InvokeSummary & { error: string | null; batchItemFailures: number }>;
   /** Set when the run stopped early (Kafka or SQS unreachable); unfinished messages stay in the DLQ. */
@@ -103,6 +121,7 @@ export const replayDeadLetters = async (options: ReplayOptions): Promise<ReplayR
     wouldReplay: 0,
     left: 0,
     items: [],
+    groups: [],
     invocations: [],
   };
 
@@ -130,6 +149,8 @@ export const replayDeadLetters = async (options: ReplayOptions): Promise<ReplayR
 
   /** Parses a message and gathers its record's bytes, re-reading a truncated record from Kafka. */
   const plan = async (message: Message, item: ReplayItem): Promise<Ready | undefined> => {
+    const sentAt = deadLetteredAtOf(undefined, message);
+    if (sentAt) item.deadLetteredAt = sentAt;
     let body: unknown;
     try {
       body = JSON.parse(message.Body ?? '');
@@ -144,6 +165,9 @@ export const replayDeadLetters = async (options: ReplayOptions): Promise<ReplayR
       return undefined;
     }
     const envelope = parsed.data;
+    item.error = deadLetterReason(envelope.error);
+    const at = deadLetteredAtOf(envelope, message);
+    if (at) item.deadLetteredAt = at;
     item.source = describeSource(envelope);
     item.truncated = envelope.record.truncated;
     item.target = mode.kind === 'invoke' ? 'handler' : targetTopic(envelope);
@@ -255,6 +279,7 @@ export const replayDeadLetters = async (options: ReplayOptions): Promise<ReplayR
           MaxNumberOfMessages: Math.min(MAX_RECEIVE, remaining),
           VisibilityTimeout: visibility,
           WaitTimeSeconds: 1,
+          MessageSystemAttributeNames: [...DEAD_LETTER_SYSTEM_ATTRIBUTES],
         }),
       );
       const fresh = Messages.filter((m) => m.MessageId && !seen.has(m.MessageId));
@@ -295,7 +320,6 @@ export const replayDeadLetters = async (options: ReplayOptions): Promise<ReplayR
             mode.kind === 'invoke'
               ? `would invoke route ${prepared.route.name} with ${describeBytes(r.bytes)}`
               : `would produce to ${r.item.target} (${partition}) with ${describeBytes(r.bytes)}`;
-          progress(`dry run  ${r.item.source}: ${r.item.reason}; replay header ${r.item.origin}`);
         }
         continue;
       }
@@ -303,8 +327,7 @@ export const replayDeadLetters = async (options: ReplayOptions): Promise<ReplayR
       else await replayToTopic(ready);
     }
   } catch (error) {
-    report.error = (error as Error).message;
-    progress(`stopped: ${report.error}`);
+    report.error = describeFailure(error);
   } finally {
     await Promise.allSettled([reader?.close(), producer?.close()]);
     await makeVisible(sqs, queueUrl, [...taken.values()]).catch((error: unknown) => {
@@ -314,21 +337,63 @@ export const replayDeadLetters = async (options: ReplayOptions): Promise<ReplayR
   report.replayed = report.items.filter((i) => i.outcome === 'replayed').length;
   report.wouldReplay = report.items.filter((i) => i.outcome === 'would-replay').length;
   report.left = report.items.filter((i) => i.outcome !== 'replayed').length;
+  report.groups = groupByReason(report.items);
   return report;
 };
 
-/** Messages left behind become visible again at once, so the next run (or a look) sees them. */
-export const makeVisible = async (sqs: SQSClient, queueUrl: string, handles: readonly string[]): Promise<void> => {
-  for (let i = 0; i < handles.length; i += MAX_RECEIVE) {
-    await sqs.send(
-      new ChangeMessageVisibilityBatchCommand({
-        QueueUrl: queueUrl,
-        Entries: handles.slice(i, i + MAX_RECEIVE).map((handle, n) => ({
-          Id: String(n),
-          ReceiptHandle: handle,
-          VisibilityTimeout: 0,
-        })),
-      }),
-    );
+/** A message that is not a dead-letter envelope has no error of its own: its group is why it cannot be replayed. */
+const UNREADABLE = 'unreadable';
+
+/** The items grouped by why they were dead-lettered: largest group first, then the one dead-lettered first. */
+export const groupByReason = (items: readonly ReplayItem[]): ReplayGroup[] => {
+  const byReason = new Map<string, { reason: DeadLetterReason; letters: ReplayGroup['letters'] }>();
+  for (const item of items) {
+    const reason = item.error ?? { kind: UNREADABLE, name: '', message: item.reason ?? 'not a dead-letter envelope' };
+    const key = JSON.stringify([reason.kind, reason.name, reason.message]);
+    const group = byReason.get(key) ?? { reason, letters: [] };
+    byReason.set(key, group);
+    const { messageId, source, deadLetteredAt, outcome, reason: why } = item;
+    group.letters.push({
+      messageId,
+      ...(source ? { source } : {}),
+      ...(deadLetteredAt ? { deadLetteredAt } : {}),
+      outcome,
+      ...(why ? { reason: why } : {}),
+    });
   }
+  const groups = [...byReason.values()].map(({ reason, letters }): ReplayGroup => {
+    // ISO times in UTC sort as strings; a letter without one goes first.
+    letters.sort((a, b) => (a.deadLetteredAt ?? '').localeCompare(b.deadLetteredAt ?? ''));
+    const times = letters.flatMap((l) => (l.deadLetteredAt ? [l.deadLetteredAt] : []));
+    return {
+      ...reason,
+      count: letters.length,
+      ...(times.length > 0 ? { firstDeadLetteredAt: times[0], lastDeadLetteredAt: times[times.length - 1] } : {}),
+      letters,
+    };
+  });
+  return groups.sort(
+    (a, b) => b.count - a.count || (a.firstDeadLetteredAt ?? '').localeCompare(b.firstDeadLetteredAt ?? ''),
+  );
 };
+
+/**
+ * The groups as text, a heading per reason with its count and a line per letter:
+ *
+ *   3 × permanent DecodeError: value is not valid JSON: …
+ *       payments-0@17  dead-lettered 2026-05-01T10:00:00.000Z  would produce to payments (partition 0) with …
+ */
+export const formatGroups = (groups: readonly ReplayGroup[]): string[] =>
+  groups.flatMap((group) => {
+    const what =
+      group.kind === UNREADABLE ? `${UNREADABLE}: ${group.message}` : `${group.kind} ${group.name}: ${group.message}`;
+    return [
+      `  ${group.count} × ${what}`,
+      ...group.letters.map((letter) => {
+        const reason = group.kind === UNREADABLE ? '' : letter.reason ? `  ${letter.reason}` : `  ${letter.outcome}`;
+        return `      ${letter.source ?? `message ${letter.messageId}`}  dead-lettered ${letter.deadLetteredAt ?? 'at an unknown time'}${reason}`;
+      }),
+    ];
+  });
+
+// ---- failures, as the CLIs report them -----------------------------------------------------------------------

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // `npm run local:up` / `npm run local:down`: the local Kafka, DynamoDB Local and ElasticMQ.
 // Progress goes to stderr; stdout carries only `export ...` lines, so `eval "$(node scripts/local/cli.ts up)"` works.
-import { Command, Option } from 'commander';
+import { Option } from 'commander';
+import { cliProgram, EXIT_USAGE, errorLine } from '../lib/cliArgs.ts';
 import {
   ENDPOINT_ENV_VARS,
   ensureLocalServices,
@@ -21,8 +22,7 @@ function servicesOption() {
   return new Option('-s, --services <names...>', 'only these services').choices([...SERVICE_NAMES]);
 }
 
-const program = new Command()
-  .name('local')
+const program = cliProgram('local')
   .description('Local Kafka 4.1 (KRaft), DynamoDB Local and ElasticMQ for kafka-lambda-bridge, run from .local/')
   .addHelpText(
     'after',
@@ -83,6 +83,6 @@ program
 try {
   await program.parseAsync(process.argv);
 } catch (error) {
-  process.stderr.write(`local: ${error instanceof Error ? error.message : String(error)}\n`);
-  process.exitCode = 1;
+  process.stderr.write(`${errorLine('local', error)}\n`);
+  process.exitCode = EXIT_USAGE;
 }

@@ -1,62 +1,239 @@
-// `npm run reconcile` as a child process: a topic's records against the idempotency table and the DLQ.
+// `npm run reconcile` as a child process: a topic's records against the idempotency table, the DLQ and the route's
+// consumer-group offsets, on the local Kafka, DynamoDB Local and ElasticMQ. Offsets are committed with the admin
+// client, as the bridge's group would have committed them.
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { brokersFromEnv, createProducer, ensureTopics } from '../../scripts/lib/kafka.ts';
+import { consumerGroupIdOf, findRoute, parseBridgeConfig } from '../../infra/config/index.ts';
+import { brokersFromEnv, createAdmin, createProducer, ensureTopics } from '../../scripts/lib/kafka.ts';
 import { uniqueName } from '../helpers/aws.ts';
-import { runScript } from '../helpers/cli.ts';
+import { type CliResult, ROOT, runScript } from '../helpers/cli.ts';
 import { mskEvent } from '../helpers/events.ts';
 
 const AUDIT_CONFIG = fileURLToPath(new URL('../fixtures/audit.config.json', import.meta.url));
-const TIMEOUT = 120_000;
+const TIMEOUT = 60_000;
+const dir = mkdtempSync(join(tmpdir(), 'reconcile-'));
+const brokers = brokersFromEnv();
+
+type Route = { configPath: string; topic: string; groupId: string };
+
+/** A config of its own (the audit route on a fresh topic), and `values[p]` produced to partition p. */
+const setupRoute = async (values: unknown[][]): Promise<Route> => {
+  const topic = uniqueName('reconcile');
+  const config = JSON.parse(readFileSync(AUDIT_CONFIG, 'utf8'));
+  config.name = uniqueName('rc');
+  config.routes[0].topic = topic;
+  const configPath = join(dir, `${config.name}.json`);
+  writeFileSync(configPath, JSON.stringify(config));
+  const parsed = parseBridgeConfig(config);
+  await ensureTopics(brokers, [{ topic, partitions: values.length }]);
+  const producer = createProducer(brokers);
+  try {
+    await producer.send({
+      messages: values.flatMap((list, partition) =>
+        list.map((v) => ({ topic, partition, value: Buffer.from(JSON.stringify(v)) })),
+      ),
+    });
+  } finally {
+    await producer.close();
+  }
+  return { configPath, topic, groupId: consumerGroupIdOf(parsed, findRoute(parsed, 'audit')) };
+};
+
+/** Commits the route's group's offsets, as the bridge does after an invocation (the group has no members). */
+const commit = async (route: Route, offsets: Record<number, number>) => {
+  const admin = createAdmin(brokers);
+  try {
+    await admin.alterConsumerGroupOffsets({
+      groupId: route.groupId,
+      topics: [
+        {
+          name: route.topic,
+          partitionOffsets: Object.entries(offsets).map(([p, offset]) => ({
+            partition: Number(p),
+            offset: BigInt(offset),
+          })),
+        },
+      ],
+    });
+  } finally {
+    await admin.close();
+  }
+};
+
+/** Runs the audit handler on the records, as the event source would deliver them. */
+const invoke = async (route: Route, records: Array<{ partition: number; offset: number; value: unknown }>) => {
+  const eventPath = join(dir, `${uniqueName('event')}.json`);
+  writeFileSync(eventPath, JSON.stringify(mskEvent(records.map((r) => ({ ...r, topic: route.topic })))));
+  const invoked = await runScript('scripts/invoke.ts', [
+    '--route',
+    'audit',
+    '--config',
+    route.configPath,
+    '--event',
+    eventPath,
+    // The bridge's table and queue, which reconcile reads (invoke has state of its own by default).
+    '--shared-state',
+  ]);
+  expect(invoked.code).toBe(0);
+};
+
+const args = (route: Route, extra: string[]) => ['--route', 'audit', '--config', route.configPath, ...extra];
+
+const withReport = (result: CliResult) => ({
+  ...result,
+  report: result.stdout ? JSON.parse(result.stdout) : undefined,
+});
+
+const reconcile = async (route: Route, ...extra: string[]) =>
+  withReport(await runScript('scripts/reconcile.ts', args(route, extra)));
+
+/** `reconcile` as a child whose stderr can be watched while it runs. */
+const startReconcile = (route: Route, extra: string[]) => {
+  const child = spawn(process.execPath, [join(ROOT, 'scripts/reconcile.ts'), ...args(route, extra)], {
+    cwd: ROOT,
+    env: process.env,
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk) => {
+    stdout += chunk;
+  });
+  child.stderr.on('data', (chunk) => {
+    stderr += chunk;
+  });
+  const done = new Promise<CliResult>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+  const stderrMatches = async (pattern: RegExp, timeoutMs: number) => {
+    const deadline = Date.now() + timeoutMs;
+    while (!pattern.test(stderr)) {
+      if (Date.now() > deadline) throw new Error(`stderr did not match ${pattern} in ${timeoutMs} ms: ${stderr}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  };
+  return { done, stderrMatches };
+};
+
+const at = (route: Route, partition: number, offset: number) =>
+  expect.objectContaining({ topic: route.topic, partition, offset });
 
 describe('npm run reconcile', () => {
-  test(
-    'reports every unprocessed record as missing with its coordinates, and none once the handler ran',
+  test.concurrent(
+    'records the group has not consumed are pending (exit 0); consumed ones with no item and no dead letter are missing (exit 1)',
     async () => {
-      const dir = mkdtempSync(join(tmpdir(), 'reconcile-'));
-      const topic = uniqueName('reconcile');
-      const config = JSON.parse(readFileSync(AUDIT_CONFIG, 'utf8'));
-      config.name = uniqueName('rc');
-      config.routes[0].topic = topic;
-      const configPath = join(dir, 'config.json');
-      writeFileSync(configPath, JSON.stringify(config));
-
-      await ensureTopics(brokersFromEnv(), [{ topic, partitions: 1 }]);
-      const producer = createProducer(brokersFromEnv());
-      const values = [{ n: 1 }, { n: 2 }, { n: 3 }];
-      try {
-        await producer.send({
-          messages: values.map((v) => ({ topic, partition: 0, value: Buffer.from(JSON.stringify(v)) })),
-        });
-      } finally {
-        await producer.close();
-      }
-
-      const before = await runScript('scripts/reconcile.ts', ['--route', 'audit', '--config', configPath]);
-      expect(before.stderr).toBe('');
-      expect(before.code).toBe(1);
-      const missing = JSON.parse(before.stdout);
-      expect(missing.missing).toBe(3);
-      expect(JSON.stringify(missing)).toContain(`"topic":"${topic}"`);
-
-      // Process the same three records, as the event source would deliver them.
-      const eventPath = join(dir, 'event.json');
-      writeFileSync(eventPath, JSON.stringify(mskEvent(values.map((value, offset) => ({ topic, offset, value })))));
-      const invoked = await runScript('scripts/invoke.ts', [
-        '--route',
-        'audit',
-        '--config',
-        configPath,
-        '--event',
-        eventPath,
+      const route = await setupRoute([
+        [{ n: 1 }, { n: 2 }, { n: 3 }],
+        [{ n: 4 }, { n: 5 }],
       ]);
-      expect(invoked.code).toBe(0);
 
-      const after = await runScript('scripts/reconcile.ts', ['--route', 'audit', '--config', configPath]);
+      // Nothing consumed yet, as right after Ctrl-C: every record is pending, none missing.
+      const fresh = await reconcile(route);
+      expect(fresh.code).toBe(0);
+      expect(fresh.report).toMatchObject({ records: 5, pending: 5, missing: 0, completed: 0 });
+      expect(fresh.report.pendingRecords).toEqual([
+        at(route, 0, 0),
+        at(route, 0, 1),
+        at(route, 0, 2),
+        at(route, 1, 0),
+        at(route, 1, 1),
+      ]);
+      expect(fresh.report.consumerGroup).toMatchObject({
+        groupId: route.groupId,
+        topic: route.topic,
+        lag: 5,
+        partitions: [
+          { partition: 0, committed: null, earliest: 0, end: 3, lag: 3 },
+          { partition: 1, committed: null, earliest: 0, end: 2, lag: 2 },
+        ],
+      });
+      expect(fresh.stderr).toMatch(/5 pending, 0 missing/);
+      expect(fresh.stderr).toMatch(
+        /5 pending: not consumed yet by the group \(lag per partition: 0=3, 1=2\), e\.g\. .*-0@0, .*; not missing/,
+      );
+
+      // The group committed partition 0 up to offset 2 without processing anything: 0@0 and 0@1 are lost.
+      await commit(route, { 0: 2 });
+      const lost = await reconcile(route);
+      expect(lost.code).toBe(1);
+      expect(lost.report).toMatchObject({ records: 5, pending: 3, missing: 2 });
+      expect(lost.report.missingRecords).toEqual([at(route, 0, 0), at(route, 0, 1)]);
+      expect(lost.report.pendingRecords).toEqual([at(route, 0, 2), at(route, 1, 0), at(route, 1, 1)]);
+      expect(lost.report.consumerGroup.partitions[0]).toMatchObject({ committed: 2, lag: 1 });
+      expect(lost.stderr).toMatch(/2 missing: consumed by the group but neither completed nor dead-lettered/);
+
+      // Once they are processed, only pending records remain: exit 0. A pending record that completed counts as such.
+      await invoke(route, [
+        { partition: 0, offset: 0, value: { n: 1 } },
+        { partition: 0, offset: 1, value: { n: 2 } },
+        { partition: 1, offset: 0, value: { n: 4 } },
+      ]);
+      const after = await reconcile(route);
       expect(after.code).toBe(0);
-      expect(JSON.parse(after.stdout)).toMatchObject({ missing: 0, completed: 3 });
+      expect(after.report).toMatchObject({ completed: 3, pending: 2, missing: 0, inProgress: 0 });
+      expect(after.stderr).toMatch(/OK: every consumed record was completed or dead-lettered/);
+    },
+    TIMEOUT,
+  );
+
+  test.concurrent(
+    '--wait returns once the lag drains, and reports what is still unconsumed as pending when it does not',
+    async () => {
+      const route = await setupRoute([[{ n: 1 }, { n: 2 }]]);
+
+      const timedOut = await reconcile(route, '--wait', '1');
+      expect(timedOut.code).toBe(0);
+      expect(timedOut.report).toMatchObject({ pending: 2, missing: 0 });
+      expect(timedOut.stderr).toMatch(/waiting for consumer group .*: lag 2 \(0=2\)/);
+      expect(timedOut.stderr).toMatch(/lag still 2 after 1 s; those records are reported as pending/);
+
+      await invoke(route, [{ partition: 0, offset: 0, value: { n: 1 } }]);
+      const started = Date.now();
+      const waiting = startReconcile(route, ['--wait', '30']);
+      await waiting.stderrMatches(/waiting for consumer group .*: lag 2/, 20_000);
+      // The bridge catches up: it commits past both records, though only the first was processed.
+      await commit(route, { 0: 2 });
+      const drained = withReport(await waiting.done);
+      expect(Date.now() - started).toBeLessThan(20_000);
+      expect(drained.stderr).toMatch(/has consumed every record/);
+      expect(drained.code).toBe(1);
+      expect(drained.report).toMatchObject({ completed: 1, pending: 0, missing: 1 });
+      expect(drained.report.missingRecords).toEqual([at(route, 0, 1)]);
+    },
+    TIMEOUT,
+  );
+
+  test.concurrent(
+    'usage and connection errors exit 2 with one line on stderr',
+    async () => {
+      const route = await setupRoute([[{ n: 1 }]]);
+      const oneLine = (result: CliResult, pattern: RegExp) => {
+        expect({ code: result.code, stdout: result.stdout }).toEqual({ code: 2, stdout: '' });
+        expect(result.stderr.trimEnd().split('\n')).toEqual([expect.stringMatching(pattern)]);
+      };
+      const [noRoute, badWait, unknown, badConfig, noDynamo, noKafka] = await Promise.all([
+        runScript('scripts/reconcile.ts', []),
+        runScript('scripts/reconcile.ts', args(route, ['--wait', 'soon'])),
+        runScript('scripts/reconcile.ts', ['--route', 'nope', '--config', route.configPath]),
+        runScript('scripts/reconcile.ts', ['--route', 'audit', '--config', join(dir, 'absent.json')]),
+        runScript('scripts/reconcile.ts', args(route, []), { AWS_ENDPOINT_URL_DYNAMODB: 'http://127.0.0.1:1' }),
+        runScript('scripts/reconcile.ts', args(route, []), { KAFKA_BROKERS: '127.0.0.1:1' }),
+      ]);
+      oneLine(noRoute, /required option '-r, --route <name>' not specified/);
+      oneLine(badWait, /--wait must be a number >= 0 \(got "soon"\)/);
+      oneLine(unknown, /^reconcile: no route "nope" in config/);
+      oneLine(badConfig, /^reconcile: invalid bridge config .*absent\.json: .*ENOENT/);
+      oneLine(
+        noDynamo,
+        /^reconcile: cannot connect to DynamoDB at 127\.0\.0\.1:1 \(connection refused\).*`npm run local:up`$/,
+      );
+      oneLine(
+        noKafka,
+        /^reconcile: cannot connect to Kafka at 127\.0\.0\.1:1 \(connection refused\).*`npm run local:up`$/,
+      );
     },
     TIMEOUT,
   );

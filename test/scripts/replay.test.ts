@@ -172,6 +172,8 @@ const invoke = async (route: Route, messages: RawMessage[]) => {
     file,
     '--config',
     route.configFile,
+    // The bridge's table and queue, which replay drains (invoke has state of its own by default).
+    '--shared-state',
   ]);
   expect(result.code).toBe(0);
   return JSON.parse(result.stdout).summary as Record<string, number>;

@@ -25,7 +25,7 @@ test("the bridge refuses to join a route's deployed consumer group on brokers th
     const result = await runScript('scripts/bridge/cli.ts', ['--config', file], {
       KAFKA_BROKERS: 'b-1.events.kafka.example.com:9098',
     });
-    expect(result.code).toBe(1);
+    expect(result.code).toBe(2);
     expect(result.stderr).toContain(`refusing to join route "orders"'s consumer group "orders-prod"`);
     expect(result.stderr).toContain('--allow-production-group');
   } finally {
