@@ -7,30 +7,47 @@ export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 export type CliResult = { code: number | null; stdout: string; stderr: string };
 
+/** A project script running as a child Node process: its output so far, and its result once it ends. */
+export type RunningScript = {
+  readonly done: Promise<CliResult>;
+  /** What it printed so far. */
+  output(): { stdout: string; stderr: string };
+};
+
 /**
- * Runs one of the project's scripts (`scripts/invoke.ts`, …) in a child Node process, as a user would; `input` is
+ * Starts one of the project's scripts (`scripts/invoke.ts`, …) in a child Node process, as a user would; `input` is
  * written to its stdin (closed either way).
  */
+export const startScript = (
+  script: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  input?: string,
+): RunningScript => {
+  const child = spawn(process.execPath, [join(ROOT, script), ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+  });
+  child.stdin.end(input ?? '');
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk) => {
+    stdout += chunk;
+  });
+  child.stderr.on('data', (chunk) => {
+    stderr += chunk;
+  });
+  const done = new Promise<CliResult>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+  return { done, output: () => ({ stdout, stderr }) };
+};
+
+/** Runs a project script to its end (see `startScript`). */
 export const runScript = (
   script: string,
   args: string[],
   env: NodeJS.ProcessEnv = {},
   input?: string,
-): Promise<CliResult> =>
-  new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(ROOT, script), ...args], {
-      cwd: ROOT,
-      env: { ...process.env, ...env },
-    });
-    child.stdin.end(input ?? '');
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => {
-      stdout += chunk;
-    });
-    child.stderr.on('data', (chunk) => {
-      stderr += chunk;
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+): Promise<CliResult> => startScript(script, args, env, input).done;

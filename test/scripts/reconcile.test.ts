@@ -1,7 +1,6 @@
 // `npm run reconcile` as a child process: a topic's records against the idempotency table, the DLQ and the route's
 // consumer-group offsets, on the local Kafka, DynamoDB Local and ElasticMQ. Offsets are committed with the admin
 // client, as the bridge's group would have committed them.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { consumerGroupIdOf, findRoute, parseBridgeConfig } from '../../infra/config/index.ts';
 import { brokersFromEnv, createAdmin, createProducer, ensureTopics } from '../../scripts/lib/kafka.ts';
 import { uniqueName } from '../helpers/aws.ts';
-import { type CliResult, ROOT, runScript } from '../helpers/cli.ts';
+import { type CliResult, runScript, startScript } from '../helpers/cli.ts';
 import { mskEvent } from '../helpers/events.ts';
 
 const AUDIT_CONFIG = fileURLToPath(new URL('../fixtures/audit.config.json', import.meta.url));
@@ -92,30 +91,17 @@ const reconcile = async (route: Route, ...extra: string[]) =>
 
 /** `reconcile` as a child whose stderr can be watched while it runs. */
 const startReconcile = (route: Route, extra: string[]) => {
-  const child = spawn(process.execPath, [join(ROOT, 'scripts/reconcile.ts'), ...args(route, extra)], {
-    cwd: ROOT,
-    env: process.env,
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk) => {
-    stdout += chunk;
-  });
-  child.stderr.on('data', (chunk) => {
-    stderr += chunk;
-  });
-  const done = new Promise<CliResult>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  const running = startScript('scripts/reconcile.ts', args(route, extra));
   const stderrMatches = async (pattern: RegExp, timeoutMs: number) => {
     const deadline = Date.now() + timeoutMs;
-    while (!pattern.test(stderr)) {
-      if (Date.now() > deadline) throw new Error(`stderr did not match ${pattern} in ${timeoutMs} ms: ${stderr}`);
+    while (!pattern.test(running.output().stderr)) {
+      if (Date.now() > deadline) {
+        throw new Error(`stderr did not match ${pattern} in ${timeoutMs} ms: ${running.output().stderr}`);
+      }
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   };
-  return { done, stderrMatches };
+  return { done: running.done, stderrMatches };
 };
 
 const at = (route: Route, partition: number, offset: number) =>
