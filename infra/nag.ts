@@ -41,8 +41,8 @@ export const acknowledgeNagFindings = (stack: BridgeStack): void => {
     const source = stack.config.source;
     if (source.kind === 'msk' || source.vpc) acknowledge(role, 'IAM5[Resource::*]', NAG_REASONS.iam5Eni);
 
-    const registry = route.route.eventSource.schemaRegistry;
-    if (registry?.kind === 'glue') {
+    for (const registry of [route.route.eventSource.schemaRegistry, route.route.registry]) {
+      if (registry?.kind !== 'glue') continue;
       const schemas = `${registry.registryArn.replace(':registry/', ':schema/')}/*`;
       acknowledge(role, `IAM5[Resource::${schemas}]`, NAG_REASONS.iam5GlueSchemas);
     }

@@ -69,6 +69,8 @@ export type RouteResources = {
   readonly deadLetterQueueUrl: string;
   /** Side table name → physical table name (a CDK token in the stack). */
   readonly tableNames: Readonly<Record<string, string>>;
+  /** Where a Confluent-compatible registry really is, when not at the config's URL (the local one). */
+  readonly schemaRegistryUrl?: string;
 };
 
 /**
@@ -90,6 +92,13 @@ export const routeEnvironment = (
     POWERTOOLS_SERVICE_NAME: route.name,
     POWERTOOLS_METRICS_NAMESPACE: config.observability.namespace,
   };
+  const registry = route.registry;
+  if (registry?.kind === 'confluent') {
+    env.SCHEMA_REGISTRY_URL = resources.schemaRegistryUrl ?? registry.url;
+    if (registry.secretArn) env.SCHEMA_REGISTRY_SECRET_ARN = registry.secretArn;
+  } else if (registry?.kind === 'glue') {
+    env.GLUE_REGISTRY_ARN = registry.registryArn;
+  }
   for (const table of route.tables) {
     const name = resources.tableNames[table.name];
     if (name === undefined) throw new Error(`route "${route.name}": no table name given for table "${table.name}"`);

@@ -47,6 +47,7 @@ export const Rule = {
   tableEnv: 'table-env',
   mskScramKey: 'msk-scram-secret-kms-key',
   esmRetries: 'esm-retries-outlast-runtime',
+  registrySecret: 'registry-auth-needs-secret',
 } as const;
 export type Rule = (typeof Rule)[keyof typeof Rule];
 
@@ -227,6 +228,34 @@ export const SchemaRegistry = z.discriminatedUnion('kind', [
 ]);
 export type SchemaRegistry = z.infer<typeof SchemaRegistry>;
 
+/**
+ * The registry a route's handler decodes framed records with (functions/runtime/registry), as opposed to
+ * `eventSource.schemaRegistry`, where the event source mapping decodes them itself (provisioned mode only). The
+ * function gets its address in `SCHEMA_REGISTRY_URL` (credentials: `SCHEMA_REGISTRY_SECRET_ARN`) or
+ * `GLUE_REGISTRY_ARN`, and least-privilege grants to read it.
+ */
+export const RuntimeRegistry = z.discriminatedUnion('kind', [
+  z
+    .object({
+      kind: z.literal('confluent'),
+      /** The Confluent-compatible REST API (Confluent, or Apicurio's `/apis/ccompat/v7`). */
+      url: z.url({ protocol: /^https?$/ }),
+      /** `basic`: the secret holds `{"username","password"}`; `bearer`: `{"token"}`. */
+      auth: z.enum(['none', 'basic', 'bearer']).default('none'),
+      secretArn: SecretArn.optional(),
+      /** The customer managed key of `secretArn`, if it is not under the AWS managed key. */
+      secretKmsKeyArn: SecretKmsKeyArn.optional(),
+    })
+    .strict(),
+  z
+    .object({
+      kind: z.literal('glue'),
+      registryArn: z.string().regex(/^arn:aws[a-z-]*:glue:[a-z0-9-]+:\d{12}:registry\/[A-Za-z0-9_$#.-]+$/),
+    })
+    .strict(),
+]);
+export type RuntimeRegistry = z.infer<typeof RuntimeRegistry>;
+
 /** The event source mapping's own options. The retry family needs provisioned mode (checked below). */
 export const EventSourceOptions = z
   .object({
@@ -289,6 +318,9 @@ export const RESERVED_ENV = [
   'POWERTOOLS_SERVICE_NAME',
   'POWERTOOLS_METRICS_NAMESPACE',
   'NODE_OPTIONS',
+  'SCHEMA_REGISTRY_URL',
+  'SCHEMA_REGISTRY_SECRET_ARN',
+  'GLUE_REGISTRY_ARN',
 ] as const;
 
 /** A route's own DynamoDB table for its side effects (on-demand, PITR, SSE, like the idempotency table). */
@@ -359,6 +391,8 @@ export const RouteConfig = z
     partitionConcurrency: z.number().int().min(1).max(1000).optional(),
     /** Payload values are logged only when a route opts in. */
     logPayloads: z.boolean().optional(),
+    /** The schema registry the handler decodes framed records with. */
+    registry: RuntimeRegistry.optional(),
     /** At most 4: the route's throttle alarm sums these and the idempotency table (alarm math takes 10 metrics). */
     tables: z.array(SideTable).max(4).default([]),
     alarms: AlarmThresholds.default(AlarmThresholds.parse({})),
@@ -577,6 +611,18 @@ const checkRoute = (
       name,
       Rule.kafkaDlqTopic,
       'the Kafka on-failure topic must differ from the source topic',
+    );
+  }
+  const registry = route.registry;
+  if (registry?.kind === 'confluent' && (registry.auth === 'none') !== (registry.secretArn === undefined)) {
+    issue(
+      ctx,
+      at('registry', registry.auth === 'none' ? 'secretArn' : 'auth'),
+      name,
+      Rule.registrySecret,
+      registry.auth === 'none'
+        ? 'registry.secretArn is for auth "basic" or "bearer"; auth "none" reads no secret'
+        : `registry auth "${registry.auth}" needs registry.secretArn (the credentials in Secrets Manager)`,
     );
   }
   const envs = new Set<string>();

@@ -10,11 +10,11 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { resolveHandlerEntry, routeEnvironment } from '../config/resources.ts';
-import { type BridgeConfig, consumerGroupIdOf, type RouteConfig } from '../config/schema.ts';
+import { type BridgeConfig, consumerGroupIdOf, type RouteConfig, type RuntimeRegistry } from '../config/schema.ts';
 import { BridgeFunction } from './BridgeFunction.ts';
 import { BridgeQueue, SendOnlySqsDestination } from './BridgeQueue.ts';
 import { IDEMPOTENCY_ACTIONS } from './BridgeTable.ts';
-import { KafkaEventSource } from './KafkaEventSource.ts';
+import { grantDecryptViaSecretsManager, KafkaEventSource } from './KafkaEventSource.ts';
 import { removalPolicyFor } from './retention.ts';
 
 export interface BridgeRouteProps {
@@ -31,6 +31,29 @@ export interface BridgeRouteProps {
   /** Deploy the route without its event source mapping (see infra/replacements.ts). */
   readonly detached?: boolean;
 }
+
+/**
+ * Read access to the route's runtime registry: its credentials secret (and key, only through Secrets Manager) for a
+ * Confluent-compatible one; `glue:GetSchemaVersion` on the registry and its schemas for Glue, which is all a reader
+ * of a schema version id needs.
+ */
+const grantRegistryRead = (fn: lambda.IFunction, registry: RuntimeRegistry): void => {
+  if (registry.kind === 'glue') {
+    iam.Grant.addToPrincipal({
+      grantee: fn,
+      actions: ['glue:GetSchemaVersion'],
+      resourceArns: [registry.registryArn, `${registry.registryArn.replace(':registry/', ':schema/')}/*`],
+    });
+    return;
+  }
+  if (!registry.secretArn) return;
+  iam.Grant.addToPrincipal({
+    grantee: fn,
+    actions: ['secretsmanager:GetSecretValue'],
+    resourceArns: [registry.secretArn],
+  });
+  if (registry.secretKmsKeyArn) grantDecryptViaSecretsManager(fn, registry.secretKmsKeyArn);
+};
 
 /** An S3 on-failure destination granting only what Lambda documents: PutObject and ListBucket. */
 class BucketDestination implements lambda.IEventSourceDlq {
@@ -120,6 +143,7 @@ export class BridgeRoute extends Construct {
     props.idempotencyTable.grant(this.function, ...IDEMPOTENCY_ACTIONS);
     this.deadLetterQueue.grant(this.function, 'sqs:SendMessage');
     for (const table of tables.values()) table.grantReadWriteData(this.function);
+    if (route.registry) grantRegistryRead(this.function, route.registry);
 
     const { destination: onFailure, queue: failureQueue } = this.#onFailureDestination(route, props.retain);
     this.failureQueue = failureQueue;

@@ -53,7 +53,7 @@ const AUTH_TYPE = {
 const GLUE_REGISTRY_ARN = /^arn:(aws[a-z-]*):glue:([a-z0-9-]+):(\d{12}):registry\/(.+)$/;
 
 /** A secret under a customer managed key is decrypted through Secrets Manager, and only that way. */
-const grantDecryptViaSecretsManager = (grantee: lambda.IFunction, keyArn: string): void => {
+export const grantDecryptViaSecretsManager = (grantee: lambda.IFunction, keyArn: string): void => {
   iam.Grant.addToPrincipal({
     grantee,
     actions: ['kms:Decrypt'],

@@ -159,6 +159,12 @@ const INVALID: Record<string, InvalidCase> = {
     path: 'routes[0].eventSource.retryAttempts',
     route: 'orders',
   },
+  "a runtime registry's auth without its secret": {
+    rule: Rule.registrySecret,
+    config: withOrders({ registry: { kind: 'confluent', url: 'https://registry.example.com', auth: 'basic' } }),
+    path: 'routes[0].registry.auth',
+    route: 'orders',
+  },
   'ESM retryAttempts in on-demand mode': {
     rule: Rule.provisionedOnly,
     config: withOrders({ eventSource: { retryAttempts: 3 } }),

@@ -177,3 +177,50 @@ describe('on-failure destinations and other ESM options', () => {
     expect(alarms).toHaveLength(10);
   });
 });
+
+describe("a handler's own schema registry (functions/runtime/registry)", () => {
+  const environment = (template: ReturnType<typeof synthBridge>['template']) => {
+    const fn = Object.values(template.findResources('AWS::Lambda::Function')).find(
+      (f) =>
+        (f as { Properties: { Environment: { Variables: Record<string, unknown> } } }).Properties.Environment.Variables
+          .BRIDGE_ROUTE === 'orders',
+    ) as { Properties: { Environment: { Variables: Record<string, unknown> } } };
+    return fn.Properties.Environment.Variables;
+  };
+
+  test('Confluent-compatible: its URL and credentials secret in the environment; GetSecretValue on that secret, the key only through Secrets Manager', () => {
+    const { template } = synthBridge(VARIANTS.runtimeConfluentRegistry);
+    expect(environment(template)).toMatchObject({
+      SCHEMA_REGISTRY_URL: 'https://registry.example.com/apis/ccompat/v7',
+      SCHEMA_REGISTRY_SECRET_ARN: SECRET_ARN,
+    });
+    const statements = policyStatements(template);
+    const secret = statements.filter((s) => actionsOf(s).includes('secretsmanager:GetSecretValue'));
+    expect(secret.map((s) => s.Resource)).toEqual([SECRET_ARN]);
+    const decrypt = statements.filter((s) => actionsOf(s).includes('kms:Decrypt'));
+    expect(decrypt).toEqual([
+      expect.objectContaining({
+        Resource: SECRET_KEY_ARN,
+        Condition: { StringEquals: { 'kms:ViaService': 'secretsmanager.eu-west-1.amazonaws.com' } },
+      }),
+    ]);
+  });
+
+  test('Glue: its ARN in the environment, and GetSchemaVersion on the registry and its schemas only', () => {
+    const { template } = synthBridge(VARIANTS.runtimeGlueRegistry);
+    expect(environment(template)).toMatchObject({
+      GLUE_REGISTRY_ARN: 'arn:aws:glue:eu-west-1:111122223333:registry/events',
+    });
+    expect(environment(template).SCHEMA_REGISTRY_URL).toBeUndefined();
+    const glue = policyStatements(template).filter((s) => actionsOf(s).some((a) => a.startsWith('glue:')));
+    expect(glue).toEqual([
+      expect.objectContaining({
+        Action: 'glue:GetSchemaVersion',
+        Resource: [
+          'arn:aws:glue:eu-west-1:111122223333:registry/events',
+          'arn:aws:glue:eu-west-1:111122223333:schema/events/*',
+        ],
+      }),
+    ]);
+  });
+});

@@ -65,6 +65,20 @@ export const VARIANTS = {
       },
     },
   }),
+  /** A handler that decodes with a Confluent-compatible registry (basic auth under a customer managed key)… */
+  runtimeConfluentRegistry: withOrders({
+    registry: {
+      kind: 'confluent',
+      url: 'https://registry.example.com/apis/ccompat/v7',
+      auth: 'basic',
+      secretArn: SECRET_ARN,
+      secretKmsKeyArn: SECRET_KEY_ARN,
+    },
+  }),
+  /** …and one that decodes with AWS Glue Schema Registry. */
+  runtimeGlueRegistry: withOrders({
+    registry: { kind: 'glue', registryArn: 'arn:aws:glue:eu-west-1:111122223333:registry/events' },
+  }),
   /** A Confluent registry whose credentials are under a customer managed key. */
   confluentRegistry: withOrders({
     mode: PROVISIONED,
