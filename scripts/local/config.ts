@@ -191,6 +191,9 @@ export function formatExports(endpoints: LocalEndpoints): string {
 // ---------------------------------------------------------------------------------------------------------------
 // Paths (resolved from this module's URL, never from the working directory)
 
+/** The default services, plus the schema registry, which starts only on demand (scripts/local/registry.ts). */
+export type ManagedName = ServiceName | 'registry';
+
 export type LocalPaths = {
   root: string;
   state: string;
@@ -198,11 +201,11 @@ export type LocalPaths = {
   logs: string;
   lockFile: string;
   poms: string;
-  lib: (name: ServiceName) => string;
-  home: (name: ServiceName) => string;
-  pidFile: (name: ServiceName) => string;
-  logFile: (name: ServiceName) => string;
-  pom: (name: ServiceName) => string;
+  lib: (name: ManagedName) => string;
+  home: (name: ManagedName) => string;
+  pidFile: (name: ManagedName) => string;
+  logFile: (name: ManagedName) => string;
+  pom: (name: ManagedName) => string;
   kafkaDataDir: string;
   kafkaServerLog: string;
 };
@@ -344,7 +347,8 @@ export function newKafkaClusterId(random: Uint8Array): string {
 export const MAIN_CLASSES = {
   kafka: 'kafka.Kafka',
   kafkaStorageTool: 'kafka.tools.StorageTool',
-  dynamodb: 'software.amazon.dynamodb.services.local.main.ServerRunner',
+  // DynamoDB Local's own main (ServerRunner), wrapped to bind one address; the JDK runs it from source.
+  dynamodb: fileURLToPath(new URL('./DynamoDbLocalLoopback.java', import.meta.url)),
   elasticmq: 'org.elasticmq.server.Main',
 } as const;
 
@@ -406,13 +410,14 @@ export function serviceCommand(name: ServiceName, paths: LocalPaths, ports: Loca
       };
     }
     case 'dynamodb':
-      // DynamoDB Local has no bind-address option: it listens on every interface. We reach it on 127.0.0.1.
+      // DynamoDB Local has no bind-address option: its launcher (run from source by the JDK) binds it to BIND_HOST.
       return {
         cwd: paths.home('dynamodb'),
         args: [
           '-Xmx256m',
           ...COMMON_JVM_FLAGS,
           `-Djava.library.path=${lib}`,
+          `-Dbind.host=${BIND_HOST}`,
           '-cp',
           classpath(lib),
           MAIN_CLASSES.dynamodb,
@@ -436,11 +441,6 @@ export function serviceCommand(name: ServiceName, paths: LocalPaths, ports: Loca
         ],
       };
   }
-}
-
-/** The host a service's listening socket binds, used to tell "port taken" before starting it. */
-export function bindHostOf(name: ServiceName): string {
-  return name === 'dynamodb' ? '0.0.0.0' : BIND_HOST;
 }
 
 /** Extra args for `mvn dependency:copy-dependencies` (DynamoDB Local's native lib must keep its plain name). */

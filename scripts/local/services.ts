@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  bindHostOf,
+  BIND_HOST,
   type EndpointPlan,
   endpointsFromPlans,
   kafkaFiles,
@@ -173,9 +173,8 @@ function mainClassOf(name: ServiceName): string {
 }
 
 async function assertPortsFree(ctx: Ctx, name: ServiceName): Promise<void> {
-  const host = bindHostOf(name);
   for (const [i, port] of servicePorts(name, ctx.ports).entries()) {
-    if (await isPortFree(host, port)) continue;
+    if (await isPortFree(BIND_HOST, port)) continue;
     const holder = await describePortHolder(port);
     const envVar = name === 'kafka' && i === 1 ? PORT_ENV_VARS.kafkaController : PORT_ENV_VARS[name];
     throw new PortInUseError(
@@ -288,7 +287,7 @@ async function stopManaged(ctx: Ctx, name: ServiceName): Promise<boolean> {
   ctx.log(`${label}: stopping (pid ${record.pid})…`);
   const how = await stopProcess(record.pid, STOP_GRACE_MS[name]);
   removePidFile(ctx.paths.pidFile(name));
-  const busy = await waitForPortsFree(bindHostOf(name), record.ports, 10_000);
+  const busy = await waitForPortsFree(BIND_HOST, record.ports, 10_000);
   if (busy.length > 0) {
     throw new LocalServicesError(`${label} stopped, but port(s) ${busy.join(', ')} are still in use`);
   }

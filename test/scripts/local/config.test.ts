@@ -250,7 +250,9 @@ describe('command lines', () => {
   test('dynamodb local: in memory, shared, native lib on java.library.path', () => {
     const { args } = serviceCommand('dynamodb', paths, { ...DEFAULT_PORTS, dynamodb: 18000 });
     expect(args).toContain('-Djava.library.path=/repo/.local/lib/dynamodb');
-    expect(args).toContain('software.amazon.dynamodb.services.local.main.ServerRunner');
+    // DynamoDB Local's main, through the launcher that binds it to 127.0.0.1 (it has no bind option).
+    expect(args).toContain('-Dbind.host=127.0.0.1');
+    expect(args.find((a) => a.endsWith('scripts/local/DynamoDbLocalLoopback.java'))).toBeDefined();
     expect(args.slice(-5)).toEqual(['-inMemory', '-sharedDb', '-disableTelemetry', '-port', '18000']);
   });
 

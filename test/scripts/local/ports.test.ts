@@ -12,7 +12,6 @@ const close = (server: net.Server) => new Promise((r) => server.close(r));
 test('a port someone listens on is not free, and is open; after close it is free again', async () => {
   const { server, port } = await listen('127.0.0.1');
   expect(await isPortFree('127.0.0.1', port)).toBe(false);
-  expect(await isPortFree('0.0.0.0', port)).toBe(false); // DynamoDB Local binds every interface
   expect(await isPortOpen('127.0.0.1', port)).toBe(true);
   await close(server);
   expect(await isPortFree('127.0.0.1', port)).toBe(true);
