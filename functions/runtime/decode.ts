@@ -59,7 +59,14 @@ const bytesToStringOrBuffer = (bytes: Buffer): string | Buffer => {
 };
 
 /** Turns a record's value (or key) bytes into a typed value. Throw a PermanentError subclass to reject. */
-export type Decoder<T> = { decode(bytes: Buffer): T };
+export type Decoder<T> = {
+  decode(bytes: Buffer): T;
+  /**
+   * Optional, asynchronous, once per batch before any `decode`: the registry decoders fetch the schemas the batch
+   * names here (each record's leading bytes suffice). A throw fails the batch, so the event source re-delivers it.
+   */
+  prepare?(values: readonly Buffer[]): Promise<void>;
+};
 
 /** A zod schema decodes JSON bytes; a `Decoder` decodes raw bytes its own way. */
 export type ValueSpec<T> = z.ZodType<T> | Decoder<T>;

@@ -1,0 +1,49 @@
+import type middy from '@middy/core';
+import type { ValueSpec } from '../decode.ts';
+
+/** Enough base64 for either header (Confluent 5 bytes, Glue 18): the schema ids are read without decoding values. */
+const HEAD_CHARS = 32;
+
+type Specs = { readonly value?: ValueSpec<unknown> | undefined; readonly key?: ValueSpec<unknown> | undefined };
+type Preparable = { prepare?: (values: readonly Buffer[]) => Promise<void> };
+
+const preparerOf = (spec: ValueSpec<unknown> | undefined) => {
+  const prepare = (spec as Preparable | undefined)?.prepare;
+  return typeof prepare === 'function' ? prepare.bind(spec) : undefined;
+};
+
+/** The leading bytes of every record's key and value in a Kafka event; a malformed event yields nothing here. */
+export const recordHeads = (event: unknown): { keys: Buffer[]; values: Buffer[] } => {
+  const keys: Buffer[] = [];
+  const values: Buffer[] = [];
+  const records = (event as { records?: unknown } | null)?.records;
+  if (!records || typeof records !== 'object') return { keys, values };
+  for (const list of Object.values(records)) {
+    if (!Array.isArray(list)) continue;
+    for (const record of list as { key?: unknown; value?: unknown }[]) {
+      if (typeof record?.value === 'string') values.push(Buffer.from(record.value.slice(0, HEAD_CHARS), 'base64'));
+      if (typeof record?.key === 'string') keys.push(Buffer.from(record.key.slice(0, HEAD_CHARS), 'base64'));
+    }
+  }
+  return { keys, values };
+};
+
+/**
+ * A middy middleware that fetches, before the batch runs, every registry schema its records name, so the decoders
+ * stay synchronous. Distinct ids are fetched once each, in parallel; a registry that is unreachable, throttling or
+ * failing fails the batch (transient: the event source re-delivers it), nothing is dead-lettered for it.
+ *
+ *   export const handler = kafkaHandler({ value, process }).use(prefetchSchemas({ value }));
+ *   // or, with the handler's own specs: handler.use(prefetchSchemas(handler.schemas))
+ */
+export const prefetchSchemas = (specs: Specs): middy.MiddlewareObj<unknown, unknown, Error> => {
+  const value = preparerOf(specs.value);
+  const key = preparerOf(specs.key);
+  return {
+    before: async function prefetchSchemasBefore(request) {
+      if (!value && !key) return;
+      const heads = recordHeads(request.event);
+      await Promise.all([value?.(heads.values), key?.(heads.keys)]);
+    },
+  };
+};
