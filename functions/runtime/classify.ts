@@ -1,10 +1,16 @@
 import { ZodError } from 'zod';
-import { ErrorKind, PermanentError, TransientError } from './errors.ts';
+import { PermanentError, TemporaryError, TransientError } from './errors.ts';
 
-/** 'transient' errors are retried with backoff; 'permanent' ones go to the dead-letter queue at once. */
-export type Classification = typeof ErrorKind.transient | typeof ErrorKind.permanent;
+/**
+ * The tiers of failure. `transient` (a network blip, a 5xx): retried at once with exponential backoff, a few times.
+ * `temporary` (throttling, a rate limit, a full pool): waited out for a cool-down, then probed. `permanent`: to the
+ * dead-letter queue at once. The policies are the route's `retry.transient` and `retry.temporary`.
+ */
+export const ErrorClass = { transient: 'transient', temporary: 'temporary', permanent: 'permanent' } as const;
+export type Classification = (typeof ErrorClass)[keyof typeof ErrorClass];
 export type Classifier = (error: unknown) => Classification | undefined;
 
+/** The service says: slow down. */
 const THROTTLING_NAMES = new Set([
   'ThrottlingException',
   'Throttling',
@@ -14,9 +20,13 @@ const THROTTLING_NAMES = new Set([
   'TooManyRequestsException',
   'ProvisionedThroughputExceededException',
   'RequestLimitExceeded',
+  'SlowDown',
+]);
+
+/** The service failed this once: a conflict, a 5xx, a timeout. */
+const TRANSIENT_NAMES = new Set([
   'TransactionConflictException',
   'TransactionInProgressException',
-  'SlowDown',
   'ServiceUnavailable',
   'ServiceUnavailableException',
   'InternalServerError',
@@ -47,31 +57,39 @@ type ErrorShape = {
   name?: unknown;
   code?: unknown;
   cause?: unknown;
-  $retryable?: unknown;
+  $retryable?: { throttling?: unknown } | unknown;
   $fault?: unknown;
   $metadata?: { httpStatusCode?: unknown };
 };
 
 /**
- * The default classification. Our own errors say what they are; AWS SDK errors are
- * transient when throttled, 5xx, or failing on the network; `fetch` fails with a
- * TypeError whose cause carries the network code. Anything else (a TypeError in the
- * route's code, a 4xx) is permanent: retrying a bug only delays the dead-letter queue,
- * and a replay after the fix recovers it. Routes override this with `classify`.
+ * The default classification. Our own errors say what they are. AWS SDK errors are temporary when throttled (by
+ * name, `$retryable.throttling`, or status 429), and transient when 5xx or failing on the network; `fetch` fails
+ * with a TypeError whose cause carries the network code. Anything else (a TypeError in the route's code, a 4xx) is
+ * permanent: retrying a bug only delays the dead-letter queue, and a replay after the fix recovers it. Routes
+ * override this with `classify`.
  */
 export const classifyError = (error: unknown, depth = 0): Classification => {
-  if (error instanceof PermanentError || error instanceof ZodError) return ErrorKind.permanent;
-  if (error instanceof TransientError) return ErrorKind.transient;
-  if (typeof error !== 'object' || error === null) return ErrorKind.permanent;
+  if (error instanceof PermanentError || error instanceof ZodError) return ErrorClass.permanent;
+  if (error instanceof TemporaryError) return ErrorClass.temporary;
+  if (error instanceof TransientError) return ErrorClass.transient;
+  if (typeof error !== 'object' || error === null) return ErrorClass.permanent;
   const e = error as ErrorShape;
-  if (e.$retryable) return ErrorKind.transient;
-  if (typeof e.name === 'string' && THROTTLING_NAMES.has(e.name)) return ErrorKind.transient;
-  if (typeof e.code === 'string' && NETWORK_CODES.has(e.code)) return ErrorKind.transient;
   const status = e.$metadata?.httpStatusCode;
-  if (typeof status === 'number') return status >= 500 || status === 429 ? ErrorKind.transient : ErrorKind.permanent;
-  if (e.$fault === 'server') return ErrorKind.transient;
+  const throttled =
+    (typeof e.name === 'string' && THROTTLING_NAMES.has(e.name)) ||
+    status === 429 ||
+    (typeof e.$retryable === 'object' &&
+      e.$retryable !== null &&
+      (e.$retryable as { throttling?: unknown }).throttling === true);
+  if (throttled) return ErrorClass.temporary;
+  if (e.$retryable) return ErrorClass.transient;
+  if (typeof e.name === 'string' && TRANSIENT_NAMES.has(e.name)) return ErrorClass.transient;
+  if (typeof e.code === 'string' && NETWORK_CODES.has(e.code)) return ErrorClass.transient;
+  if (typeof status === 'number') return status >= 500 ? ErrorClass.transient : ErrorClass.permanent;
+  if (e.$fault === 'server') return ErrorClass.transient;
   if (e.cause !== undefined && depth < 5) return classifyError(e.cause, depth + 1);
-  return ErrorKind.permanent;
+  return ErrorClass.permanent;
 };
 
 /** A route's own classifier goes first; when it returns undefined the default decides. */

@@ -37,6 +37,17 @@ export class TransientError extends BridgeError {
   }
 }
 
+/**
+ * Retrying after a cool-down may help: a rate limit, a full connection pool, throttling. Waited out, then probed,
+ * rather than retried at once (a TransientError, so everything that retries transient errors retries it).
+ */
+export class TemporaryError extends TransientError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'TemporaryError';
+  }
+}
+
 /** The record's bytes could not be turned into a value: bad base64, bad JSON, a failing decoder. */
 export class DecodeError extends PermanentError {
   constructor(message: string, options?: ErrorOptions) {

@@ -16,6 +16,24 @@ export const backoffDelay = (
 };
 
 /**
+ * The wait before retrying, in this invocation, a record that failed with an error of `kind`, after `tries` retries
+ * of that kind already; undefined when its policy allows no more. Transient: backoff with full jitter; temporary: the
+ * cool-down, with up to a tenth of it added as jitter so probes of many partitions do not arrive together.
+ */
+export const retryDelay = (
+  kind: 'transient' | 'temporary',
+  tries: number,
+  settings: Pick<RetrySettings, 'transient' | 'temporary' | 'baseDelayMs' | 'maxDelayMs'>,
+  random: () => number = Math.random,
+): number | undefined => {
+  if (kind === 'temporary') {
+    const { coolDownMs, probes } = settings.temporary;
+    return tries < probes ? coolDownMs + Math.floor(random() * (coolDownMs / 10)) : undefined;
+  }
+  return tries < settings.transient.tries ? backoffDelay(tries + 1, settings, random) : undefined;
+};
+
+/**
  * Whether a retry after `delayMs` can still finish in time: the wait plus one more
  * attempt as long as the last one took, within the remaining time less the margin.
  */

@@ -8,12 +8,30 @@ import { z } from 'zod';
  * needs the config file itself. `infra/config/` embeds these schemas in the
  * bridge config, so one schema serves the CDK, the bridge and the runtime.
  */
+/** `transient` errors: retried `tries` times in one invocation, with `retry.baseDelayMs`/`maxDelayMs` backoff. */
+export const TransientPolicy = z
+  .object({
+    tries: z.number().int().min(0).max(100).default(3),
+  })
+  .strict();
+
+/** `temporary` errors (throttling, rate limits): a cool-down waited out, then a probe, `probes` times in one invocation. */
+export const TemporaryPolicy = z
+  .object({
+    coolDownMs: z.number().int().min(0).max(300_000).default(5_000),
+    probes: z.number().int().min(0).max(100).default(2),
+  })
+  .strict();
+
 export const RetrySettings = z
   .object({
     /** Processing attempts per record across all deliveries, in-invocation retries included. */
     maxAttempts: z.number().int().min(1).max(100).default(5),
+    /** Exponential backoff with full jitter, for transient errors and while another invocation holds a record. */
     baseDelayMs: z.number().int().min(0).max(60_000).default(100),
-    maxDelayMs: z.number().int().min(0).max(300_000).default(5_000),
+    maxDelayMs: z.number().int().min(0).max(300_000).default(2_000),
+    transient: TransientPolicy.default(TransientPolicy.parse({})),
+    temporary: TemporaryPolicy.default(TemporaryPolicy.parse({})),
     /**
      * A record that keeps failing transiently is dead-lettered only once it is also older than this.
      * It stops a downstream outage from flooding the DLQ; offset lag alarms fire meanwhile.

@@ -177,7 +177,13 @@ const routeFactory = (
     route: `chaos-${options.work}`,
     value: ChaosValue,
     settings: {
-      retry: { maxAttempts: 3, baseDelayMs: 10, maxDelayMs: 100, maxRecordAgeSeconds: 3600 },
+      retry: {
+        maxAttempts: 3,
+        baseDelayMs: 10,
+        maxDelayMs: 100,
+        maxRecordAgeSeconds: 3600,
+        temporary: { coolDownMs: 20, probes: 2 },
+      },
       idempotency: { clockSkewMs: 200 },
       partialBatchResponse: options.esm === 'provisioned',
     },

@@ -35,7 +35,7 @@ export const faultyRoute = async (
     sqs: injectScriptedFaults(new SQSClient({ retryStrategy: quickRetries }), (c, i) => faults.sqs(c, i)),
   };
   const settings = {
-    retry: { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 5, maxRecordAgeSeconds: 60 },
+    retry: { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 5, maxRecordAgeSeconds: 60, temporary: { coolDownMs: 5 } },
     ...options.settings,
   };
   const items = (tx: Tx): TransactWriteItem[] => {

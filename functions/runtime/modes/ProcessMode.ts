@@ -1,12 +1,13 @@
 import type { BatchContext, PartitionFailure, WorkMode } from '../batch/BatchContext.ts';
 import type { Prepared } from '../batch/prepare.ts';
+import { ErrorClass } from '../classify.ts';
 import { Limiter } from '../concurrency.ts';
 import type { DeadLetters } from '../deadLetter/DeadLetters.ts';
 import type { KafkaRecord } from '../decode.ts';
 import { ErrorKind, IdempotencyStoreError, RecordLockedError, TransientError } from '../errors.ts';
 import type { ClaimResult } from '../idempotency/IdempotencyStore.ts';
 import type { ProcessFn } from '../processor.ts';
-import { backoffDelay, retryFits, START_MARGIN_MS, sleep } from '../retry.ts';
+import { backoffDelay, retryDelay, retryFits, START_MARGIN_MS, sleep } from '../retry.ts';
 
 type ClaimOutcome = ClaimResult | { readonly outcome: 'error'; readonly error: unknown };
 /** A claim outcome once any lease held by another invocation has been waited out. */
@@ -154,7 +155,8 @@ export class ProcessMode<V, K> implements WorkMode<V, K> {
     const { retry } = batch.settings;
     let attempt = claim.attempts;
     let spent = 0;
-    for (let retries = 1; ; retries++) {
+    const tries = { transient: 0, temporary: 0 };
+    for (;;) {
       const started = batch.now();
       try {
         await this.#process(record, batch.recordContext(attempt));
@@ -168,7 +170,8 @@ export class ProcessMode<V, K> implements WorkMode<V, K> {
         const took = batch.now() - started;
         spent += took;
         const attempted = { attempts: attempt, firstSeen: claim.firstSeen };
-        if (batch.route.classify(error) === ErrorKind.permanent) {
+        const kind = batch.route.classify(error);
+        if (kind === ErrorClass.permanent) {
           batch.samples.processingTime.push(spent);
           return this.#deadLetter(prepared, ErrorKind.permanent, error, attempted);
         }
@@ -177,10 +180,11 @@ export class ProcessMode<V, K> implements WorkMode<V, K> {
             return this.#deadLetter(prepared, ErrorKind.exhausted, error, attempted);
           return this.#failAndRelease(prepared, error, attempt);
         }
-        const delay = backoffDelay(retries, retry, batch.random);
-        if (!retryFits(delay, took, batch.invocation.getRemainingTimeInMillis())) {
+        const delay = retryDelay(kind, tries[kind], retry, batch.random);
+        if (delay === undefined || !retryFits(delay, took, batch.invocation.getRemainingTimeInMillis())) {
           return this.#failAndRelease(prepared, error, attempt);
         }
+        tries[kind] += 1;
         batch.summary.retried += 1;
         await sleep(delay);
         attempt += 1;

@@ -1,12 +1,13 @@
 import type { TransactWriteItem } from '@aws-sdk/client-dynamodb';
 import { type BatchContext, earliest, type PartitionFailure, type WorkMode } from '../batch/BatchContext.ts';
 import type { Prepared } from '../batch/prepare.ts';
+import { ErrorClass } from '../classify.ts';
 import type { DeadLetters } from '../deadLetter/DeadLetters.ts';
 import type { KafkaRecord } from '../decode.ts';
 import { BusinessRuleError, ErrorKind, PermanentError, RecordLockedError, TransactConflictError } from '../errors.ts';
 import type { FailedAttempt, Taken, TransactOutcome } from '../idempotency/IdempotencyStore.ts';
 import type { TransactFn } from '../processor.ts';
-import { backoffDelay, retryFits, sleep } from '../retry.ts';
+import { retryDelay, retryFits, sleep } from '../retry.ts';
 
 /** TransactWriteItems takes at most 100 actions. */
 export const MAX_TRANSACT_ACTIONS = 100;
@@ -99,7 +100,7 @@ export class TransactMode<V, K> implements WorkMode<V, K> {
 
   /** A record whose own work failed: dead-lettered if permanent, else its attempt counts. */
   #failed(prepared: Prepared<V, K>, error: unknown): Promise<PartitionFailure | undefined> {
-    if (this.#batch.route.classify(error) === ErrorKind.permanent)
+    if (this.#batch.route.classify(error) === ErrorClass.permanent)
       return this.#deadLetter(prepared, ErrorKind.permanent, error, 1);
     return this.#attemptFailed(prepared, error);
   }
@@ -150,7 +151,7 @@ export class TransactMode<V, K> implements WorkMode<V, K> {
     const started = batch.now();
     let remaining = pack;
     let stop: PartitionFailure | undefined;
-    let transientRetries = 0;
+    let tries = { transient: 0, temporary: 0 };
     while (remaining.length > 0) {
       const callStarted = batch.now();
       let outcomes: TransactOutcome[];
@@ -162,7 +163,8 @@ export class TransactMode<V, K> implements WorkMode<V, K> {
         );
         batch.samples.dedupeLatency.push(batch.now() - callStarted);
       } catch (error) {
-        if (batch.route.classify(error) === ErrorKind.permanent) {
+        const kind = batch.route.classify(error);
+        if (kind === ErrorClass.permanent) {
           if (remaining.length === 1)
             return earliest(
               stop,
@@ -175,13 +177,10 @@ export class TransactMode<V, K> implements WorkMode<V, K> {
           }
           return stop;
         }
-        transientRetries += 1;
-        const delay = backoffDelay(transientRetries, batch.settings.retry, batch.random);
+        const delay = retryDelay(kind, tries[kind], batch.settings.retry, batch.random);
         const remainingMs = batch.invocation.getRemainingTimeInMillis();
-        if (
-          transientRetries < batch.settings.retry.maxAttempts &&
-          retryFits(delay, batch.now() - callStarted, remainingMs)
-        ) {
+        if (delay !== undefined && retryFits(delay, batch.now() - callStarted, remainingMs)) {
+          tries[kind] += 1;
           batch.summary.retried += 1;
           await sleep(delay);
           continue;
@@ -195,7 +194,7 @@ export class TransactMode<V, K> implements WorkMode<V, K> {
         if (failure) return earliest(stop, blamed === head ? failure : batch.failure(head.prepared, error));
         // Dead-lettered as exhausted: the rest go on without it while there is time.
         remaining = remaining.filter((entry) => entry !== blamed);
-        transientRetries = 0;
+        tries = { transient: 0, temporary: 0 };
         if (remaining.length > 0 && !retryFits(0, 0, batch.invocation.getRemainingTimeInMillis()))
           return earliest(stop, batch.failure((remaining[0] as Entry<V, K>).prepared, error));
         continue;

@@ -98,3 +98,45 @@ test('while the table takes no completes, at most two batches of records run ahe
   expect(twice).toBe(50);
   expect([...effects.runs.values()].every((n) => n <= 2)).toBe(true);
 });
+
+test('a throttled downstream is waited out for its cool-down, then probed; a transient blip is retried at once', async () => {
+  const calls: Array<{ id: string; at: number }> = [];
+  const failures = new Map<string, Error[]>([
+    ['throttled', [Object.assign(new Error('slow down'), { name: 'ThrottlingException' })]],
+    ['blip', [Object.assign(new Error('reset'), { code: 'ECONNRESET' })]],
+  ]);
+  const route = await faultyRoute({
+    settings: { retry: { baseDelayMs: 1, maxDelayMs: 5, temporary: { coolDownMs: 300, probes: 1 } } },
+    process: async (record) => {
+      calls.push({ id: record.value.id, at: Date.now() });
+      const error = failures.get(record.value.id)?.shift();
+      if (error) throw error;
+    },
+  });
+  const result = await route.invoke([
+    { offset: 0, value: { id: 'throttled', amount: 1 } },
+    { offset: 1, value: { id: 'blip', amount: 1 } },
+  ]);
+  expect(result.error).toBeUndefined();
+  expect(result.summary).toMatchObject({ processed: 2, retried: 2, deadLettered: 0 });
+  const gap = (id: string) => {
+    const [first, second] = calls.filter((c) => c.id === id);
+    return (second?.at ?? 0) - (first?.at ?? 0);
+  };
+  expect(gap('throttled')).toBeGreaterThanOrEqual(300);
+  expect(gap('blip')).toBeLessThan(100);
+});
+
+test('out of tries for its tier, the record stops its partition for the redelivery, with its attempts counted', async () => {
+  const route = await faultyRoute({
+    settings: { retry: { maxAttempts: 10, baseDelayMs: 1, maxDelayMs: 2, transient: { tries: 2 } } },
+    process: async () => {
+      throw Object.assign(new Error('reset'), { code: 'ECONNRESET' });
+    },
+  });
+  const result = await route.invoke([{ offset: 0, value: { id: 'down', amount: 1 } }]);
+  expect(result.error).toBeDefined();
+  expect(result.summary).toMatchObject({ retried: 2, deadLettered: 0 });
+  // The first attempt and two tries: three attempts count towards retry.maxAttempts.
+  expect((await route.item('orders-0@0'))?.attempts?.N).toBe('3');
+});
