@@ -15,6 +15,7 @@ import { createLogger } from './logger.ts';
 import { DEFAULT_NAMESPACE, publishInvocationMetrics } from './metrics.ts';
 import { emptySamples, emptySummary, type InvocationSummary } from './observability.ts';
 import { BatchProcessor, type ProcessFn, type RouteDefinition, type TransactFn } from './processor.ts';
+import { prepareSchemas } from './registry/prefetchSchemas.ts';
 import { ROUTE_SETTINGS_ENV, RouteSettings, type RouteSettingsInput } from './settings.ts';
 
 type Common<V, K> = {
@@ -152,6 +153,8 @@ export class KafkaRouteRuntime<V, K> {
     });
     const started = Date.now();
     try {
+      // Registry-framed records: their schemas are fetched now, so decoding stays synchronous (a no-op otherwise).
+      await prepareSchemas(this.#options, event);
       const result = await countRequestsIn(count, () =>
         processor.run(event, context, { store, sink, cache, settings }),
       );

@@ -1,6 +1,12 @@
 import type { DeadLetterSource } from '../deadLetter/envelope.ts';
 import { base64ToBuffer, decodeWith, type KafkaRecord, RecordHeaders } from '../decode.ts';
-import { formatCoordinates, InvalidEventError, PermanentError, type RecordCoordinates } from '../errors.ts';
+import {
+  formatCoordinates,
+  InvalidEventError,
+  PermanentError,
+  type RecordCoordinates,
+  TransientError,
+} from '../errors.ts';
 import { KafkaEvent, type WireRecord } from '../event.ts';
 import type { RouteDefinition } from '../processor.ts';
 
@@ -139,6 +145,8 @@ const prepareRecord = <V, K>(wire: WireRecord, route: RouteDefinition<V, K>): Pr
     const custom = route.idempotencyKey && !tombstone ? route.idempotencyKey(record) : undefined;
     return { ...base, record, key: custom ?? fallbackKey };
   } catch (error) {
+    // A registry that could not be asked is no fault of the record's: the batch comes again.
+    if (error instanceof TransientError) throw error;
     const decodeError =
       error instanceof PermanentError
         ? error

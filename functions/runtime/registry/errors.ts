@@ -67,7 +67,7 @@ export class SchemaNotLoadedError extends TransientError {
   constructor(schema: SchemaRef) {
     super(
       `${describeSchema(schema)}: not loaded before decode; registry decoders fetch schemas in prepare(): ` +
-        'add `.use(prefetchSchemas(decoder))` to the handler',
+        'kafkaHandler fetches schemas before each batch; a handler built otherwise needs `.use(prefetchSchemas(specs))`',
     );
     this.name = 'SchemaNotLoadedError';
     this.schema = schema;

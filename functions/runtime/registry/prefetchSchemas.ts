@@ -29,7 +29,20 @@ export const recordHeads = (event: unknown): { keys: Buffer[]; values: Buffer[] 
 };
 
 /**
- * A middy middleware that fetches, before the batch runs, every registry schema its records name, so the decoders
+ * Fetches every registry schema the event's records name, before they are decoded, so the decoders stay synchronous.
+ * Distinct ids are fetched once each, in parallel. `kafkaHandler` does this itself before every batch; specs without
+ * a registry (`prepare`) cost nothing. A registry that is unreachable, throttling or failing throws (transient).
+ */
+export const prepareSchemas = async (specs: Specs, event: unknown): Promise<void> => {
+  const value = preparerOf(specs.value);
+  const key = preparerOf(specs.key);
+  if (!value && !key) return;
+  const heads = recordHeads(event);
+  await Promise.all([value?.(heads.values), key?.(heads.keys)]);
+};
+
+/**
+ * A middy middleware for a handler not built with `kafkaHandler`: it fetches, before the batch runs, every registry schema its records name, so the decoders
  * stay synchronous. Distinct ids are fetched once each, in parallel; a registry that is unreachable, throttling or
  * failing fails the batch (transient: the event source re-delivers it), nothing is dead-lettered for it.
  *
@@ -37,13 +50,9 @@ export const recordHeads = (event: unknown): { keys: Buffer[]; values: Buffer[] 
  *   // or, with the handler's own specs: handler.use(prefetchSchemas(handler.schemas))
  */
 export const prefetchSchemas = (specs: Specs): middy.MiddlewareObj<unknown, unknown, Error> => {
-  const value = preparerOf(specs.value);
-  const key = preparerOf(specs.key);
   return {
     before: async function prefetchSchemasBefore(request) {
-      if (!value && !key) return;
-      const heads = recordHeads(request.event);
-      await Promise.all([value?.(heads.values), key?.(heads.keys)]);
+      await prepareSchemas(specs, request.event);
     },
   };
 };

@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import avro from 'avsc';
 import protobuf from 'protobufjs';
 import { z } from 'zod';
+import { invocationSummaryOf, kafkaHandler } from '../../../../functions/runtime/kafkaHandler.ts';
 import {
   ConfluentRegistryClient,
   confluentAvro,
@@ -15,6 +16,8 @@ import {
   writeMessageIndexes,
 } from '../../../../functions/runtime/registry/index.ts';
 import { ensureRegistry, type RegistryHandle, stopRegistry } from '../../../../scripts/local/registry.ts';
+import { routeEnvironment } from '../../../helpers/aws.ts';
+import { lambdaContext } from '../../../helpers/events.ts';
 import { fixtureText } from './fakeRegistry.ts';
 
 const skip = process.env.LOCAL_SERVICES === 'skip' && !process.env.SCHEMA_REGISTRY_URL;
@@ -117,6 +120,47 @@ suite('round trips through a real registry', () => {
     await decoder.prepare([good, bad]);
     expect(decoder.decode(good)).toEqual({ orderId: 'o-3', status: 'PLACED' });
     expect(() => decoder.decode(bad)).toThrow(`schema id ${id}: payload does not match the schema`);
+  });
+
+  test('a kafkaHandler route decodes framed records with no middleware: the runtime fetches the schemas first', async () => {
+    await routeEnvironment('registry-route');
+    const schema = fixtureText('orders.avsc');
+    const id = await register(`handler-${run}-value`, { schema });
+    const type = avro.Type.forSchema(JSON.parse(schema));
+    const value = { orderId: 'o-9', status: 'PLACED', amountCents: 100, note: null };
+    const seen: unknown[] = [];
+    const handler = kafkaHandler({
+      route: 'registry-route',
+      value: confluentAvro({ registry: client(), schema: z.object({ orderId: z.string(), amountCents: z.number() }) }),
+      process: async (record) => {
+        seen.push(record.value);
+      },
+    });
+    const framed = frameConfluent(id, type.toBuffer(value)).toString('base64');
+    const context = lambdaContext();
+    await handler(
+      {
+        eventSource: 'SelfManagedKafka',
+        bootstrapServers: '127.0.0.1:9092',
+        records: {
+          'orders-0': [
+            {
+              topic: 'orders',
+              partition: 0,
+              offset: 0,
+              timestamp: Date.now(),
+              timestampType: 'CREATE_TIME',
+              key: null,
+              value: framed,
+              headers: [],
+            },
+          ],
+        },
+      },
+      context,
+    );
+    expect(invocationSummaryOf(context)).toMatchObject({ processed: 1, deadLettered: 0 });
+    expect(seen).toEqual([{ orderId: 'o-9', amountCents: 100 }]);
   });
 
   test('an id the registry never issued is a permanent UnknownSchemaError with its answer', async () => {
