@@ -12,6 +12,7 @@
 import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { cliProgram, EXIT_USAGE, errorLine } from '../lib/cliArgs.ts';
 import { BIND_HOST, localPaths, parseJavaMajor, parsePort } from './config.ts';
 import { describePortHolder, isPortFree } from './ports.ts';
 import {
@@ -281,20 +282,29 @@ export async function stopRegistry(opts: { log?: (line: string) => void } = {}):
 
 // `node scripts/local/registry.ts up|down`: prints `export SCHEMA_REGISTRY_URL=...` on stdout for `eval`.
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const command = process.argv[2];
   const log = (line: string) => process.stderr.write(`registry: ${line}\n`);
-  try {
-    if (command === 'up') {
+  const program = cliProgram('node scripts/local/registry.ts').description(
+    `Apicurio Registry ${REGISTRY_VERSION} for routes that decode registry-framed records: 127.0.0.1, ` +
+      `${REGISTRY_PORT_ENVS.http} (default ${REGISTRY_DEFAULT_PORTS.http}), in memory. Needs Java ${REGISTRY_MIN_JAVA}+. ` +
+      `${REGISTRY_URL_ENV} points the tools at another registry instead.`,
+  );
+  program
+    .command('up')
+    .description(`start it unless it answers already; print export ${REGISTRY_URL_ENV}=...`)
+    .action(async () => {
       const { url } = await ensureRegistry({ log, env: { ...process.env } });
       process.stdout.write(`export ${REGISTRY_URL_ENV}='${url}'\n`);
-    } else if (command === 'down') {
+    });
+  program
+    .command('down')
+    .description('stop the registry these scripts started')
+    .action(async () => {
       if (!(await stopRegistry({ log }))) log('no registry of ours was running');
-    } else {
-      process.stderr.write('usage: node scripts/local/registry.ts up|down\n');
-      process.exitCode = 2;
-    }
+    });
+  try {
+    await program.parseAsync(process.argv);
   } catch (error) {
-    process.stderr.write(`registry: ${(error as Error).message}\n`);
-    process.exitCode = 1;
+    process.stderr.write(`${errorLine('registry', error)}\n`);
+    process.exitCode = EXIT_USAGE;
   }
 }
