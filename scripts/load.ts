@@ -1,9 +1,11 @@
 // `npm run load -- --route R --rate N --duration S [--values FILE.jsonl] [--duplicates P] [--poison P]`: traffic for
 // any route at a target rate; reports the rate achieved (DESIGN §9). The last line on stdout is a JSON summary.
 import { randomUUID } from 'node:crypto';
+import { Option } from 'commander';
 import { findRoute, loadBridgeConfig } from '../infra/config/index.ts';
 import { cliProgram, failUsage, numberArg } from './lib/cliArgs.ts';
 import { brokersFromEnv, createProducer, ensureTopics } from './lib/kafka.ts';
+import { REGISTRY_FORMATS, type RegistryFormat } from './lib/registryTraffic.ts';
 import { produceTraffic, routeTraffic } from './lib/traffic.ts';
 import { applyEndpointsToEnv, resolveEndpoints } from './local/services.ts';
 
@@ -38,6 +40,12 @@ const program = cliProgram('npm run load --')
     '--values <file.jsonl>',
     'send these records, in order and round again: one JSON object per line, {"key"?, "value", "headers"?: {name: text}}',
   )
+  .addOption(
+    new Option(
+      '--format <format>',
+      "registry-framed values (the route's schema registered under <topic>-value in the local registry, or SCHEMA_REGISTRY_URL); default: the route decoder's own format, else JSON",
+    ).choices([...REGISTRY_FORMATS]),
+  )
   .option('--seed <n>', 'generator seed (default: random)', numberArg('--seed', { min: 0 }))
   .option('-c, --config <path>', 'bridge config (.ts or .json; default BRIDGE_CONFIG or infra/bridge.config.ts)')
   .option('--partitions <n>', 'partitions if the topic must be created', numberArg('--partitions', { min: 1 }), 3);
@@ -55,6 +63,7 @@ const main = async () => {
     config?: string;
     partitions: number;
     values?: string;
+    format?: RegistryFormat;
   }>();
   if (opts.duplicates + opts.poison + opts.tombstones > 100)
     program.error('--duplicates, --poison and --tombstones add up to more than 100%');
@@ -66,6 +75,7 @@ const main = async () => {
   const seed = opts.seed ?? Math.floor(Math.random() * 2 ** 31);
   const generator = await routeTraffic(route, {
     ...(opts.values && { valuesFile: opts.values }),
+    ...(opts.format && { format: opts.format }),
     seed,
     duplicates: opts.duplicates / 100,
     poison: opts.poison / 100,

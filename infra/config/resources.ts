@@ -107,17 +107,21 @@ export const routeEnvironment = (
   return env;
 };
 
-/** `routeEnvironment` with the local resource names (queue URL supplied by the caller). */
+/**
+ * `routeEnvironment` with the local resource names (queue URL supplied by the caller): a tool's own `namespace`, and
+ * the local schema registry in place of the configured one.
+ */
 export const localRouteEnvironment = (
   config: BridgeConfig,
   route: RouteConfig,
   deadLetterQueueUrl: string,
-  namespace?: string,
+  options: { namespace?: string | undefined; schemaRegistryUrl?: string | undefined } = {},
 ): Record<string, string> => {
-  const names = localResourceNames(config, namespace);
+  const names = localResourceNames(config, options.namespace);
   return routeEnvironment(config, route, {
     idempotencyTableName: names.idempotencyTable,
     deadLetterQueueUrl,
     tableNames: names.tables,
+    ...(options.schemaRegistryUrl && { schemaRegistryUrl: options.schemaRegistryUrl }),
   });
 };

@@ -20,6 +20,7 @@ import {
   localRouteEnvironment,
   type RouteConfig,
 } from '../../infra/config/index.ts';
+import { ensureRegistry } from '../local/registry.ts';
 import { brokersFromEnv, ensureTopics } from './kafka.ts';
 
 /** What the local tools create for a config: the same resources the CDK stack creates in AWS. */
@@ -109,6 +110,10 @@ export const ensureLocalResources = async (
       routes.map((r) => ({ topic: r.topic, partitions: options.partitions ?? 3 })),
     );
   }
+  // A route that decodes with a Confluent-compatible registry gets the local one (started if needed).
+  const schemaRegistryUrl = routes.some((r) => r.registry?.kind === 'confluent')
+    ? (await ensureRegistry({ log: (line) => process.stderr.write(`registry: ${line}\n`) })).url
+    : undefined;
   const resources: LocalRouteResources[] = [];
   for (const route of routes) {
     const createQueue = async (name: string) => {
@@ -122,7 +127,10 @@ export const ensureLocalResources = async (
       route,
       deadLetterQueueUrl,
       ...(onFailure && { onFailureQueueUrl: await createQueue(onFailure) }),
-      environment: localRouteEnvironment(config, route, deadLetterQueueUrl, options.namespace),
+      environment: localRouteEnvironment(config, route, deadLetterQueueUrl, {
+        namespace: options.namespace,
+        schemaRegistryUrl,
+      }),
     });
   }
   return resources;

@@ -13,6 +13,13 @@ setFaker(faker);
 const isSchema = (spec: unknown): spec is z.ZodType =>
   typeof (spec as { safeParse?: unknown } | undefined)?.safeParse === 'function';
 
+/** The zod schema of a spec: the spec itself, or the one a registry decoder checks decoded values with. */
+export const zodSchemaOf = (spec: unknown): z.ZodType | undefined => {
+  if (isSchema(spec)) return spec;
+  const inner = (spec as { schema?: unknown } | undefined)?.schema;
+  return isSchema(inner) ? inner : undefined;
+};
+
 /** A route's schemas, from the handler `kafkaHandler` made (its `schemas` property). */
 export const loadRouteSchemas = async (route: RouteConfig): Promise<RouteSchemas<unknown, unknown>> => {
   const handler = (await loadRouteHandler(route)) as { schemas?: RouteSchemas<unknown, unknown> };
@@ -44,13 +51,13 @@ export type ValueMaker = {
 
 /** Deterministic for a seed. A route that decodes raw bytes (a `Decoder`) has no shape to make values from. */
 export const valueMaker = (route: RouteConfig, schemas: RouteSchemas<unknown, unknown>, seed = 1): ValueMaker => {
-  const valueSchema = schemas.value;
-  if (!isSchema(valueSchema)) {
+  const valueSchema = zodSchemaOf(schemas.value);
+  if (!valueSchema) {
     throw new CliInputError(
-      `route ${route.name} decodes its values with a Decoder, not a zod schema: give values with --values FILE.jsonl`,
+      `route ${route.name} decodes its values with no zod schema to make values from: give values with --values FILE.jsonl`,
     );
   }
-  const keySchema = isSchema(schemas.key) ? schemas.key : undefined;
+  const keySchema = zodSchemaOf(schemas.key);
   faker.seed(seed);
   return {
     value: () => fakeValid(valueSchema, `route ${route.name}, value`),

@@ -15,8 +15,16 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import type { RouteConfig } from '../../infra/config/index.ts';
+import { ensureRegistry } from '../local/registry.ts';
 import type { RawProducer } from './kafka.ts';
-import { loadRouteSchemas, valueMaker } from './schemaValues.ts';
+import {
+  formatOfDecoder,
+  framedEncoder,
+  type RegistryFormat,
+  registerSchema,
+  registrySchemaOf,
+} from './registryTraffic.ts';
+import { loadRouteSchemas, valueMaker, zodSchemaOf } from './schemaValues.ts';
 
 export type TrafficKind = 'event' | 'duplicate' | 'poison' | 'tombstone';
 
@@ -424,20 +432,36 @@ export const valuesFromFile = (
  */
 export const routeTraffic = async (
   route: RouteConfig,
-  options: TrafficOptions & { valuesFile?: string },
+  options: TrafficOptions & { valuesFile?: string; format?: RegistryFormat | undefined },
 ): Promise<TrafficGenerator> => {
   if (options.valuesFile) {
     const text = await readFile(options.valuesFile, 'utf8');
     return new SchemaTraffic(route.name, valuesFromFile(options.valuesFile, text), options);
   }
-  if (route.handler === 'orders.ts') return new OrdersTraffic(options);
-  if (route.handler === 'payments.ts') return new PaymentsTraffic(options);
-  const maker = valueMaker(route, await loadRouteSchemas(route), options.seed);
+  if (!options.format && route.handler === 'orders.ts') return new OrdersTraffic(options);
+  if (!options.format && route.handler === 'payments.ts') return new PaymentsTraffic(options);
+  const schemas = await loadRouteSchemas(route);
+  const maker = valueMaker(route, schemas, options.seed);
+  // A route that decodes registry-framed records gets them in its decoder's format, unless told another.
+  const format = options.format ?? formatOfDecoder[(schemas.value as { format?: string }).format ?? ''];
+  const encode = format ? await registryEncoder(route, zodSchemaOf(schemas.value) as z.ZodType, format) : bytesOf;
   return new SchemaTraffic(
     route.name,
-    () => ({ key: bytesOf(maker.key()), value: bytesOf(maker.value()), headers: [] }),
+    () => ({ key: bytesOf(maker.key()), value: encode(maker.value()), headers: [] }),
     options,
   );
+};
+
+/** Registers the route's schema in the registry's language under `<topic>-value`, and frames values under it. */
+const registryEncoder = async (
+  route: RouteConfig,
+  schema: z.ZodType,
+  format: RegistryFormat,
+): Promise<(value: unknown) => Buffer> => {
+  const { url } = await ensureRegistry({ log: (line) => process.stderr.write(`registry: ${line}\n`) });
+  const registered = registrySchemaOf(schema, format, `${route.name}Value`);
+  const id = await registerSchema(url, `${route.topic}-value`, registered);
+  return framedEncoder(id, registered);
 };
 
 // ---- producing -------------------------------------------------------------------------------------------

@@ -22,10 +22,14 @@ export type RegisteredSchema = {
   readonly subject?: string | undefined;
 };
 
+type StaticAuth = { readonly username: string; readonly password: string } | { readonly token: string };
+
 export type RegistryAuth =
   | { readonly username: string; readonly password: string }
   /** A bearer token, or a function that returns one (read from Secrets Manager once, say). */
-  | { readonly token: string | (() => string | Promise<string>) };
+  | { readonly token: string | (() => string | Promise<string>) }
+  /** Basic or bearer credentials fetched on first use (a deployment's secret: see `registryFromEnvironment`). */
+  | { readonly credentials: () => Promise<StaticAuth> };
 
 export type ConfluentRegistryOptions = {
   /** Default: `SCHEMA_REGISTRY_URL`. User info in the URL (`https://user:pass@host`) becomes basic auth. */
@@ -164,10 +168,11 @@ export class ConfluentRegistryClient {
   async #request(path: string): Promise<RawSchema> {
     const url = `${this.#base}${path}`;
     const headers: Record<string, string> = { accept: 'application/vnd.schemaregistry.v1+json, application/json' };
-    if (this.#auth && 'username' in this.#auth) {
-      headers.authorization = `Basic ${Buffer.from(`${this.#auth.username}:${this.#auth.password}`).toString('base64')}`;
-    } else if (this.#auth) {
-      const token = typeof this.#auth.token === 'function' ? await this.#auth.token() : this.#auth.token;
+    const auth = this.#auth && 'credentials' in this.#auth ? await this.#auth.credentials() : this.#auth;
+    if (auth && 'username' in auth) {
+      headers.authorization = `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}`;
+    } else if (auth) {
+      const token = typeof auth.token === 'function' ? await auth.token() : auth.token;
       headers.authorization = `Bearer ${token}`;
     }
     this.requests++;

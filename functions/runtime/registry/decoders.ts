@@ -30,6 +30,8 @@ import {
 export type RegistryDecoder<T> = Decoder<T> & {
   prepare(values: readonly Buffer[]): Promise<void>;
   readonly format: 'confluent-avro' | 'confluent-json-schema' | 'confluent-protobuf' | 'glue';
+  /** The zod schema decoded values pass, if any: the local tools make values from it (`load`, `invoke --generate`). */
+  readonly schema?: z.ZodType<T> | undefined;
 };
 
 type Common<T> = {
@@ -87,6 +89,7 @@ const makeDecoder = <Id extends number | string, T>(engine: Engine<Id>, options:
 
   return {
     format: engine.format,
+    schema: options.schema,
     async prepare(values) {
       const ids = new Set<Id>();
       for (const bytes of values) {

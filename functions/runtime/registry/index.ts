@@ -27,6 +27,7 @@ export {
   UnknownSchemaError,
   WireFormatError,
 } from './errors.ts';
+export { glueSchemasFromEnvironment, registryFromEnvironment } from './fromEnvironment.ts';
 export { prefetchSchemas, recordHeads } from './prefetchSchemas.ts';
 export {
   frameConfluent,

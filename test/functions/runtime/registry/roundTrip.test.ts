@@ -12,6 +12,7 @@ import {
   confluentJsonSchema,
   confluentProtobuf,
   frameConfluent,
+  registryFromEnvironment,
   UnknownSchemaError,
   writeMessageIndexes,
 } from '../../../../functions/runtime/registry/index.ts';
@@ -161,6 +162,23 @@ suite('round trips through a real registry', () => {
     );
     expect(invocationSummaryOf(context)).toMatchObject({ processed: 1, deadLettered: 0 });
     expect(seen).toEqual([{ orderId: 'o-9', amountCents: 100 }]);
+  });
+
+  test('registryFromEnvironment: the registry the deployment names in SCHEMA_REGISTRY_URL', async () => {
+    const schema = fixtureText('orders.avsc');
+    const id = await register(`env-${run}-value`, { schema });
+    const value = { orderId: 'o-1', status: 'PLACED', amountCents: 1, note: null };
+    const framed = frameConfluent(id, avro.Type.forSchema(JSON.parse(schema)).toBuffer(value));
+    const saved = process.env.SCHEMA_REGISTRY_URL;
+    process.env.SCHEMA_REGISTRY_URL = handle.url;
+    try {
+      const decoder = confluentAvro({ registry: registryFromEnvironment() });
+      await decoder.prepare([framed]);
+      expect(decoder.decode(framed)).toEqual(value);
+    } finally {
+      if (saved === undefined) delete process.env.SCHEMA_REGISTRY_URL;
+      else process.env.SCHEMA_REGISTRY_URL = saved;
+    }
   });
 
   test('an id the registry never issued is a permanent UnknownSchemaError with its answer', async () => {
