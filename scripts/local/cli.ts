@@ -3,6 +3,7 @@
 // Progress goes to stderr; stdout carries only `export ...` lines, so `eval "$(node scripts/local/cli.ts up)"` works.
 import { Option } from 'commander';
 import { cliProgram, EXIT_USAGE, errorLine } from '../lib/cliArgs.ts';
+import { stopRegistry } from './registry.ts';
 import {
   ENDPOINT_ENV_VARS,
   ensureLocalServices,
@@ -55,11 +56,13 @@ program
 
 program
   .command('down')
-  .description('stop the services these scripts started and free their ports')
+  .description('stop the services these scripts started (the schema registry too) and free their ports')
   .addOption(servicesOption())
   .option('--clean', "also remove Kafka's data (topics and committed offsets)")
   .action(async (opts: { services?: ServiceName[]; clean?: boolean }) => {
-    const stopped = await stopLocalServices(opts.services ?? SERVICE_NAMES, { log: progress });
+    const stopped: string[] = await stopLocalServices(opts.services ?? SERVICE_NAMES, { log: progress });
+    // The registry starts on demand (a route that needs one), so it is not one of --services.
+    if (!opts.services && (await stopRegistry({ log: progress }))) stopped.push('registry');
     progress(stopped.length > 0 ? `stopped ${stopped.join(', ')}` : 'nothing of ours was running');
     if (opts.clean) await wipeKafkaData({ log: progress });
   });
