@@ -476,6 +476,50 @@ export class BridgeProcess {
   }
 }
 
+/**
+ * Runs `npm run bridge` for one route of a config of the test's own (no Run), until the route has committed at least
+ * `records` and its lag is 0; stops it gracefully and returns the route's last progress. `hook` preloads a module
+ * (test/e2e/handlerOverride.ts) in the bridge's threads. The child is killed if the route does not drain.
+ */
+export const drainRoute = async (options: {
+  configPath: string;
+  route: string;
+  records: number;
+  env: NodeJS.ProcessEnv;
+  hook?: string;
+  timeoutMs: number;
+}): Promise<RouteSnapshot | undefined> => {
+  const progress = new Map<string, RouteSnapshot>();
+  const child = spawn(
+    process.execPath,
+    [
+      ...(options.hook ? ['--import', options.hook] : []),
+      path.join(ROOT, 'scripts/bridge/cli.ts'),
+      ...['--config', options.configPath, '--route', options.route, '--json'],
+      ...['--progress-interval', '1', '--handler-logs', 'none'],
+    ],
+    { cwd: ROOT, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+    if (!line.startsWith('{')) return;
+    const message = JSON.parse(line) as { type: string } & RouteSnapshot;
+    if (message.type === 'progress' || message.type === 'final') progress.set(message.route, message);
+  });
+  try {
+    await waitFor(
+      `the bridge to drain route ${options.route}`,
+      () => progress.get(options.route)?.lag === 0 && (progress.get(options.route)?.committed ?? 0) >= options.records,
+      options.timeoutMs,
+    );
+    child.kill('SIGTERM');
+    await exited;
+  } finally {
+    child.kill('SIGKILL');
+  }
+  return progress.get(options.route);
+};
+
 /** Waits until every route of the run has lag 0, as reported by one of its live bridges. */
 export const waitDrained = async (run: Run, timeoutMs: number): Promise<void> => {
   const since = Date.now();

@@ -2,15 +2,12 @@
 // `new-route`, `invoke --generate | invoke --event -`, a `load` run, the bridge, then `reconcile`. The invoke runs a
 // sample at the same coordinates as the first real record, and the bridge must still process that record.
 
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
-import type { RouteSnapshot } from '../../scripts/bridge/stats.ts';
 import { ROOT, runScript } from '../helpers/cli.ts';
-import { sharedEndpoints, waitFor } from './harness.ts';
+import { drainRoute, sharedEndpoints } from './harness.ts';
 
 const id = randomUUID().slice(0, 6);
 const name = `widgets-${id}`;
@@ -22,7 +19,6 @@ const scaffolded = [
   path.join(ROOT, 'events', `${name}.json`),
   path.join(ROOT, 'test/functions/handlers', `${name}.test.ts`),
 ];
-let bridge: ChildProcess | undefined;
 
 const endpoints = sharedEndpoints();
 const env = {
@@ -38,7 +34,6 @@ const run = (script: string, args: string[], input?: string) =>
   runScript(script, [...args, '--config', configPath], env, input);
 
 afterAll(() => {
-  bridge?.kill('SIGKILL');
   for (const file of scaffolded) fs.rmSync(file, { force: true });
   fs.rmSync(dir, { recursive: true, force: true });
 });
@@ -91,38 +86,9 @@ test('new-route, invoke --generate | invoke, load, the bridge and reconcile: eve
   const sent = JSON.parse(load.stdout.trim().split('\n').at(-1) as string).sent as number;
   expect(sent).toBeGreaterThan(100);
 
-  const progress = new Map<string, RouteSnapshot>();
-  bridge = spawn(
-    process.execPath,
-    [
-      path.join(ROOT, 'scripts/bridge/cli.ts'),
-      '--config',
-      configPath,
-      '--route',
-      name,
-      '--json',
-      '--progress-interval',
-      '1',
-      '--handler-logs',
-      'none',
-    ],
-    { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  createInterface({ input: bridge.stdout as NodeJS.ReadableStream }).on('line', (line) => {
-    if (!line.startsWith('{')) return;
-    const message = JSON.parse(line) as { type: string } & RouteSnapshot;
-    if (message.type === 'progress' || message.type === 'final') progress.set(message.route, message);
-  });
-  await waitFor(
-    'the bridge to drain the new route',
-    () => progress.get(name)?.lag === 0 && (progress.get(name)?.committed ?? 0) >= sent,
-    90_000,
-  );
-  const stopped = new Promise((resolve) => bridge?.once('exit', resolve));
-  bridge.kill('SIGTERM');
-  await stopped;
+  const final = await drainRoute({ configPath, route: name, records: sent, env, timeoutMs: 90_000 });
   // The first real record sits where the sample said it was (partition 0, offset 0): it was processed, not skipped.
-  expect(progress.get(name)).toMatchObject({ processed: sent, duplicates: 0, deadLettered: 0 });
+  expect(final).toMatchObject({ processed: sent, duplicates: 0, deadLettered: 0 });
 
   const reconcile = await run('scripts/reconcile.ts', ['--route', name]);
   expect(reconcile.code).toBe(0);

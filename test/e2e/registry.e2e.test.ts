@@ -2,18 +2,15 @@
 // (Apicurio, started on demand) and produces Confluent-framed Avro; the local bridge invokes a route that decodes
 // them through the registry and its zod schema. Poison (bytes with no framing) is dead-lettered; reconcile accounts
 // for every record.
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { resolveHandlerEntry } from '../../infra/config/index.ts';
-import type { RouteSnapshot } from '../../scripts/bridge/stats.ts';
 import { localPaths } from '../../scripts/local/config.ts';
 import { stopRegistry } from '../../scripts/local/registry.ts';
 import { ROOT, runScript } from '../helpers/cli.ts';
-import { sharedEndpoints, waitFor } from './harness.ts';
+import { drainRoute, sharedEndpoints } from './harness.ts';
 
 const id = randomUUID().slice(0, 6);
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'registry-e2e-'));
@@ -36,11 +33,9 @@ const env = {
 };
 /** What avroHandler.ts counts per decoded record (its module makes a registry client at import, so not imported). */
 const DECODED_METRIC = 'DecodedOrders';
-let bridge: ChildProcess | undefined;
 let startedRegistry = false;
 
 afterAll(async () => {
-  bridge?.kill('SIGKILL');
   fs.rmSync(dir, { recursive: true, force: true });
   if (startedRegistry) await stopRegistry();
 }, 30_000);
@@ -81,38 +76,16 @@ test('load --format avro → Kafka → bridge → a route decoding through the r
   };
   expect(summary.sent).toBeGreaterThan(100);
 
-  const progress = new Map<string, RouteSnapshot>();
-  bridge = spawn(
-    process.execPath,
-    [
-      '--import',
-      path.join(ROOT, 'test/e2e/handlerOverride.ts'),
-      path.join(ROOT, 'scripts/bridge/cli.ts'),
-      '--config',
-      configPath,
-      '--json',
-      '--progress-interval',
-      '1',
-      '--handler-logs',
-      'none',
-    ],
-    { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  createInterface({ input: bridge.stdout as NodeJS.ReadableStream }).on('line', (line) => {
-    if (!line.startsWith('{')) return;
-    const message = JSON.parse(line) as { type: string } & RouteSnapshot;
-    if (message.type === 'progress' || message.type === 'final') progress.set(message.route, message);
+  const final = await drainRoute({
+    configPath,
+    route: 'avro',
+    records: summary.sent,
+    env,
+    hook: path.join(ROOT, 'test/e2e/handlerOverride.ts'),
+    timeoutMs: 120_000,
   });
-  await waitFor(
-    'the bridge to drain the registry route',
-    () => progress.get('avro')?.lag === 0 && (progress.get('avro')?.committed ?? 0) >= summary.sent,
-    120_000,
-  );
-  const stopped = new Promise((resolve) => bridge?.once('exit', resolve));
-  bridge.kill('SIGTERM');
-  await stopped;
   const events = summary.sent - summary.byKind.poison;
-  expect(progress.get('avro')).toMatchObject({
+  expect(final).toMatchObject({
     processed: events,
     deadLettered: summary.byKind.poison,
     custom: { [DECODED_METRIC]: events },
