@@ -195,9 +195,11 @@ export class KafkaRouteRuntime<V, K> {
  */
 export const kafkaHandler = <V, K = string | null>(options: KafkaHandlerOptions<V, K>) => {
   const runtime = new KafkaRouteRuntime(options);
-  const handler = middy<unknown, KafkaBatchResponse | undefined, Error, Context>().handler((event, context) =>
-    runtime.invoke(event, context),
-  );
+  // The runtime keeps its own deadlines (nothing starts within START_MARGIN_MS of the timeout; DynamoDB is not waited
+  // for past FINISH_MARGIN_MS before it), so middy's early timeout could only swap the runtime's error for an AbortError.
+  const handler = middy<unknown, KafkaBatchResponse | undefined, Error, Context>({
+    timeoutEarlyInMillis: 0,
+  }).handler((event, context) => runtime.invoke(event, context));
   // The local tools make values from the route's own schema (`load`, `invoke --generate`, `new-route`).
   return Object.assign(handler, { schemas: { value: options.value, key: options.key } as RouteSchemas<V, K> });
 };

@@ -15,7 +15,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { forEachLimited } from '../concurrency.ts';
 import { ErrorKind, IdempotencyStoreError, TransactConflictError } from '../errors.ts';
-import { backoffDelay, sleep } from '../retry.ts';
+import { backoffDelay, beforeDeadline, FINISH_MARGIN_MS, sleep } from '../retry.ts';
 import type { CompletedKeyCache } from './CompletedKeyCache.ts';
 import {
   type ClaimOwner,
@@ -473,7 +473,12 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
       if (retry.length === 0 && this.#inFlight.size === 0) retry.push(...this.#pending.splice(0));
       this.#startWrites(retry, deadlineMs);
       if (this.#inFlight.size === 0) break;
-      await Promise.race(this.#inFlight);
+      // Writes started without a deadline (in the background) may outlast ours: stop waiting for them at it.
+      const landed = await beforeDeadline(deadlineMs, () => Promise.race(this.#inFlight)).then(
+        () => true,
+        () => false,
+      );
+      if (!landed) break;
     }
     return this.#unconfirmed < below;
   }
@@ -563,31 +568,32 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
 
   async release(releases: readonly Release[], owner: ClaimOwner): Promise<void> {
     const failures: unknown[] = [];
+    // Past this, the invocation returns and the leases end on their own: a release never makes it time out.
+    const deadlineMs = owner.leaseUntilMs - FINISH_MARGIN_MS;
     await forEachLimited(releases, WRITE_CONCURRENCY, async (release) => {
       try {
-        await this.#client.send(
-          new UpdateItemCommand({
-            TableName: this.#table,
-            Key: { pk: s(this.partitionKey(release.key)) },
-            UpdateExpression:
-              release.attempts === undefined
-                ? 'SET leaseUntil = :zero ADD attempts :minusOne'
-                : 'SET leaseUntil = :zero, attempts = :attempts',
-            // Our lease exactly, on our claim or on a letter we decided but could not send: a retried release
-            // whose first answer was lost finds it ended and refunds nothing.
-            ConditionExpression:
-              '#owner = :owner AND leaseUntil = :lease AND (#status = :inProgress OR #status = :deadLettered)',
-            ExpressionAttributeNames: { '#owner': 'owner', '#status': 'status' },
-            ExpressionAttributeValues: {
-              ':zero': n(0),
-              ':owner': s(owner.requestId),
-              ':lease': n(owner.leaseUntilMs),
-              ':inProgress': s(RecordStatus.inProgress),
-              ':deadLettered': s(RecordStatus.deadLettered),
-              ...(release.attempts === undefined ? { ':minusOne': n(-1) } : { ':attempts': n(release.attempts) }),
-            },
-          }),
-        );
+        const command = new UpdateItemCommand({
+          TableName: this.#table,
+          Key: { pk: s(this.partitionKey(release.key)) },
+          UpdateExpression:
+            release.attempts === undefined
+              ? 'SET leaseUntil = :zero ADD attempts :minusOne'
+              : 'SET leaseUntil = :zero, attempts = :attempts',
+          // Our lease exactly, on our claim or on a letter we decided but could not send: a retried release
+          // whose first answer was lost finds it ended and refunds nothing.
+          ConditionExpression:
+            '#owner = :owner AND leaseUntil = :lease AND (#status = :inProgress OR #status = :deadLettered)',
+          ExpressionAttributeNames: { '#owner': 'owner', '#status': 'status' },
+          ExpressionAttributeValues: {
+            ':zero': n(0),
+            ':owner': s(owner.requestId),
+            ':lease': n(owner.leaseUntilMs),
+            ':inProgress': s(RecordStatus.inProgress),
+            ':deadLettered': s(RecordStatus.deadLettered),
+            ...(release.attempts === undefined ? { ':minusOne': n(-1) } : { ':attempts': n(release.attempts) }),
+          },
+        });
+        await beforeDeadline(deadlineMs, (abortSignal) => this.#client.send(command, { abortSignal }));
       } catch (error) {
         // Someone else holds it now, it was settled, or it was never ours: either way it is not ours to end.
         if (!(error instanceof ConditionalCheckFailedException)) failures.push(error);
