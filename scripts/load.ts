@@ -1,5 +1,7 @@
-// `npm run load -- --route R --rate N --duration S [--values FILE.jsonl] [--duplicates P] [--poison P]`: traffic for
-// any route at a target rate; reports the rate achieved (DESIGN §9). The last line on stdout is a JSON summary.
+// `npm run load -- --route R --rate N --duration S [--values FILE.jsonl] [--duplicates P] [--poison P]
+// [--format avro|protobuf|json-schema]`: traffic for any route at a target rate; reports the rate achieved (DESIGN §9).
+// With --format the values are registry-framed (scripts/lib/registryTraffic.ts). The last line on stdout is a JSON
+// summary.
 import { randomUUID } from 'node:crypto';
 import { Option } from 'commander';
 import { findRoute, loadBridgeConfig } from '../infra/config/index.ts';

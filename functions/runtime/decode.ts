@@ -58,14 +58,24 @@ const bytesToStringOrBuffer = (bytes: Buffer): string | Buffer => {
   }
 };
 
+/**
+ * What the event source mapping's own schema registry integration (provisioned mode) says of a record's key or value:
+ * `keySchemaMetadata` / `valueSchemaMetadata`. With `eventRecordFormat: SOURCE` the bytes are the producer's payload
+ * with the registry framing removed, so the schema id is only here: a Confluent id (`"42"`) or a Glue schema version
+ * UUID. `dataFormat` is `AVRO`, `PROTOBUF` or `JSON`.
+ */
+export type SchemaMetadata = NonNullable<WireRecord['valueSchemaMetadata']>;
+
 /** Turns a record's value (or key) bytes into a typed value. Throw a PermanentError subclass to reject. */
 export type Decoder<T> = {
-  decode(bytes: Buffer): T;
+  /** `schemaMetadata`: the record's `valueSchemaMetadata` (or `keySchemaMetadata` for a key), when it has one. */
+  decode(bytes: Buffer, schemaMetadata?: SchemaMetadata): T;
   /**
    * Optional, asynchronous, once per batch before any `decode`: the registry decoders fetch the schemas the batch
-   * names here (each record's leading bytes suffice). A throw fails the batch, so the event source re-delivers it.
+   * names here (each record's leading bytes suffice). `schemaMetadata[i]`, when given, is the metadata of the record
+   * whose bytes are `heads[i]`. A throw fails the batch, so the event source re-delivers it.
    */
-  prepare?(values: readonly Buffer[]): Promise<void>;
+  prepare?(heads: readonly Buffer[], schemaMetadata?: readonly (SchemaMetadata | undefined)[]): Promise<void>;
 };
 
 /** A zod schema decodes JSON bytes; a `Decoder` decodes raw bytes its own way. */
@@ -89,13 +99,29 @@ export const utf8Text: Decoder<string> = {
   },
 };
 
-export const decodeWith = <T>(spec: ValueSpec<T>, bytes: Buffer, what: 'key' | 'value'): T => {
-  if (!isSchema(spec)) return spec.decode(bytes);
+const DECODER_OF_FORMAT: Readonly<Record<string, string>> = {
+  AVRO: 'confluentAvro (or glue)',
+  PROTOBUF: 'confluentProtobuf (or glue)',
+  JSON: 'confluentJsonSchema (or glue)',
+};
+
+export const decodeWith = <T>(
+  spec: ValueSpec<T>,
+  bytes: Buffer,
+  what: 'key' | 'value',
+  schemaMetadata?: SchemaMetadata,
+): T => {
+  if (!isSchema(spec)) return spec.decode(bytes, schemaMetadata);
   let json: unknown;
   try {
     json = JSON.parse(bytes.toString('utf8'));
   } catch (error) {
-    throw new DecodeError(`${what} is not valid JSON: ${(error as Error).message}`, { cause: error });
+    // eventRecordFormat SOURCE hands over the producer's bytes (Avro, Protobuf), not JSON: say which decoder fits.
+    const hint = schemaMetadata
+      ? `; the event source mapping sent it as ${schemaMetadata.dataFormat} with schema id ${schemaMetadata.schemaId} ` +
+        `(eventRecordFormat SOURCE): decode it with ${DECODER_OF_FORMAT[schemaMetadata.dataFormat.toUpperCase()] ?? 'a registry decoder'}, or set eventRecordFormat JSON`
+      : '';
+    throw new DecodeError(`${what} is not valid JSON: ${(error as Error).message}${hint}`, { cause: error });
   }
   const parsed = spec.safeParse(json);
   if (!parsed.success) {

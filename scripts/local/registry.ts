@@ -8,7 +8,9 @@
 // Apicurio 3.x is a Quarkus 3 application and needs Java 21+; `findJdk` looks in JAVA_HOME, then the usual JDK
 // directories, then `java` on PATH. It binds to 127.0.0.1 (LOCAL_REGISTRY_PORT, default 8081), with its management
 // interface (health, metrics) moved from 0.0.0.0:9000 to 127.0.0.1 (LOCAL_REGISTRY_MANAGEMENT_PORT, default 9081).
-// Storage is Apicurio's default, in memory: a restart forgets every schema.
+// Storage is Apicurio's default, in memory: a restart forgets every schema. LOCAL_REGISTRY_DATA_DIR keeps them in an H2
+// database file in that directory instead, so a registry stopped and started again answers for the same ids (the
+// e2e test that stops the registry mid-run needs this, as a production registry would behave).
 import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -29,6 +31,8 @@ import { isResolved, LocalServicesError, MissingToolError, pomDigest } from './t
 export const REGISTRY_VERSION = '3.3.3';
 export const REGISTRY_MIN_JAVA = 21;
 export const REGISTRY_URL_ENV = 'SCHEMA_REGISTRY_URL';
+/** A directory for Apicurio's H2 database file: schemas survive a restart. Unset: in memory. */
+export const REGISTRY_DATA_DIR_ENV = 'LOCAL_REGISTRY_DATA_DIR';
 export const REGISTRY_PORT_ENVS = {
   http: 'LOCAL_REGISTRY_PORT',
   management: 'LOCAL_REGISTRY_MANAGEMENT_PORT',
@@ -63,7 +67,7 @@ export function registryPorts(env: Env = process.env): RegistryPorts {
 export const localRegistryUrl = (ports: RegistryPorts): string => `http://${BIND_HOST}:${ports.http}${CCOMPAT_PATH}`;
 
 /** The JVM arguments (pure): Quarkus system properties before `-jar`. */
-export function registryJavaArgs(ports: RegistryPorts): string[] {
+export function registryJavaArgs(ports: RegistryPorts, dataDir?: string): string[] {
   return [
     '-Xms64m',
     '-Xmx512m',
@@ -72,6 +76,10 @@ export function registryJavaArgs(ports: RegistryPorts): string[] {
     // A build-time property keeps the management interface on; move it off 0.0.0.0:9000 instead.
     `-Dquarkus.management.host=${BIND_HOST}`,
     `-Dquarkus.management.port=${ports.management}`,
+    // Apicurio's default SQL storage is H2 in memory (jdbc:h2:mem:); a file URL keeps the schemas across restarts.
+    ...(dataDir
+      ? [`-Dapicurio.datasource.url=jdbc:h2:file:${path.resolve(dataDir, 'registry')};DB_CLOSE_ON_EXIT=FALSE`]
+      : []),
     '-jar',
     MAIN_JAR,
   ];
@@ -238,7 +246,9 @@ export async function ensureRegistry(opts: RegistryOptions = {}): Promise<Regist
   const libDir = await resolveRegistry(log);
   const logFile = paths.logFile(NAME);
   const started = Date.now();
-  const child = spawnDetached(java, registryJavaArgs(ports), { cwd: libDir, logFile });
+  const dataDir = env[REGISTRY_DATA_DIR_ENV]?.trim() || undefined;
+  if (dataDir) fs.mkdirSync(dataDir, { recursive: true });
+  const child = spawnDetached(java, registryJavaArgs(ports, dataDir), { cwd: libDir, logFile });
   writePidFile(pidFile, {
     pid: child.pid,
     mainClass: MAIN_JAR,
@@ -246,7 +256,10 @@ export async function ensureRegistry(opts: RegistryOptions = {}): Promise<Regist
     startedAt: new Date().toISOString(),
     log: logFile,
   });
-  log(`starting Apicurio Registry ${REGISTRY_VERSION} on ${url} (pid ${child.pid}, ${java})`);
+  log(
+    `starting Apicurio Registry ${REGISTRY_VERSION} on ${url} (pid ${child.pid}, ${java}; ` +
+      `${dataDir ? `schemas kept in ${dataDir}` : 'schemas in memory'})`,
+  );
   const ready = await waitReady(url, opts.readyTimeoutMs ?? 120_000, () => child.exited() === undefined);
   if (!ready) {
     await stopProcess(child.pid, 5000);
@@ -285,7 +298,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const log = (line: string) => process.stderr.write(`registry: ${line}\n`);
   const program = cliProgram('node scripts/local/registry.ts').description(
     `Apicurio Registry ${REGISTRY_VERSION} for routes that decode registry-framed records: 127.0.0.1, ` +
-      `${REGISTRY_PORT_ENVS.http} (default ${REGISTRY_DEFAULT_PORTS.http}), in memory. Needs Java ${REGISTRY_MIN_JAVA}+. ` +
+      `${REGISTRY_PORT_ENVS.http} (default ${REGISTRY_DEFAULT_PORTS.http}), in memory (or in ${REGISTRY_DATA_DIR_ENV}, ` +
+      `kept across restarts). Needs Java ${REGISTRY_MIN_JAVA}+. ` +
       `${REGISTRY_URL_ENV} points the tools at another registry instead.`,
   );
   program

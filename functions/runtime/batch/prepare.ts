@@ -126,10 +126,16 @@ const prepareRecord = <V, K>(wire: WireRecord, route: RouteDefinition<V, K>): Pr
     const headers = RecordHeaders.fromWire(wire.headers);
     const keyBytes = wire.key === null || wire.key === undefined ? null : base64ToBuffer(wire.key, 'key');
     const key = (
-      keyBytes === null ? null : route.key ? decodeWith(route.key, keyBytes, 'key') : keyBytes.toString('utf8')
+      keyBytes === null
+        ? null
+        : route.key
+          ? decodeWith(route.key, keyBytes, 'key', wire.keySchemaMetadata)
+          : keyBytes.toString('utf8')
     ) as K;
     const value = (
-      tombstone ? null : decodeWith(route.value, base64ToBuffer(wire.value as string, 'value'), 'value')
+      tombstone
+        ? null
+        : decodeWith(route.value, base64ToBuffer(wire.value as string, 'value'), 'value', wire.valueSchemaMetadata)
     ) as V;
     const record: KafkaRecord<V, K> = {
       topic: wire.topic,

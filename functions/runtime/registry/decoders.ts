@@ -1,13 +1,14 @@
 // The registry decoders. Schema libraries are imported lazily, the first time a schema of their kind is met,
 // so a route pays for avsc, protobufjs or ajv only when its records use them.
 import type { z } from 'zod';
-import type { Decoder } from '../decode.ts';
+import type { Decoder, SchemaMetadata } from '../decode.ts';
 import { PermanentError, TransientError, ValidationError } from '../errors.ts';
 import type { ConfluentRegistryClient, RegisteredSchema } from './ConfluentRegistryClient.ts';
 import {
   describeSchema,
   InvalidSchemaError,
   RegistryUnavailableError,
+  SchemaMismatchError,
   SchemaNotLoadedError,
   type SchemaRef,
   UnknownSchemaError,
@@ -26,9 +27,13 @@ import {
   readUVarint,
 } from './wire.ts';
 
-/** A decoder whose schemas come from a registry: `prepare` fetches what a batch names, `decode` stays synchronous. */
+/**
+ * A decoder whose schemas come from a registry: `prepare` fetches what a batch names, `decode` stays synchronous.
+ * It reads framed bytes, or, given the record's schema metadata (the event source mapping's own registry integration
+ * with eventRecordFormat SOURCE), the bare payload under the id the metadata names.
+ */
 export type RegistryDecoder<T> = Decoder<T> & {
-  prepare(values: readonly Buffer[]): Promise<void>;
+  prepare(heads: readonly Buffer[], schemaMetadata?: readonly (SchemaMetadata | undefined)[]): Promise<void>;
   readonly format: 'confluent-avro' | 'confluent-json-schema' | 'confluent-protobuf' | 'glue';
   /** The zod schema decoded values pass, if any: the local tools make values from it (`load`, `invoke --generate`). */
   readonly schema?: z.ZodType<T> | undefined;
@@ -49,7 +54,48 @@ type Engine<Id> = {
   readonly format: RegistryDecoder<unknown>['format'];
   peek(bytes: Buffer): Id | undefined;
   read(bytes: Buffer): { id: Id; payload: Buffer };
+  /**
+   * The id the event source mapping's schema metadata names (eventRecordFormat SOURCE: the bytes have lost their
+   * framing, and carry only the payload). A schemaId of another registry's kind is a permanent WireFormatError.
+   */
+  idOf(metadata: SchemaMetadata): Id;
   load(id: Id): Promise<Payload>;
+};
+
+/** A Confluent schema id as the metadata spells it: a non-negative 32-bit integer, in decimal. */
+const CONFLUENT_ID = /^\d{1,10}$/;
+const GLUE_VERSION_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+const confluentIdOf = (metadata: SchemaMetadata): number => {
+  const id = Number(metadata.schemaId);
+  if (!CONFLUENT_ID.test(metadata.schemaId) || id > 0x7fffffff) {
+    throw new WireFormatError(
+      `the event source mapping's schema metadata names schema id "${metadata.schemaId}" (${metadata.dataFormat}), ` +
+        `which is not a Confluent schema id${GLUE_VERSION_ID.test(metadata.schemaId) ? ' but a Glue schema version: decode with glue()' : ''}`,
+    );
+  }
+  return id;
+};
+
+const glueIdOf = (metadata: SchemaMetadata): string => {
+  if (!GLUE_VERSION_ID.test(metadata.schemaId)) {
+    throw new WireFormatError(
+      `the event source mapping's schema metadata names schema id "${metadata.schemaId}" (${metadata.dataFormat}), ` +
+        `which is not a Glue schema version UUID${CONFLUENT_ID.test(metadata.schemaId) ? ' but a Confluent schema id: decode with confluentAvro, confluentProtobuf or confluentJsonSchema' : ''}`,
+    );
+  }
+  return metadata.schemaId.toLowerCase();
+};
+
+/** eventRecordFormat JSON hands over JSON; a binary decoder failing on it says so (JSON Schema payloads are JSON anyway). */
+const looksLikeJsonObject = (bytes: Buffer): boolean => {
+  if (bytes[0] !== 0x7b) return false;
+  try {
+    JSON.parse(bytes.toString('utf8'));
+    return true;
+  } catch {
+    return false;
+  }
 };
 
 const wrapLoadError = (ref: SchemaRef, error: unknown): Error => {
@@ -90,16 +136,27 @@ const makeDecoder = <Id extends number | string, T>(engine: Engine<Id>, options:
   return {
     format: engine.format,
     schema: options.schema,
-    async prepare(values) {
+    async prepare(heads, schemaMetadata) {
       const ids = new Set<Id>();
-      for (const bytes of values) {
-        const id = engine.peek(bytes);
+      heads.forEach((bytes, i) => {
+        const metadata = schemaMetadata?.[i];
+        let id: Id | undefined;
+        if (metadata) {
+          // SOURCE records carry no framing to peek at: their leading bytes are payload, and could look framed.
+          try {
+            id = engine.idOf(metadata);
+          } catch {
+            // Reported, with the record's coordinates, when the record is decoded.
+          }
+        } else {
+          id = engine.peek(bytes);
+        }
         if (id !== undefined && compiled.get(id) === undefined) ids.add(id);
-      }
+      });
       await Promise.all([...ids].map(load));
     },
-    decode(bytes) {
-      const { id, payload } = engine.read(bytes);
+    decode(bytes, schemaMetadata) {
+      const { id, payload } = schemaMetadata ? { id: engine.idOf(schemaMetadata), payload: bytes } : engine.read(bytes);
       const decodePayload = compiled.get(id);
       if (!decodePayload) throw failed.get(id) ?? new SchemaNotLoadedError(refOf(id));
       let value: unknown;
@@ -108,6 +165,19 @@ const makeDecoder = <Id extends number | string, T>(engine: Engine<Id>, options:
       } catch (error) {
         if (error instanceof WireFormatError && !error.schema) {
           throw new WireFormatError(error.message, refOf(id), { cause: error });
+        }
+        if (
+          error instanceof SchemaMismatchError &&
+          schemaMetadata &&
+          schemaMetadata.dataFormat.toUpperCase() !== 'JSON' &&
+          looksLikeJsonObject(payload)
+        ) {
+          throw new SchemaMismatchError(
+            refOf(id),
+            `the bytes are JSON, as the event source mapping sends ${schemaMetadata.dataFormat} records with ` +
+              'eventRecordFormat JSON: decode such a route with a plain zod value, or set eventRecordFormat SOURCE',
+            { cause: error },
+          );
         }
         throw error;
       }
@@ -140,6 +210,7 @@ const confluentEngine = (
     const frame = readConfluentFrame(bytes);
     return { id: frame.schemaId, payload: frame.payload };
   },
+  idOf: confluentIdOf,
   async load(id) {
     let schema: RegisteredSchema;
     try {
@@ -251,6 +322,7 @@ export const glue = <T = unknown>(options: GlueOptions<T>): RegistryDecoder<T> =
         const frame = readGlueFrame(bytes);
         return { id: frame.schemaVersionId, payload: frame.payload };
       },
+      idOf: glueIdOf,
       async load(id) {
         let version: GlueSchemaVersion;
         try {

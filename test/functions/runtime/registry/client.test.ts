@@ -11,7 +11,7 @@ import {
   RegistryUnavailableError,
   recordHeads,
 } from '../../../../functions/runtime/registry/index.ts';
-import { fakeRegistry, fixtureRoutes, frame } from './fakeRegistry.ts';
+import { fakeRegistry, fixtureRoutes, fixtureText, frame } from './fakeRegistry.ts';
 
 describe('ConfluentRegistryClient', () => {
   test('basic auth from the URL user info, and the user info is not sent in the URL', async () => {
@@ -94,7 +94,24 @@ describe('prefetchSchemas', () => {
     expect(heads.values[0]?.length).toBe(24);
     expect(heads.values[0]?.subarray(0, 5)).toEqual(frame('avroOrder').subarray(0, 5));
     expect(heads.keys.map(String)).toEqual(['k', 'k']);
-    expect(recordHeads({ nope: true })).toEqual({ keys: [], values: [] });
+    expect(recordHeads({ nope: true })).toEqual({
+      keys: [],
+      values: [],
+      keySchemaMetadata: [],
+      valueSchemaMetadata: [],
+    });
+  });
+
+  test("recordHeads pairs each head with the event source mapping's schema metadata (eventRecordFormat SOURCE)", () => {
+    const source = JSON.parse(fixtureText('esm-registry-source-avro-event.json'));
+    const heads = recordHeads(source);
+    expect(heads.values.map((v) => v.toString('hex'))).toEqual([
+      '066f2d31029e1f00',
+      '066f2d3204d041020867696674',
+      '000000020278',
+    ]);
+    expect(heads.valueSchemaMetadata).toEqual(Array(3).fill({ dataFormat: 'AVRO', schemaId: '1' }));
+    expect(heads.keySchemaMetadata).toEqual([undefined, undefined, undefined]);
   });
 
   test('as middy middleware: the batch schemas are loaded before the handler decodes', async () => {

@@ -7,6 +7,7 @@ import {
   RegistryUnavailableError,
   UnknownSchemaError,
 } from '../../../../functions/runtime/registry/index.ts';
+import { prepareSchemas } from '../../../../functions/runtime/registry/prefetchSchemas.ts';
 import { writeUVarint } from '../../../../functions/runtime/registry/wire.ts';
 import { fixtureText, frame } from './fakeRegistry.ts';
 
@@ -114,5 +115,30 @@ describe('glue', () => {
     const decoder = glue({ schemas });
     await decoder.prepare([frame('avroOrder')]);
     expect(() => decoder.decode(frame('avroOrder'))).toThrow(/wrong header version byte 0x00, expected 0x03/);
+  });
+
+  test('eventRecordFormat SOURCE: the version comes from valueSchemaMetadata, the bytes are the bare payload', async () => {
+    // Shaped like AWS's example: the ESM removed the 18-byte Glue header and names the version in the metadata.
+    const event = JSON.parse(fixtureText('esm-registry-source-glue-event.json'));
+    const { calls, schemas } = source(versions);
+    const decoder = glue({ schemas, schema: OrderEvent });
+    await prepareSchemas({ value: decoder }, event);
+    const record = event.records['orders-0'][0];
+    expect(decoder.decode(Buffer.from(record.value, 'base64'), record.valueSchemaMetadata)).toEqual({
+      orderId: 'o-1',
+      status: 'PAID',
+      amountCents: 1999,
+    });
+    expect(calls).toEqual([AVRO_VERSION]);
+    // Protobuf keeps Glue's one message-index varint, as in AWS's Glue Protobuf example.
+    const customer = Buffer.concat([writeUVarint(0), Buffer.from('0a03632d311203416461', 'hex')]);
+    const metadata = { dataFormat: 'PROTOBUF', schemaId: PROTO_VERSION.toUpperCase() };
+    const protoDecoder = glue({ schemas });
+    await protoDecoder.prepare([customer], [metadata]);
+    expect(protoDecoder.decode(customer, metadata)).toEqual({ id: 'c-1', name: 'Ada' });
+    expect(() => protoDecoder.decode(customer, { dataFormat: 'PROTOBUF', schemaId: '42' })).toThrow(
+      'the event source mapping\'s schema metadata names schema id "42" (PROTOBUF), which is not a Glue schema ' +
+        'version UUID but a Confluent schema id: decode with confluentAvro, confluentProtobuf or confluentJsonSchema',
+    );
   });
 });

@@ -5,20 +5,28 @@ import { randomUUID } from 'node:crypto';
 import avro from 'avsc';
 import protobuf from 'protobufjs';
 import { z } from 'zod';
+import { withOverride } from '../../../../functions/runtime/classify.ts';
+import type { KafkaRecord, ValueSpec } from '../../../../functions/runtime/decode.ts';
 import { invocationSummaryOf, kafkaHandler } from '../../../../functions/runtime/kafkaHandler.ts';
+import { BatchProcessor } from '../../../../functions/runtime/processor.ts';
 import {
   ConfluentRegistryClient,
   confluentAvro,
   confluentJsonSchema,
   confluentProtobuf,
   frameConfluent,
+  RegistryUnavailableError,
   registryFromEnvironment,
+  SchemaNotLoadedError,
   UnknownSchemaError,
   writeMessageIndexes,
 } from '../../../../functions/runtime/registry/index.ts';
+import { prepareSchemas } from '../../../../functions/runtime/registry/prefetchSchemas.ts';
+import { RouteSettings } from '../../../../functions/runtime/settings.ts';
 import { ensureRegistry, type RegistryHandle, stopRegistry } from '../../../../scripts/local/registry.ts';
 import { routeEnvironment } from '../../../helpers/aws.ts';
 import { lambdaContext } from '../../../helpers/events.ts';
+import { localPorts } from '../../../helpers/runtime.ts';
 import { fixtureText } from './fakeRegistry.ts';
 
 const skip = process.env.LOCAL_SERVICES === 'skip' && !process.env.SCHEMA_REGISTRY_URL;
@@ -189,5 +197,191 @@ suite('round trips through a real registry', () => {
     expect(() => decoder.decode(bytes)).toThrow(
       /^schema id 987654321 \(subject orders-value\): unknown to the registry: .*40403/,
     );
+  });
+  // Provisioned mode with the event source mapping's own registry integration and eventRecordFormat SOURCE: the ESM
+  // strips the framing (magic byte and schema id; Protobuf message indexes stay) and names the schema in
+  // valueSchemaMetadata. The fixtures are shaped like AWS's examples (see test/fixtures/registry/esm-source-events.md);
+  // their schemaIds are the fake registry's, rewritten here to the ids the real registry issued.
+  describe('eventRecordFormat SOURCE through the batch processor', () => {
+    const OrderEvent = z.object({
+      orderId: z.string(),
+      status: z.enum(['PLACED', 'PAID', 'SHIPPED']),
+      amountCents: z.number(),
+      note: z.string().nullable(),
+    });
+    type OrderEvent = z.infer<typeof OrderEvent>;
+
+    type FixtureEvent = { records: Record<string, { valueSchemaMetadata?: { schemaId: string } }[]> };
+    const sourceEvent = (fixture: string, schemaIds: Record<string, string | number>): FixtureEvent => {
+      const event = JSON.parse(fixtureText(fixture)) as FixtureEvent;
+      for (const record of Object.values(event.records).flat()) {
+        const metadata = record.valueSchemaMetadata;
+        if (metadata && schemaIds[metadata.schemaId] !== undefined)
+          metadata.schemaId = String(schemaIds[metadata.schemaId]);
+      }
+      return event;
+    };
+    const settings = RouteSettings.parse({
+      retry: { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 5, maxRecordAgeSeconds: 3600 },
+    });
+    const processorFor = <V>(
+      route: string,
+      value: ConstructorParameters<typeof BatchProcessor<V, string | null>>[0]['value'],
+    ) => {
+      const seen: KafkaRecord<V, string | null>[] = [];
+      const processor = new BatchProcessor<V, string | null>({
+        route,
+        value,
+        classify: withOverride(),
+        tombstones: 'skip',
+        work: { mode: 'process', process: async (record) => void seen.push(record) },
+      });
+      return { seen, processor, ports: localPorts(route) };
+    };
+
+    let avroId: number;
+    beforeAll(async () => {
+      avroId = await register(`esm-source-${run}-value`, { schema: fixtureText('orders.avsc') });
+    });
+
+    test('Avro: the schema id comes from valueSchemaMetadata; a payload that happens to look framed is not peeked at', async () => {
+      const event = sourceEvent('esm-registry-source-avro-event.json', { '1': avroId });
+      const registry = client();
+      const value = confluentAvro({ registry, subject: `esm-source-${run}-value`, schema: OrderEvent });
+      const { seen, processor, ports } = processorFor<OrderEvent>('esm-source-avro', value);
+      // What kafkaHandler does before every batch.
+      await prepareSchemas({ value }, event);
+      const result = await processor.run(event, lambdaContext(30_000), await ports.deps(settings));
+
+      expect(result.error).toBeUndefined();
+      expect(seen.map((r) => [r.offset, r.key, r.value])).toEqual([
+        [15, 'o-1', { orderId: 'o-1', status: 'PAID', amountCents: 1999, note: null }],
+        [16, 'o-2', { orderId: 'o-2', status: 'SHIPPED', amountCents: 4200, note: 'gift' }],
+        // 00 00 00 02 02 78: as Confluent framing it would name schema id 514; the metadata says otherwise.
+        [17, 'o-3', { orderId: '', status: 'PLACED', amountCents: 0, note: 'x' }],
+      ]);
+      expect(registry.requests).toBe(1);
+      expect(await ports.letters()).toEqual([]);
+    });
+
+    test('Protobuf: the message indexes the ESM leaves in place pick the message ([1] and the [0] shorthand)', async () => {
+      await register(`common-${run}-src.proto`, { schemaType: 'PROTOBUF', schema: fixtureText('common.proto') });
+      const protoId = await register(`esm-source-${run}-proto-value`, {
+        schemaType: 'PROTOBUF',
+        schema: fixtureText('orders.proto'),
+        references: [{ name: 'common.proto', subject: `common-${run}-src.proto`, version: 1 }],
+      });
+      const event = sourceEvent('esm-registry-source-protobuf-event.json', { '3': protoId });
+      const value = confluentProtobuf({ registry: client() });
+      const { seen, processor, ports } = processorFor<unknown>('esm-source-proto', value);
+      await prepareSchemas({ value }, event);
+      const result = await processor.run(event, lambdaContext(30_000), await ports.deps(settings));
+
+      expect(result.error).toBeUndefined();
+      expect(seen.map((r) => r.value)).toEqual([
+        { order_id: 'o-1', total: { currency: 'EUR', cents: '1999' }, lines: [{ sku: 'A', quantity: 2 }] },
+        { id: 'c-1', name: 'Ada' },
+      ]);
+      expect(await ports.letters()).toEqual([]);
+    });
+
+    test('permanent, dead-lettered by route, coordinates and schema id: an unknown id, a Glue id, JSON-format records, a zod route', async () => {
+      // Each case on a route of its own: they share coordinates, which would otherwise dedupe them.
+      const lettersOf = async (route: string, value: ValueSpec<OrderEvent>, event: FixtureEvent) => {
+        const { seen, processor, ports } = processorFor<OrderEvent>(route, value);
+        await prepareSchemas({ value }, event);
+        const result = await processor.run(event, lambdaContext(30_000), await ports.deps(settings));
+        expect(result.error).toBeUndefined();
+        expect(seen).toEqual([]);
+        return (await ports.letters()).sort((a, b) => a.source.offset - b.source.offset);
+      };
+      const avroValue = () =>
+        confluentAvro({ registry: client(), subject: `esm-source-${run}-value`, schema: OrderEvent });
+
+      const unknown = await lettersOf(
+        'esm-source-unknown',
+        avroValue(),
+        sourceEvent('esm-registry-source-avro-event.json', { '1': 987_654_321 }),
+      );
+      expect(unknown.map((l) => l.error.message)).toEqual(
+        [15, 16, 17].map((offset) =>
+          expect.stringMatching(
+            new RegExp(
+              `^RecordProcessingError: route esm-source-unknown: orders-0@${offset}: permanent: UnknownSchemaError: ` +
+                `schema id 987654321 \\(subject esm-source-${run}-value\\): unknown to the registry: .*40403`,
+            ),
+          ),
+        ),
+      );
+      // The dead letter keeps the bytes as the event carried them.
+      expect(unknown[0]?.record).toMatchObject({ key: 'by0x', value: 'Bm8tMQKeHwA=' });
+
+      const glueId = await lettersOf(
+        'esm-source-glue-id',
+        avroValue(),
+        JSON.parse(fixtureText('esm-registry-source-glue-event.json')),
+      );
+      expect(glueId.map((l) => [l.error.name, l.error.message])).toEqual([
+        [
+          'WireFormatError',
+          'RecordProcessingError: route esm-source-glue-id: orders-0@18: permanent: WireFormatError: the event source ' +
+            'mapping\'s schema metadata names schema id "b7b4a7f0-8a3b-4c51-9b1e-3f0e6b7a2c10" (AVRO), which is not a ' +
+            'Confluent schema id but a Glue schema version: decode with glue()',
+        ],
+      ]);
+
+      const jsonFormat = await lettersOf(
+        'esm-source-json-format',
+        avroValue(),
+        sourceEvent('esm-registry-json-event.json', { '1': avroId }),
+      );
+      expect(jsonFormat.map((l) => [l.error.name, l.error.message])).toEqual([
+        [
+          'SchemaMismatchError',
+          expect.stringMatching(
+            new RegExp(
+              `^RecordProcessingError: route esm-source-json-format: orders-0@15: permanent: SchemaMismatchError: ` +
+                `schema id ${avroId} \\(subject esm-source-${run}-value\\): payload does not match the schema: the bytes ` +
+                'are JSON, as the event source mapping sends AVRO records with eventRecordFormat JSON: decode such a ' +
+                'route with a plain zod value, or set eventRecordFormat SOURCE$',
+            ),
+          ),
+        ],
+      ]);
+
+      // A route decoding JSON (a plain zod value) handed SOURCE bytes.
+      const zodRoute = await lettersOf(
+        'esm-source-zod',
+        OrderEvent,
+        sourceEvent('esm-registry-source-avro-event.json', { '1': avroId }),
+      );
+      expect(zodRoute.map((l) => l.error.message)).toEqual(
+        [15, 16, 17].map((offset) =>
+          expect.stringMatching(
+            new RegExp(
+              `^RecordProcessingError: route esm-source-zod: orders-0@${offset}: permanent: DecodeError: value is not ` +
+                `valid JSON: .*; the event source mapping sent it as AVRO with schema id ${avroId} \\(eventRecordFormat ` +
+                'SOURCE\\): decode it with confluentAvro \\(or glue\\), or set eventRecordFormat JSON$',
+            ),
+          ),
+        ),
+      );
+    });
+
+    test('a registry that cannot be reached is transient: the batch fails, nothing is dead-lettered', async () => {
+      const event = sourceEvent('esm-registry-source-avro-event.json', { '1': avroId });
+      // A port nothing listens on: connections are refused, as when the registry is down.
+      const value = confluentAvro({
+        registry: new ConfluentRegistryClient({ url: 'http://127.0.0.1:9/apis/ccompat/v7' }),
+      });
+      const { seen, processor, ports } = processorFor<unknown>('esm-source-down', value);
+      await expect(prepareSchemas({ value }, event)).rejects.toThrow(RegistryUnavailableError);
+      // Without its schema, decoding fails the batch the same way (transient) rather than blaming a record.
+      await expect(processor.run(event, lambdaContext(30_000), await ports.deps(settings))).rejects.toThrow(
+        SchemaNotLoadedError,
+      );
+      expect(seen).toEqual([]);
+      expect(await ports.letters()).toEqual([]);
+    });
   });
 });
