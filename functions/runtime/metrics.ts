@@ -13,6 +13,11 @@ export const MetricName = {
   RecordsDeadLettered: 'RecordsDeadLettered',
   BatchItemFailures: 'BatchItemFailures',
   DedupeRequests: 'DedupeRequests',
+  BreakerOpened: 'BreakerOpened',
+  BreakerShortCircuited: 'BreakerShortCircuited',
+  /** A gauge, not a count: 0 closed, 1 half-open, 2 open; graphed and alarmed on its maximum. */
+  BreakerState: 'BreakerState',
+  IdempotencyConflicts: 'IdempotencyConflicts',
   ProcessingTime: 'ProcessingTime',
   EndToEndLatency: 'EndToEndLatency',
   DedupeLatency: 'DedupeLatency',
@@ -22,7 +27,7 @@ export const MetricName = {
 export const EMF_MAX_METRICS = 100;
 export const EMF_MAX_VALUES = 100;
 
-type Unit = 'Count' | 'Milliseconds';
+type Unit = 'Count' | 'Milliseconds' | 'None';
 type Series = { name: string; unit: Unit; values: number[] };
 
 /**
@@ -50,6 +55,10 @@ export const renderEmf = (
     { name: MetricName.RecordsDeadLettered, unit: 'Count', values: [summary.deadLettered] },
     { name: MetricName.BatchItemFailures, unit: 'Count', values: [summary.batchItemFailures] },
     { name: MetricName.DedupeRequests, unit: 'Count', values: [summary.ddbRequests] },
+    { name: MetricName.BreakerOpened, unit: 'Count', values: [summary.breakerOpened] },
+    { name: MetricName.BreakerShortCircuited, unit: 'Count', values: [summary.breakerShortCircuited] },
+    { name: MetricName.BreakerState, unit: 'None', values: [summary.breakerState] },
+    { name: MetricName.IdempotencyConflicts, unit: 'Count', values: [summary.idempotencyConflicts] },
     { name: MetricName.ProcessingTime, unit: 'Milliseconds', values: samples.processingTime },
     { name: MetricName.EndToEndLatency, unit: 'Milliseconds', values: samples.endToEndLatency },
     { name: MetricName.DedupeLatency, unit: 'Milliseconds', values: samples.dedupeLatency },

@@ -9,6 +9,14 @@ export type InvocationSummary = {
   deadLettered: number;
   batchItemFailures: number;
   ddbRequests: number;
+  /** Times one of the route's circuit breakers opened during the invocation. */
+  breakerOpened: number;
+  /** Records not attempted because a breaker was open (or half-open with every probe out). */
+  breakerShortCircuited: number;
+  /** The worst of the route's breakers as the invocation ended: 0 closed, 1 half-open, 2 open. */
+  breakerState: number;
+  /** Records whose idempotency key was seen before with other content (a different fingerprint): never applied. */
+  idempotencyConflicts: number;
   durationMs: number;
 };
 
@@ -33,6 +41,10 @@ export const emptySummary = (): InvocationSummary => ({
   deadLettered: 0,
   batchItemFailures: 0,
   ddbRequests: 0,
+  breakerOpened: 0,
+  breakerShortCircuited: 0,
+  breakerState: 0,
+  idempotencyConflicts: 0,
   durationMs: 0,
 });
 

@@ -80,11 +80,48 @@ export const DeadLetterSettings = z
   .strict();
 export type DeadLetterSettings = z.infer<typeof DeadLetterSettings>;
 
+/**
+ * The route's circuit breaker (functions/runtime/breaker): while a downstream fails, records are not attempted, so a
+ * sick service is not hammered by every partition at once and records do not use up their attempts on an outage.
+ * Kept per container (each sees the downstream's health itself); see the README's "Circuit breaker".
+ */
+export const BreakerSettings = z
+  .object({
+    /** Off: every record is attempted, as before the breaker existed. */
+    enabled: z.boolean().default(true),
+    /**
+     * It opens once this share of the calls in the window failed `transient` or `temporary` (0.5: half of them).
+     * Successes and `permanent` errors (the record's fault, not the downstream's) count as calls that did not fail.
+     */
+    failureRateThreshold: z.number().gt(0).max(1).default(0.5),
+    /** Calls the window must hold before the rate counts: three failures of the first four calls prove nothing. */
+    minimumCalls: z.number().int().min(1).max(10_000).default(10),
+    /** The sliding window: the calls of the last this many seconds, in one-second buckets. */
+    windowSeconds: z.number().int().min(1).max(3_600).default(30),
+    /** How long it stays open the first time, before half-open probes; it doubles on each re-open. */
+    openMs: z.number().int().min(100).max(600_000).default(5_000),
+    /** The cap of the doubling open time. */
+    maxOpenMs: z.number().int().min(100).max(3_600_000).default(60_000),
+    /** Calls let through when half-open; all of them must succeed to close it, and one failure re-opens it. */
+    halfOpenProbes: z.number().int().min(1).max(100).default(2),
+    /**
+     * The breaker an attempt counts against when its handler names no downstream (`context.breaker('payments-api')`):
+     * `route`, one for the whole route; `error-class`, one per failing class (`transient`, `temporary`), so a
+     * rate-limited downstream is probed apart from a broken one. A downstream failing with both classes at once is
+     * split between the two, so `route` is the default.
+     */
+    keyBy: z.enum(['route', 'error-class']).default('route'),
+  })
+  .strict()
+  .refine((b) => b.maxOpenMs >= b.openMs, { message: 'breaker.maxOpenMs must be >= breaker.openMs' });
+export type BreakerSettings = z.infer<typeof BreakerSettings>;
+
 export const RouteSettings = z
   .object({
     retry: RetrySettings.default(RetrySettings.parse({})),
     idempotency: IdempotencySettings.default(IdempotencySettings.parse({})),
     deadLetter: DeadLetterSettings.default(DeadLetterSettings.parse({})),
+    breaker: BreakerSettings.default(BreakerSettings.parse({})),
     /** True only for provisioned-mode routes with `eventSource.reportBatchItemFailures`. */
     partialBatchResponse: z.boolean().default(false),
     /** Partitions processed at once within one invocation. */

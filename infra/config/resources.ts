@@ -27,6 +27,7 @@ export const routeSettingsFor = (_config: BridgeConfig, route: RouteConfig): Rou
   retry: route.retry,
   idempotency: route.idempotency,
   deadLetter: route.deadLetter,
+  breaker: route.breaker,
   partialBatchResponse: isProvisioned(route) && route.eventSource.reportBatchItemFailures,
   partitionConcurrency: route.partitionConcurrency ?? 16,
   logPayloads: route.logPayloads ?? false,

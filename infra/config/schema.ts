@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import {
+  BreakerSettings,
   DeadLetterSettings,
   IdempotencySettings,
   RetrySettings,
@@ -387,6 +388,8 @@ export const RouteConfig = z
     retry: RetrySettings.default(RetrySettings.parse({})),
     idempotency: IdempotencySettings.default(IdempotencySettings.parse({})),
     deadLetter: DeadLetterSettings.default(DeadLetterSettings.parse({})),
+    /** The route's circuit breaker: when a sick downstream stops its records being attempted. */
+    breaker: BreakerSettings.default(BreakerSettings.parse({})),
     /** Partitions processed at once within one invocation (runtime default 16). */
     partitionConcurrency: z.number().int().min(1).max(1000).optional(),
     /** Payload values are logged only when a route opts in. */

@@ -441,6 +441,20 @@ describe('the config schema rejects, naming the path, the route and the rule:', 
     expect(issues.map((i) => i.path)).toEqual(expect.arrayContaining(['routes[0].name', 'routes[0].handler']));
     expect(issuesOf({ ...baseConfig(), extra: true }).map((i) => i.path)).toContain('(root)');
   });
+
+  test('breaker settings out of range, unknown, or with a cap below the first open time', () => {
+    const paths = (breaker: unknown) =>
+      issuesOf(withOrders({ breaker } as never)).map((i) => `${i.path}: ${i.message}`);
+    expect(paths({ failureRateThreshold: 0 })).toEqual([
+      expect.stringMatching(/^routes\[0\]\.breaker\.failureRateThreshold: /),
+    ]);
+    expect(paths({ halfOpenProbes: 0 })).toEqual([expect.stringMatching(/^routes\[0\]\.breaker\.halfOpenProbes: /)]);
+    expect(paths({ keyBy: 'topic' })).toEqual([expect.stringMatching(/^routes\[0\]\.breaker\.keyBy: /)]);
+    expect(paths({ opensAfter: 3 })).toEqual([expect.stringMatching(/^routes\[0\]\.breaker: .*opensAfter/)]);
+    expect(paths({ openMs: 10_000, maxOpenMs: 5_000 })).toEqual([
+      'routes[0].breaker: breaker.maxOpenMs must be >= breaker.openMs',
+    ]);
+  });
 });
 
 describe('loadBridgeConfig', () => {
@@ -552,6 +566,16 @@ describe('helpers for the runtime and the local tools', () => {
     const onDemand = routeSettingsFor(config, config.routes[0] as never);
     expect(RouteSettings.parse(onDemand)).toEqual(onDemand);
     expect(onDemand.partialBatchResponse).toBe(false);
+    // The breaker's defaults reach the runtime from the config, and so do a route's own values.
+    expect(onDemand.breaker).toEqual(RouteSettings.parse({}).breaker);
+    expect(onDemand.breaker).toMatchObject({ enabled: true, failureRateThreshold: 0.5, keyBy: 'route' });
+    const tuned = parseBridgeConfig(withOrders({ breaker: { enabled: false, openMs: 1_000, halfOpenProbes: 1 } }));
+    expect(routeSettingsFor(tuned, tuned.routes[0] as never).breaker).toMatchObject({
+      enabled: false,
+      openMs: 1_000,
+      maxOpenMs: 60_000,
+      halfOpenProbes: 1,
+    });
     const prov = parseBridgeConfig(
       withOrders({
         mode: provisioned,

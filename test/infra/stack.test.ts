@@ -254,9 +254,9 @@ describe('the default config (infra/bridge.config.ts), bundled with esbuild', ()
     }
   });
 
-  test('alarms: ten per route on the agreed metrics, all notifying the encrypted SNS topic', () => {
+  test('alarms: twelve per route on the agreed metrics, all notifying the encrypted SNS topic', () => {
     const alarms = resources(template, 'AWS::CloudWatch::Alarm').map(([, a]) => a.Properties);
-    expect(alarms).toHaveLength(10 * config.routes.length);
+    expect(alarms).toHaveLength(12 * config.routes.length);
     const topicId = id('Alarms/Topic');
     for (const alarm of alarms) {
       expect(alarm.AlarmActions).toEqual([{ Ref: topicId }]);
@@ -264,7 +264,7 @@ describe('the default config (infra/bridge.config.ts), bundled with esbuild', ()
     }
     for (const route of config.routes) {
       const mine = alarms.filter((a) => String(a.AlarmName).startsWith(`kafka-lambda-bridge-dev-${route.name}-`));
-      expect(mine).toHaveLength(10);
+      expect(mine).toHaveLength(12);
       const [fnId] = functionOf(template, route.name);
       const [mappingId] = resources(template, 'AWS::Lambda::EventSourceMapping').find(
         ([, m]) => (m.Properties.FunctionName as { Ref: string }).Ref === fnId,
@@ -289,6 +289,25 @@ describe('the default config (infra/bridge.config.ts), bundled with esbuild', ()
         Statistic: 'Sum',
         Threshold: 0,
         ComparisonOperator: 'GreaterThanThreshold',
+      });
+      // A breaker that opened is a sick downstream (Warning); an idempotency conflict is content lost (Critical).
+      expect(metric('BreakerOpened')).toMatchObject({
+        AlarmName: `kafka-lambda-bridge-dev-${route.name}-BreakerOpened-Warning`,
+        Namespace: 'KafkaLambdaBridge',
+        Dimensions: [{ Name: 'Route', Value: route.name }],
+        Statistic: 'Sum',
+        Threshold: 0,
+        ComparisonOperator: 'GreaterThanThreshold',
+        TreatMissingData: 'notBreaching',
+      });
+      expect(metric('IdempotencyConflicts')).toMatchObject({
+        AlarmName: `kafka-lambda-bridge-dev-${route.name}-IdempotencyConflicts-Critical`,
+        Namespace: 'KafkaLambdaBridge',
+        Dimensions: [{ Name: 'Route', Value: route.name }],
+        Statistic: 'Sum',
+        Threshold: 0,
+        ComparisonOperator: 'GreaterThanThreshold',
+        TreatMissingData: 'notBreaching',
       });
       expect(mine.filter((a) => a.MetricName === 'ApproximateNumberOfMessagesVisible')).toHaveLength(1);
       expect(metric('ApproximateAgeOfOldestMessage')).toMatchObject({ Threshold: 3600 });
@@ -363,7 +382,7 @@ describe('the default config (infra/bridge.config.ts), bundled with esbuild', ()
     });
   });
 
-  test('one dashboard with a row per route', () => {
+  test('one dashboard with a row per route and a breaker row', () => {
     const dashboards = resources(template, 'AWS::CloudWatch::Dashboard');
     expect(dashboards).toHaveLength(1);
     const body = JSON.stringify(dashboards[0]?.[1].Properties.DashboardBody);
@@ -379,7 +398,16 @@ describe('the default config (infra/bridge.config.ts), bundled with esbuild', ()
         expect(body).toContain(`\\"${metric}\\",\\"Route\\",\\"${route.name}\\"`);
       }
       expect(body).toContain(`Alarms: ${route.name}`);
+      // The breaker row: opens and short-circuits summed, the state at its worst, and idempotency conflicts.
+      for (const metric of ['BreakerOpened', 'BreakerShortCircuited', 'IdempotencyConflicts']) {
+        expect(body).toContain(`\\"${metric}\\",\\"Route\\",\\"${route.name}\\"`);
+      }
+      expect(body).toContain(
+        `\\"BreakerState\\",\\"Route\\",\\"${route.name}\\",{\\"label\\":\\"state (max)\\",\\"stat\\":\\"Maximum\\"`,
+      );
     }
+    expect(body).toContain('Circuit breaker');
+    expect(body).toContain('Idempotency conflicts');
     for (const text of [
       'EndToEndLatency',
       'ProcessingTime',

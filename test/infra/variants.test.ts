@@ -174,7 +174,7 @@ describe('on-failure destinations and other ESM options', () => {
     const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')).filter((a) =>
       String((a as { Properties: { AlarmName: string } }).Properties.AlarmName).includes('-orders-'),
     );
-    expect(alarms).toHaveLength(10);
+    expect(alarms).toHaveLength(12);
   });
 });
 

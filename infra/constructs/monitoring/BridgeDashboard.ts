@@ -8,7 +8,7 @@ export interface BridgeDashboardProps {
   readonly segments: readonly RouteMonitoringSegment[];
 }
 
-/** One dashboard assembled from the segments: a title, then a row per route. */
+/** One dashboard assembled from the segments: a title, then per route its row and its breaker row. */
 export class BridgeDashboard extends Construct {
   readonly dashboard: cloudwatch.Dashboard;
 
@@ -21,6 +21,7 @@ export class BridgeDashboard extends Construct {
     for (const segment of props.segments) {
       this.dashboard.addWidgets(...segment.summaryWidgets());
       this.dashboard.addWidgets(new cloudwatch.Row(...segment.widgets()));
+      this.dashboard.addWidgets(new cloudwatch.Row(...segment.breakerWidgets()));
     }
   }
 }

@@ -69,6 +69,18 @@ export class BridgeMetricFactory {
     });
   }
 
+  /** A gauge the runtime emits per invocation, such as `BreakerState`: its worst (maximum) value per period. */
+  routeGauge(route: string, name: string, label?: string): cloudwatch.Metric {
+    return new cloudwatch.Metric({
+      namespace: this.namespace,
+      metricName: name,
+      dimensionsMap: { [ROUTE_DIMENSION]: route },
+      statistic: cloudwatch.Stats.MAXIMUM,
+      period: this.period,
+      label: label ?? `${name} (max)`,
+    });
+  }
+
   /** A millisecond timing at a percentile, such as `p99`. */
   routeTiming(route: string, name: string, statistic: string): cloudwatch.Metric {
     return new cloudwatch.Metric({

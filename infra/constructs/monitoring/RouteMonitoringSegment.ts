@@ -19,7 +19,7 @@ const WIDGET_HEIGHT = 6;
 
 /**
  * Layer 3: one route's monitoring. Wires the metric and alarm factories, owns the route's
- * alarms, and exposes its dashboard widgets (`widgets()`, `summaryWidgets()`, `alarmWidgets()`).
+ * alarms, and exposes its dashboard widgets (`widgets()`, `summaryWidgets()`, `breakerWidgets()`, `alarmWidgets()`).
  */
 export class RouteMonitoringSegment extends Construct {
   readonly routeName: string;
@@ -79,6 +79,18 @@ export class RouteMonitoringSegment extends Construct {
         metrics.routeCount(name, MetricName.RecordsDeadLettered),
         { Critical: { threshold: 0 } },
         'the runtime dead-lettered records',
+      ),
+      ...add(
+        'BreakerOpened',
+        metrics.routeCount(name, MetricName.BreakerOpened),
+        { Warning: { threshold: 0 } },
+        'a circuit breaker opened: a downstream failed transiently or temporarily past breaker.failureRateThreshold, so its records wait (offset lag grows) instead of using up their attempts',
+      ),
+      ...add(
+        'IdempotencyConflicts',
+        metrics.routeCount(name, MetricName.IdempotencyConflicts),
+        { Critical: { threshold: 0 } },
+        'an idempotency key came again with different content; the later record was dead-lettered as a conflict, never applied',
       ),
       ...add(
         'TableThrottles',
@@ -208,6 +220,36 @@ export class RouteMonitoringSegment extends Construct {
         { right: [metrics.tablesThrottled(tables)] },
       ),
       ...this.alarmWidgets(),
+    ];
+  }
+
+  /** The route's second row: its circuit breakers, and idempotency conflicts. */
+  breakerWidgets(): cloudwatch.IWidget[] {
+    const { metrics } = this.#props;
+    const name = this.routeName;
+    return [
+      new cloudwatch.GraphWidget({
+        title: 'Circuit breaker',
+        left: [
+          metrics.routeCount(name, MetricName.BreakerOpened, 'opened'),
+          metrics.routeCount(name, MetricName.BreakerShortCircuited, 'short-circuited'),
+        ],
+        right: [metrics.routeGauge(name, MetricName.BreakerState, 'state (max)')],
+        rightYAxis: { min: 0, max: 2, showUnits: false },
+        rightAnnotations: [
+          { value: 1, label: 'half-open', color: cloudwatch.Color.ORANGE },
+          { value: 2, label: 'open', color: cloudwatch.Color.RED },
+        ],
+        width: WIDGET_WIDTH * 2,
+        height: WIDGET_HEIGHT,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Idempotency conflicts',
+        left: [metrics.routeCount(name, MetricName.IdempotencyConflicts, 'conflicts')],
+        leftAnnotations: [{ value: 0, label: 'alarm', color: cloudwatch.Color.RED }],
+        width: WIDGET_WIDTH,
+        height: WIDGET_HEIGHT,
+      }),
     ];
   }
 

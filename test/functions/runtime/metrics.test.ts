@@ -38,6 +38,10 @@ describe('EMF metrics', () => {
       deadLettered: 4,
       failed: 4,
       ddbRequests: 251,
+      breakerOpened: 1,
+      breakerShortCircuited: 7,
+      breakerState: 2,
+      idempotencyConflicts: 2,
     };
     const samples = emptySamples();
     // 250 values of one metric exceed EMF's 100 values per metric, so it must split.
@@ -60,7 +64,9 @@ describe('EMF metrics', () => {
       expect(emf.service).toBeUndefined();
       expect(directive?.Metrics.length).toBeLessThanOrEqual(100);
       for (const metric of directive?.Metrics ?? []) {
-        expect(['Count', 'Milliseconds']).toContain(metric.Unit);
+        // BreakerState is a gauge (0 closed, 1 half-open, 2 open), so it has no unit.
+        if (metric.Name === MetricName.BreakerState) expect(metric.Unit).toBe('None');
+        else expect(['Count', 'Milliseconds']).toContain(metric.Unit);
         const value = emf[metric.Name];
         const list = Array.isArray(value) ? (value as number[]) : [value as number];
         expect(list.length).toBeLessThanOrEqual(100);
@@ -75,5 +81,23 @@ describe('EMF metrics', () => {
     expect(values.get(MetricName.ProcessingTime)?.sort((a, b) => a - b)).toEqual(samples.processingTime);
     expect(values.get(MetricName.EndToEndLatency)).toEqual([12, 15]);
     expect(values.get('StaleEventsIgnored')).toEqual([3]);
+    expect(values.get(MetricName.BreakerOpened)).toEqual([1]);
+    expect(values.get(MetricName.BreakerShortCircuited)).toEqual([7]);
+    expect(values.get(MetricName.BreakerState)).toEqual([2]);
+    expect(values.get(MetricName.IdempotencyConflicts)).toEqual([2]);
+  });
+
+  test('every invocation reports the breaker and conflict metrics, zero when nothing happened', () => {
+    const lines = captureStdout(() =>
+      publishInvocationMetrics('KafkaLambdaBridge', 'orders', emptySummary(), emptySamples()),
+    );
+    const [emf] = lines.map((line) => JSON.parse(line) as Emf);
+    const units = new Map(emf?._aws.CloudWatchMetrics[0]?.Metrics.map((m) => [m.Name, m.Unit]));
+    expect(units.get(MetricName.BreakerOpened)).toBe('Count');
+    expect(units.get(MetricName.BreakerShortCircuited)).toBe('Count');
+    expect(units.get(MetricName.BreakerState)).toBe('None');
+    expect(units.get(MetricName.IdempotencyConflicts)).toBe('Count');
+    for (const name of ['BreakerOpened', 'BreakerShortCircuited', 'BreakerState', 'IdempotencyConflicts'])
+      expect(emf?.[name]).toBe(0);
   });
 });

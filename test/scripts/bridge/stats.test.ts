@@ -21,6 +21,10 @@ test('percentiles, records/s over the recent window, and the progress line', () 
     deadLettered: 1,
     batchItemFailures: 0,
     ddbRequests: 20,
+    breakerOpened: 0,
+    breakerShortCircuited: 0,
+    breakerState: 0,
+    idempotencyConflicts: 0,
     durationMs: 5,
   });
   const snapshot = stats.snapshot(2_000);
