@@ -71,6 +71,12 @@ export const paymentsRoute = {
   route: 'payments',
   value: PaymentEvent,
   idempotencyKey: (record: { value: PaymentEvent }) => record.value.txId,
+  // A txId that comes back with another account, amount or currency is a conflict, never a duplicate.
+  fingerprint: ({ value }: { value: PaymentEvent }) => ({
+    accountId: value.accountId,
+    amount: value.amount,
+    currency: value.currency,
+  }),
   transact: (record: { value: PaymentEvent }) => paymentItems(record.value),
 };
 

@@ -1,12 +1,19 @@
 import { ZodError } from 'zod';
-import { PermanentError, TemporaryError, TransientError } from './errors.ts';
+import { ErrorKind, IdempotencyConflictError, PermanentError, TemporaryError, TransientError } from './errors.ts';
 
 /**
  * The tiers of failure. `transient` (a network blip, a 5xx): retried at once with exponential backoff, a few times.
  * `temporary` (throttling, a rate limit, a full pool): waited out for a cool-down, then probed. `permanent`: to the
- * dead-letter queue at once. The policies are the route's `retry.transient` and `retry.temporary`.
+ * dead-letter queue at once. `conflict`: the same, as a `conflict` (the record's id is taken by other content; the
+ * runtime finds these itself with a `fingerprint`, a route's `classify` may say so of a downstream's answer). The
+ * policies are the route's `retry.transient` and `retry.temporary`.
  */
-export const ErrorClass = { transient: 'transient', temporary: 'temporary', permanent: 'permanent' } as const;
+export const ErrorClass = {
+  transient: 'transient',
+  temporary: 'temporary',
+  permanent: 'permanent',
+  conflict: 'conflict',
+} as const;
 export type Classification = (typeof ErrorClass)[keyof typeof ErrorClass];
 export type Classifier = (error: unknown) => Classification | undefined;
 
@@ -70,6 +77,7 @@ type ErrorShape = {
  * override this with `classify`.
  */
 export const classifyError = (error: unknown, depth = 0): Classification => {
+  if (error instanceof IdempotencyConflictError) return ErrorClass.conflict;
   if (error instanceof PermanentError || error instanceof ZodError) return ErrorClass.permanent;
   if (error instanceof TemporaryError) return ErrorClass.temporary;
   if (error instanceof TransientError) return ErrorClass.transient;
@@ -97,3 +105,11 @@ export const withOverride =
   (override?: Classifier) =>
   (error: unknown): Classification =>
     override?.(error) ?? classifyError(error);
+
+/** The classes that go to the dead-letter queue at once, never retried. */
+export const isFinal = (kind: Classification): kind is 'permanent' | 'conflict' =>
+  kind === ErrorClass.permanent || kind === ErrorClass.conflict;
+
+/** The dead-letter kind of a class that is never retried. */
+export const deadLetterKindOf = (kind: 'permanent' | 'conflict'): ErrorKind =>
+  kind === ErrorClass.conflict ? ErrorKind.conflict : ErrorKind.permanent;

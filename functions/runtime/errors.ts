@@ -7,6 +7,8 @@ export const ErrorKind = {
   permanent: 'permanent',
   transient: 'transient',
   exhausted: 'exhausted',
+  /** The record's idempotency key is held by a record with other content (the route's `fingerprint`). */
+  conflict: 'conflict',
 } as const;
 export type ErrorKind = (typeof ErrorKind)[keyof typeof ErrorKind];
 
@@ -69,6 +71,23 @@ export class BusinessRuleError extends PermanentError {
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = 'BusinessRuleError';
+  }
+}
+
+/**
+ * The record's idempotency key is held by an earlier record with other content: applying it would silently drop
+ * that difference, and skipping it as a duplicate would lose it. Never applied; dead-lettered as a `conflict`.
+ */
+export class IdempotencyConflictError extends PermanentError {
+  readonly holder: string | undefined;
+  readonly differingFields: readonly string[] | undefined;
+  constructor(key: string, holder: string | undefined, differingFields: readonly string[] | undefined) {
+    const where = holder ? `first seen at ${holder}` : 'held by an earlier record';
+    const what = differingFields?.length ? `different ${differingFields.join(', ')}` : 'different content';
+    super(`idempotency key ${JSON.stringify(key)} was ${where} with ${what}; this record is never applied`);
+    this.name = 'IdempotencyConflictError';
+    this.holder = holder;
+    this.differingFields = differingFields;
   }
 }
 

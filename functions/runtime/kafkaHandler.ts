@@ -10,6 +10,7 @@ import { BridgeError, type RecordProcessingError } from './errors.ts';
 import type { KafkaBatchResponse } from './event.ts';
 import { CompletedKeyCache } from './idempotency/CompletedKeyCache.ts';
 import { DynamoDbIdempotencyStore } from './idempotency/DynamoDbIdempotencyStore.ts';
+import type { FingerprintSource } from './idempotency/fingerprint.ts';
 import { addRequestCounter, countRequestsIn } from './idempotency/requestCounter.ts';
 import { createLogger } from './logger.ts';
 import { DEFAULT_NAMESPACE, publishInvocationMetrics } from './metrics.ts';
@@ -31,6 +32,12 @@ type Common<V, K> = {
   key?: ValueSpec<K>;
   /** Default: `${topic}-${partition}@${offset}` (for a replay, the original record's). */
   idempotencyKey?: (record: KafkaRecord<V, K>) => string;
+  /**
+   * What must not change between two records with the same `idempotencyKey`: a string, or named fields (`{ amount,
+   * account }`) so a conflict says which differ. A later record with the same key and another fingerprint is never
+   * applied: it is dead-lettered as a `conflict`. Needs a business `idempotencyKey`.
+   */
+  fingerprint?: (record: KafkaRecord<V, K>) => FingerprintSource;
   /** Overrides the default classification; return undefined to fall back to it. */
   classify?: Classifier;
   /** 'skip' (the default) counts tombstones and moves on; 'process' hands them to the route with `value: null`. */
@@ -94,6 +101,12 @@ export class KafkaRouteRuntime<V, K> {
   #container: Container<V, K> | undefined;
 
   constructor(options: KafkaHandlerOptions<V, K>) {
+    // Thrown where the handler module loads, so `invoke`, the local bridge and a deploy's first call all say it.
+    if (options.fingerprint && !options.idempotencyKey)
+      throw new BridgeError(
+        `route ${options.route ?? process.env.BRIDGE_ROUTE ?? '?'}: a fingerprint needs a business idempotencyKey; ` +
+          "keyed by the record's coordinates, a key never comes back with other content",
+      );
     this.#options = options;
   }
 
@@ -113,6 +126,7 @@ export class KafkaRouteRuntime<V, K> {
       value: options.value,
       ...(options.key ? { key: options.key } : {}),
       ...(options.idempotencyKey ? { idempotencyKey: options.idempotencyKey } : {}),
+      ...(options.fingerprint ? { fingerprint: options.fingerprint } : {}),
       classify: withOverride(options.classify),
       tombstones: options.tombstones ?? 'skip',
       work: options.transact

@@ -14,6 +14,7 @@ import { DeadLetters } from './deadLetter/DeadLetters.ts';
 import type { KafkaRecord, ValueSpec } from './decode.ts';
 import { BatchFailedError, type RecordProcessingError } from './errors.ts';
 import type { KafkaBatchResponse } from './event.ts';
+import type { FingerprintSource } from './idempotency/fingerprint.ts';
 import { ProcessMode } from './modes/ProcessMode.ts';
 import { TransactMode } from './modes/TransactMode.ts';
 import type { InvocationSamples, InvocationSummary } from './observability.ts';
@@ -45,6 +46,7 @@ export type RouteDefinition<V, K> = {
   readonly value: ValueSpec<V>;
   readonly key?: ValueSpec<K>;
   readonly idempotencyKey?: (record: KafkaRecord<V, K>) => string;
+  readonly fingerprint?: (record: KafkaRecord<V, K>) => FingerprintSource;
   readonly classify: (error: unknown) => Classification;
   /** 'skip' (the default) counts tombstones and moves on; 'process' hands them over with `value: null`. */
   readonly tombstones: 'skip' | 'process';

@@ -216,6 +216,9 @@ const routeFactory = (
       ...common,
       clients,
       idempotencyKey: (record) => record.value.id,
+      // Copies carry the same content, so this never finds a conflict: it puts the fingerprint's conditions and
+      // attributes on every write the faults hit.
+      fingerprint: (record) => ({ account: record.value.account, amount: record.value.amount }),
       transact: (record): TransactWriteItem[] => {
         const tx = record.value;
         failFirst(tx);

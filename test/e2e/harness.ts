@@ -32,7 +32,13 @@ import type { RouteSnapshot } from '../../scripts/bridge/stats.ts';
 import { createAdmin, createProducer } from '../../scripts/lib/kafka.ts';
 import type { LambdaKafkaRecord } from '../../scripts/lib/kafkaEvents.ts';
 import { createTableIfMissing, ensureLocalResources } from '../../scripts/lib/localResources.ts';
-import { OrdersTraffic, PaymentsTraffic, produceTraffic, type TrafficRecord } from '../../scripts/lib/traffic.ts';
+import {
+  OrdersTraffic,
+  PaymentsTraffic,
+  produceTraffic,
+  type TrafficRecord,
+  toProducerMessage,
+} from '../../scripts/lib/traffic.ts';
 import { scanAll } from '../helpers/aws.ts';
 import { ROOT } from '../helpers/cli.ts';
 
@@ -99,6 +105,9 @@ const COUNTED_PLACEHOLDER = 'audit.ts';
 export const PARTITIONS = 3;
 export const CRASH_WINDOW_PER_PARTITION = MAX_UNCONFIRMED_COMPLETES + 1;
 export const CRASH_WINDOW = MAX_UNCONFIRMED_COMPLETES + PARTITIONS;
+
+/** The reason of a produced record that reuses an earlier txId with other content (see `produceConflicts`). */
+const CONFLICT_REASON = 'conflict: reuses the txId of';
 
 const coordinatesOf = (r: { topic: string; partition: number; offset: number }) =>
   `${r.topic}-${r.partition}@${r.offset}`;
@@ -258,6 +267,27 @@ export class Run {
           }),
         ),
       );
+    } finally {
+      await producer.close();
+    }
+  }
+
+  /**
+   * Repeats the txIds of `count` earlier legitimate payments with the amount one higher (what a buggy upstream that
+   * reuses ids sends). `payments` fingerprints its records, so each must be dead-lettered as a `conflict`, and the
+   * tables must not change.
+   */
+  async produceConflicts(count: number): Promise<void> {
+    const originals = this.produced.payments.filter((r) => r.kind === 'event').slice(0, count);
+    const conflicting = originals.map((original): TrafficRecord => {
+      const payment = JSON.parse((original.value as Buffer).toString('utf8')) as PaymentEvent;
+      const value = Buffer.from(JSON.stringify({ ...payment, amount: payment.amount + 1 }));
+      return { ...original, value, kind: 'poison', reason: `${CONFLICT_REASON} ${payment.txId}` };
+    });
+    const producer = createProducer(this.endpoints.brokers, { clientId: `${this.id}-conflicts` });
+    try {
+      await producer.send({ messages: conflicting.map((r) => toProducerMessage(this.route('payments').topic, r)) });
+      this.produced.payments.push(...conflicting);
     } finally {
       await producer.close();
     }
@@ -609,7 +639,14 @@ export const expectConsistent = async (
       .sort();
     expect(poison.length).toBe(poisonValues.size);
     expect({ route: name, dead: distinct }).toEqual({ route: name, dead: poison });
-    expect(letters.filter((l) => l.errorKind !== 'permanent')).toEqual([]);
+    // Poison is permanent; a reused txId with other content is a conflict.
+    const conflicts = new Set(
+      run.produced[name]
+        .filter((r) => r.reason?.startsWith(CONFLICT_REASON))
+        .map((r) => (r.value as Buffer).toString('base64')),
+    );
+    const kindOf = (l: DeadLetter) => (l.value !== null && conflicts.has(l.value) ? 'conflict' : 'permanent');
+    expect(letters.filter((l) => l.errorKind !== kindOf(l))).toEqual([]);
 
     if (name === 'orders') {
       const orders = await run.ordersState();

@@ -21,7 +21,15 @@ const none = (): ScriptedFault => undefined;
  * in one transaction; `process` routes run the given function. Each invocation is a new container unless `warm`.
  */
 export const faultyRoute = async (
-  options: { settings?: RouteSettingsInput; transact?: (tx: Tx) => void; process?: ProcessFn<Tx, string | null> } = {},
+  options: {
+    settings?: RouteSettingsInput;
+    transact?: (tx: Tx) => void;
+    process?: ProcessFn<Tx, string | null>;
+    /** Fingerprints `{ account, amount }`; a `process` route is then keyed by the record's `id`, as `transact` is. */
+    fingerprint?: boolean;
+    /** One container for every invocation, so its completed-key cache carries over. */
+    warm?: boolean;
+  } = {},
 ) => {
   const route = uniqueName('faulty');
   const { table, dlqUrl } = await routeEnvironment(route);
@@ -63,17 +71,26 @@ export const faultyRoute = async (
       },
     ];
   };
-  const newHandler = () =>
+  const fingerprinting = options.fingerprint
+    ? {
+        idempotencyKey: (r: { value: Tx }) => r.value.id,
+        fingerprint: (r: { value: Tx }) => ({ account: r.value.account, amount: r.value.amount }),
+      }
+    : {};
+  const coldHandler = () =>
     options.process
-      ? kafkaHandler({ route, value: Tx, settings, clients, process: options.process })
+      ? kafkaHandler({ route, value: Tx, settings, clients, ...fingerprinting, process: options.process })
       : kafkaHandler({
           route,
           value: Tx,
           settings,
           clients,
           idempotencyKey: (r) => r.value.id,
+          ...fingerprinting,
           transact: (r) => items(r.value),
         });
+  const warm = options.warm ? coldHandler() : undefined;
+  const newHandler = () => warm ?? coldHandler();
   // Each route reads the table and queue from the environment when it runs; keep ours for every invocation.
   const env = { IDEMPOTENCY_TABLE_NAME: table, DLQ_URL: dlqUrl };
   const invoke = async (records: RecordSpec[], timeoutMs = 20_000) => {
@@ -96,6 +113,7 @@ export const faultyRoute = async (
         .filter((i) => i.pk?.S?.startsWith('L#'))
         .map((i) => i.pk?.S?.slice(2))
         .sort(),
+    balance: async (account = 'acct') => Number((await getItem(side, { pk: { S: `B#${account}` } }))?.balance?.N ?? 0),
     letters: async () => (await drainQueue(dlqUrl)).map((m) => JSON.parse(m.Body ?? '{}')),
     dynamodb,
   };

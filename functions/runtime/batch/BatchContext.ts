@@ -1,6 +1,6 @@
 import type { DeadLetterSink } from '../deadLetter/DeadLetterSink.ts';
 import { type ErrorKind, RecordProcessingError } from '../errors.ts';
-import type { CompletedKeyCache } from '../idempotency/CompletedKeyCache.ts';
+import { type CompletedKeyCache, cacheKeyOf } from '../idempotency/CompletedKeyCache.ts';
 import type { ClaimOwner, IdempotencyStore, Release } from '../idempotency/IdempotencyStore.ts';
 import { emptySamples, emptySummary } from '../observability.ts';
 import type { RecordContext, RouteDefinition } from '../processor.ts';
@@ -95,7 +95,7 @@ export class BatchContext<V, K> {
   /** Why a route never sees a record: a tombstone it skips, a copy within the batch, a key known complete. */
   skipReason(prepared: Prepared<V, K>): 'tombstone' | 'duplicate' | undefined {
     if (prepared.tombstone && this.route.tombstones === 'skip' && !prepared.decodeError) return 'tombstone';
-    if (prepared.duplicateInBatch || this.deps.cache.has(prepared.key, this.now())) return 'duplicate';
+    if (prepared.duplicateInBatch || this.deps.cache.has(cacheKeyOf(prepared), this.now())) return 'duplicate';
     return undefined;
   }
 

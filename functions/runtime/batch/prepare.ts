@@ -8,6 +8,8 @@ import {
   TransientError,
 } from '../errors.ts';
 import { KafkaEvent, type WireRecord } from '../event.ts';
+import { fingerprintOf } from '../idempotency/fingerprint.ts';
+import type { Fingerprint } from '../idempotency/IdempotencyStore.ts';
 import type { RouteDefinition } from '../processor.ts';
 
 /** The header `replay` adds to a republished record: the original `topic-partition@offset`. */
@@ -22,6 +24,8 @@ export type Prepared<V, K> = {
   readonly coordinates: RecordCoordinates;
   readonly key: string;
   readonly replay: boolean;
+  /** The route's `fingerprint` of the record, when it has one. */
+  readonly fingerprint?: Fingerprint | undefined;
   readonly record?: KafkaRecord<V, K>;
   readonly decodeError?: PermanentError;
   readonly tombstone: boolean;
@@ -89,7 +93,8 @@ export const prepareBatch = <V, K>(event: unknown, route: RouteDefinition<V, K>)
 
 /**
  * One record per idempotency key runs: the first replay copy if there is one (`replay` deleted its dead letter and
- * counts on it), else the earliest copy. The others are skipped as duplicates without a claim.
+ * counts on it), else the earliest copy. The others are skipped as duplicates without a claim. Copies with another
+ * fingerprint are not duplicates: they go to the store, which finds which of them holds the key.
  */
 const markCopies = <V, K>(
   partitions: Map<string, Prepared<V, K>[]>,
@@ -99,8 +104,8 @@ const markCopies = <V, K>(
   for (const list of partitions.values()) {
     for (const prepared of list) {
       if (prepared.tombstone && route.tombstones === 'skip') continue;
-      const kept = keeper.get(prepared.key);
-      if (!kept || (prepared.replay && !kept.replay)) keeper.set(prepared.key, prepared);
+      const kept = keeper.get(copyKey(prepared));
+      if (!kept || (prepared.replay && !kept.replay)) keeper.set(copyKey(prepared), prepared);
     }
   }
   const marked = new Map<string, Prepared<V, K>[]>();
@@ -108,13 +113,17 @@ const markCopies = <V, K>(
     marked.set(
       id,
       list.map((prepared) => {
-        const kept = keeper.get(prepared.key);
+        const kept = keeper.get(copyKey(prepared));
         return kept && kept !== prepared ? { ...prepared, duplicateInBatch: true } : prepared;
       }),
     );
   }
   return marked;
 };
+
+/** Copies are records with the same idempotency key and the same content. */
+const copyKey = (prepared: Prepared<unknown, unknown>): string =>
+  prepared.fingerprint ? `${prepared.key}\u0000${prepared.fingerprint.hash}` : prepared.key;
 
 const prepareRecord = <V, K>(wire: WireRecord, route: RouteDefinition<V, K>): Prepared<V, K> => {
   const coordinates = { topic: wire.topic, partition: wire.partition, offset: wire.offset };
@@ -149,7 +158,9 @@ const prepareRecord = <V, K>(wire: WireRecord, route: RouteDefinition<V, K>): Pr
       raw: wire,
     };
     const custom = route.idempotencyKey && !tombstone ? route.idempotencyKey(record) : undefined;
-    return { ...base, record, key: custom ?? fallbackKey };
+    const fingerprint =
+      route.fingerprint && custom !== undefined ? fingerprintOf(route.fingerprint(record)) : undefined;
+    return { ...base, record, key: custom ?? fallbackKey, fingerprint };
   } catch (error) {
     // A registry that could not be asked is no fault of the record's: the batch comes again.
     if (error instanceof TransientError) throw error;

@@ -1,7 +1,20 @@
 import type { BatchContext, PartitionFailure } from '../batch/BatchContext.ts';
 import type { Prepared } from '../batch/prepare.ts';
-import { type ErrorKind, isValidationException, RecordLockedError, type RecordProcessingError } from '../errors.ts';
-import type { DeadLetterDecision, Letter } from '../idempotency/IdempotencyStore.ts';
+import {
+  ErrorKind,
+  formatCoordinates,
+  IdempotencyConflictError,
+  isValidationException,
+  RecordLockedError,
+  type RecordProcessingError,
+} from '../errors.ts';
+import type {
+  ClaimRequest,
+  ConflictHolder,
+  DeadLetterDecision,
+  Fingerprint,
+  Letter,
+} from '../idempotency/IdempotencyStore.ts';
 import { buildEnvelope, type DeadLetterSource, letterFor } from './envelope.ts';
 
 /**
@@ -28,25 +41,56 @@ export class DeadLetters<V, K> {
    * Dead-letters a record whose claim we hold, or that anyone could claim (`transact` records are never claimed).
    * Returns the failure that stops the partition when the decision could not be written.
    */
-  async deadLetter(
+  deadLetter(
     prepared: Prepared<V, K>,
     kind: ErrorKind,
     error: unknown,
     attempts: number,
     firstSeen: number,
   ): Promise<PartitionFailure | undefined> {
+    const recordError = this.#batch.recordError(prepared, kind, error);
+    return this.#decide(prepared, prepared, letterFor(kind, recordError, attempts, firstSeen), recordError);
+  }
+
+  /**
+   * Dead-letters a record whose idempotency key another record holds with other content. The key's item is the
+   * holder's, so the decision goes on an item of this record's own (`conflictDecisionKey`): a redelivery finds it
+   * there and never sends the letter twice.
+   */
+  conflict(prepared: Prepared<V, K>, holder: ConflictHolder): Promise<PartitionFailure | undefined> {
     const batch = this.#batch;
-    const recordError = batch.recordError(prepared, kind, error);
-    const letter = letterFor(kind, recordError, attempts, firstSeen);
+    const holderAt = holder.coordinates && formatCoordinates(holder.coordinates);
+    const fields = differingFields(prepared.fingerprint, holder.fields);
+    const recordError = batch.recordError(
+      prepared,
+      ErrorKind.conflict,
+      new IdempotencyConflictError(prepared.key, holderAt, fields),
+    );
+    const letter: Letter = {
+      ...letterFor(ErrorKind.conflict, recordError, 1, batch.now()),
+      conflict: { ...(holderAt && { holder: holderAt }), ...(fields && { fields }) },
+    };
+    const request = { key: conflictDecisionKey(prepared), coordinates: prepared.coordinates, replay: false };
+    return this.#decide(prepared, request, letter, recordError);
+  }
+
+  /** Writes the decision on `request`'s item, then sends `prepared`'s envelope. */
+  async #decide(
+    prepared: Prepared<V, K>,
+    request: ClaimRequest,
+    letter: Letter,
+    recordError: RecordProcessingError,
+  ): Promise<PartitionFailure | undefined> {
+    const batch = this.#batch;
     let decision: DeadLetterDecision;
     try {
-      decision = await batch.deps.store.decideDeadLetter(prepared, letter, batch.owner, batch.now());
+      decision = await batch.deps.store.decideDeadLetter(request, letter, batch.owner, batch.now());
     } catch (storeError) {
       // DynamoDB refuses this record's item outright, so no decision can ever be recorded: the envelope goes out
       // unmarked rather than block the partition for good (a redelivery may send it again).
       if (isValidationException((storeError as Error).cause)) {
         batch.summary.failed += 1;
-        this.#send(prepared, letter, recordError, false);
+        this.#send(prepared, request.key, letter, recordError, false);
         return undefined;
       }
       return batch.failure(prepared, storeError);
@@ -54,27 +98,41 @@ export class DeadLetters<V, K> {
     switch (decision.outcome) {
       case 'decided':
         batch.summary.failed += 1;
-        this.#send(prepared, letter, recordError, true);
+        if (letter.kind === ErrorKind.conflict) batch.summary.idempotencyConflicts += 1;
+        this.#send(prepared, request.key, letter, recordError, true);
         return undefined;
       case 'locked':
         return batch.failure(
           prepared,
           new RecordLockedError(`another invocation (${decision.owner}) holds the record`),
         );
+      case 'conflict':
+        // Another record took the key, with other content, while this one was failing.
+        return this.conflict(prepared, decision.holder);
       default:
         // Settled by another invocation meanwhile (its lease outlived ours): nothing of ours to send.
-        this.settled(prepared, decision.outcome === 'dead-lettered' ? decision.unsent : undefined);
+        this.settled(prepared, decision.outcome === 'dead-lettered' ? decision.unsent : undefined, request.key);
         return undefined;
     }
   }
 
-  /** A record found settled: a duplicate, and if its letter was decided but never confirmed sent, sent again. */
-  settled(prepared: Prepared<V, K>, unsent: Letter | undefined): void {
+  /**
+   * A record found settled: a duplicate, and if its letter was decided but never confirmed sent, sent again.
+   * `decisionKey` is the item holding the decision, when it is not the record's idempotency key (a conflict).
+   */
+  settled(prepared: Prepared<V, K>, unsent: Letter | undefined, decisionKey = prepared.key): void {
     this.#batch.summary.duplicates += 1;
-    if (unsent) this.#send(prepared, unsent, this.#batch.recordError(prepared, unsent.kind, unsent.message), true);
+    if (unsent)
+      this.#send(prepared, decisionKey, unsent, this.#batch.recordError(prepared, unsent.kind, unsent.message), true);
   }
 
-  #send(prepared: Prepared<V, K>, letter: Letter, recordError: RecordProcessingError, marked: boolean): void {
+  #send(
+    prepared: Prepared<V, K>,
+    decisionKey: string,
+    letter: Letter,
+    recordError: RecordProcessingError,
+    marked: boolean,
+  ): void {
     const batch = this.#batch;
     const envelope = buildEnvelope({
       route: batch.route.route,
@@ -90,7 +148,7 @@ export class DeadLetters<V, K> {
           this.sent.push(recordError);
           if (!marked) return undefined;
           try {
-            await batch.deps.store.markSent(prepared.key);
+            await batch.deps.store.markSent(decisionKey);
           } catch {
             // The letter stays marked unsent, so a redelivery sends it once more: the DLQ is at least once.
           }
@@ -98,7 +156,7 @@ export class DeadLetters<V, K> {
         },
         (sendError: unknown) => {
           // Our lease on the letter ends with the batch, so the redelivery sends it at once instead of waiting it out.
-          if (marked) batch.releases.push({ key: prepared.key, attempts: letter.attempts });
+          if (marked) batch.releases.push({ key: decisionKey, attempts: letter.attempts });
           return batch.failure(prepared, sendError);
         },
       ),
@@ -112,3 +170,17 @@ export class DeadLetters<V, K> {
     return failures.filter((failure): failure is PartitionFailure => failure !== undefined);
   }
 }
+
+/** Where a conflicting record's own dead-letter decision lives: beside the key it lost, named by its coordinates. */
+export const conflictDecisionKey = (prepared: Pick<ClaimRequest, 'key' | 'coordinates'>): string =>
+  `${prepared.key}#conflict@${formatCoordinates(prepared.coordinates)}`;
+
+/** The fingerprint fields whose hashes differ (present on one side only counts), when both sides name fields. */
+export const differingFields = (
+  ours: Fingerprint | undefined,
+  theirs: Readonly<Record<string, string>> | undefined,
+): string[] | undefined => {
+  if (!ours?.fields || !theirs) return undefined;
+  const names = new Set([...Object.keys(ours.fields), ...Object.keys(theirs)]);
+  return [...names].filter((name) => ours.fields?.[name] !== theirs[name]).sort();
+};

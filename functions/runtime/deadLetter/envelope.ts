@@ -55,6 +55,9 @@ export const buildEnvelope = (input: DeadLetterInput, now: Date = new Date()): D
     },
     record: { key: record.key ?? null, value: record.value ?? null, headers: record.headers, truncated: false },
     error: { kind: letter.kind, name: letter.name, message: letter.message },
+    ...(letter.conflict
+      ? { conflict: { ...letter.conflict, fields: letter.conflict.fields && [...letter.conflict.fields] } }
+      : {}),
     attempts: letter.attempts,
     firstFailedAt: new Date(letter.firstFailedAt).toISOString(),
     deadLetteredAt: now.toISOString(),

@@ -24,7 +24,13 @@ export const DeadLetterEnvelope = z.object({
     headers: z.array(WireHeader),
     truncated: z.boolean(),
   }),
-  error: z.object({ kind: z.enum(['permanent', 'transient', 'exhausted']), name: z.string(), message: z.string() }),
+  error: z.object({
+    kind: z.enum(['permanent', 'transient', 'exhausted', 'conflict']),
+    name: z.string(),
+    message: z.string(),
+  }),
+  /** Only for `conflict`: the record that holds the key, and the fingerprint fields whose values differ. */
+  conflict: z.object({ holder: z.string().optional(), fields: z.array(z.string()).optional() }).optional(),
   attempts: z.number().int(),
   firstFailedAt: z.string(),
   deadLetteredAt: z.string(),

@@ -1,3 +1,9 @@
+import type { Fingerprint } from './IdempotencyStore.ts';
+
+/** The cache remembers a key with its fingerprint: a completed key seen again with other content is not skipped. */
+export const cacheKeyOf = (record: { readonly key: string; readonly fingerprint?: Fingerprint | undefined }): string =>
+  record.fingerprint ? `${record.key}\u0000${record.fingerprint.hash}` : record.key;
+
 /**
  * Recently completed keys, remembered by a warm function so a redelivered batch skips
  * them without a DynamoDB request. Only COMPLETED keys ever enter: an IN_PROGRESS

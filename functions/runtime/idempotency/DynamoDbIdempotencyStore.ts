@@ -16,14 +16,16 @@ import {
 import { forEachLimited } from '../concurrency.ts';
 import { ErrorKind, IdempotencyStoreError, TransactConflictError } from '../errors.ts';
 import { backoffDelay, beforeDeadline, FINISH_MARGIN_MS, sleep } from '../retry.ts';
-import type { CompletedKeyCache } from './CompletedKeyCache.ts';
+import { type CompletedKeyCache, cacheKeyOf } from './CompletedKeyCache.ts';
 import {
   type ClaimOwner,
   type ClaimRequest,
   type ClaimResult,
   type Completion,
+  type ConflictHolder,
   type DeadLetterDecision,
   type FailedAttempt,
+  type Fingerprint,
   type IdempotencyStore,
   type Letter,
   RecordStatus,
@@ -104,10 +106,56 @@ const INSERTED_ATTRIBUTES = [
 const RECORD_SIGHTING =
   'firstSeen = if_not_exists(firstSeen, :now), #topic = :topic, #partition = :partition, #offset = :offset';
 
-/** Claimable: absent, expired, a lapsed IN_PROGRESS lease, and for a replay a DEAD_LETTERED record. */
-const claimCondition = (replay: boolean): string =>
-  'attribute_not_exists(pk) OR expiresAt < :nowSec OR (#status = :inProgress AND leaseUntil < :lapsed)' +
-  (replay ? ' OR #status = :deadLettered' : '');
+/**
+ * Claimable: absent, expired, a lapsed IN_PROGRESS lease (of a record with the same content, when the route
+ * fingerprints), and for a replay a DEAD_LETTERED record.
+ */
+const claimCondition = (request: ClaimRequest): string =>
+  'attribute_not_exists(pk) OR expiresAt < :nowSec OR (#status = :inProgress AND leaseUntil < :lapsed' +
+  (request.fingerprint ? ' AND (attribute_not_exists(fingerprint) OR fingerprint = :fingerprint))' : ')') +
+  (request.replay ? ' OR #status = :deadLettered' : '');
+
+/** The attributes a fingerprinting route keeps on its items, set wherever a claim or a marker is written. */
+const fingerprintAttributes = (fingerprint: Fingerprint | undefined): Item =>
+  fingerprint
+    ? {
+        fingerprint: s(fingerprint.hash),
+        ...(fingerprint.fields
+          ? {
+              fingerprintFields: {
+                M: Object.fromEntries(Object.entries(fingerprint.fields).map(([k, v]) => [k, s(v)])),
+              },
+            }
+          : {}),
+      }
+    : {};
+
+/** `SET` clauses for fingerprintAttributes, with their values under `:fingerprint` and `:fingerprintFields`. */
+const setFingerprint = (fingerprint: Fingerprint | undefined): string =>
+  fingerprint
+    ? `, fingerprint = :fingerprint${fingerprint.fields ? ', fingerprintFields = :fingerprintFields' : ''}`
+    : '';
+
+/**
+ * The record holding `item` when it carries a fingerprint other than the request's: never for an unfingerprinted
+ * request or item, nor for a replay over a dead letter (a replay may carry mended content).
+ */
+const conflictWith = (item: Item, request: ClaimRequest | undefined): ConflictHolder | undefined => {
+  const theirs = item.fingerprint?.S;
+  const ours = request?.fingerprint;
+  if (!ours || theirs === undefined || theirs === ours.hash) return undefined;
+  if (request.replay && item.status?.S === RecordStatus.deadLettered) return undefined;
+  const topic = item.topic?.S;
+  const partition = num(item.partition);
+  const offset = num(item.offset);
+  const fields = item.fingerprintFields?.M;
+  return {
+    ...(topic !== undefined && partition !== undefined && offset !== undefined
+      ? { coordinates: { topic, partition, offset } }
+      : {}),
+    ...(fields ? { fields: Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, v.S ?? ''])) } : {}),
+  };
+};
 
 const letterOf = (item: Item): Letter | undefined => {
   if (item.letterSent?.BOOL !== false || item.letter?.S === undefined) return undefined;
@@ -156,8 +204,12 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
   readonly #inFlight = new Set<Promise<void>>();
   #queuedClaims: QueuedClaim[] = [];
   /** The queued claims by key, so a second claim on a key in the same window never reaches DynamoDB. */
-  readonly #windowClaims = new Map<string, { owner: ClaimOwner; result: Promise<ClaimResult> }>();
-  readonly #insertStatement: string;
+  readonly #windowClaims = new Map<
+    string,
+    { request: ClaimRequest; owner: ClaimOwner; result: Promise<ClaimResult> }
+  >();
+  /** The PartiQL insert per set of attributes (a fingerprinting route's items carry one or two more). */
+  readonly #insertStatements = new Map<string, string>();
 
   constructor(options: DynamoDbIdempotencyStoreOptions) {
     this.#client = options.client;
@@ -166,7 +218,6 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
     this.#ttlSeconds = options.ttlSeconds;
     this.#cache = options.cache;
     this.#skewMs = options.clockSkewMs ?? CLOCK_SKEW_MS;
-    this.#insertStatement = `INSERT INTO "${this.#table}" VALUE {${INSERTED_ATTRIBUTES.map((name) => `'${name}': ?`).join(', ')}}`;
   }
 
   partitionKey(key: string): string {
@@ -187,6 +238,10 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
       ':partition': n(partition),
       ':offset': n(offset),
       ...(request.replay ? { ':deadLettered': s(RecordStatus.deadLettered) } : {}),
+      ...(request.fingerprint ? { ':fingerprint': s(request.fingerprint.hash) } : {}),
+      ...(request.fingerprint?.fields
+        ? { ':fingerprintFields': fingerprintAttributes(request.fingerprint).fingerprintFields as AttributeValue }
+        : {}),
     };
   }
 
@@ -201,19 +256,25 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
     // A second claim on a key in the same window waits for the first: whoever wins holds it.
     const first = this.#windowClaims.get(request.key);
     if (first) {
-      return first.result.then(
-        (result): ClaimResult =>
-          result.outcome === 'claimed'
-            ? { outcome: 'locked', owner: first.owner.requestId, retryAtMs: first.owner.leaseUntilMs + this.#skewMs }
-            : result,
-      );
+      const sameContent = first.request.fingerprint?.hash === request.fingerprint?.hash;
+      return first.result.then((result): ClaimResult | Promise<ClaimResult> => {
+        if (result.outcome !== 'claimed') return sameContent ? result : this.#claimOne(request, owner, now);
+        if (sameContent)
+          return {
+            outcome: 'locked',
+            owner: first.owner.requestId,
+            retryAtMs: first.owner.leaseUntilMs + this.#skewMs,
+          };
+        const fields = first.request.fingerprint?.fields;
+        return { outcome: 'conflict', holder: { coordinates: first.request.coordinates, ...(fields && { fields }) } };
+      });
     }
     const result = new Promise<ClaimResult>((resolve, reject) => {
       // setImmediate, not a microtask: the claims that finished requests start one by one as microtasks.
       if (this.#queuedClaims.push({ request, owner, now, resolve, reject }) === 1)
         setImmediate(() => this.#sendQueuedClaims());
     });
-    this.#windowClaims.set(request.key, { owner, result });
+    this.#windowClaims.set(request.key, { request, owner, result });
     return result;
   }
 
@@ -241,10 +302,7 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
     try {
       const result = await this.#client.send(
         new BatchExecuteStatementCommand({
-          Statements: chunk.map(({ request, owner, now }) => ({
-            Statement: this.#insertStatement,
-            Parameters: this.#insertedValues(request, owner, now),
-          })),
+          Statements: chunk.map(({ request, owner, now }) => this.#insert(request, owner, now)),
         }),
       );
       responses = result.Responses ?? [];
@@ -283,8 +341,9 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
               Keys: claims.map(({ request }) => ({ pk: s(this.partitionKey(request.key)) })),
               ConsistentRead: true,
               ProjectionExpression:
-                'pk, #status, #owner, leaseUntil, expiresAt, attempts, firstSeen, letter, letterSent',
-              ExpressionAttributeNames: { '#status': 'status', '#owner': 'owner' },
+                'pk, #status, #owner, leaseUntil, expiresAt, attempts, firstSeen, letter, letterSent, ' +
+                'fingerprint, fingerprintFields, #topic, #partition, #offset',
+              ExpressionAttributeNames: NAMES,
             },
           },
         }),
@@ -297,14 +356,16 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
     for (const claim of claims) {
       const item = items.get(this.partitionKey(claim.request.key));
       // Unprocessed keys come back missing from the map, and go the update path like any claimable key.
-      if (item && !this.#claimable(item, claim.now)) claim.resolve(this.#taken(item, claim.owner, claim.now));
+      if (item && !this.#claimable(item, claim.now, claim.request))
+        claim.resolve(this.#taken(item, claim.owner, claim.now, claim.request));
       else this.#claimOne(claim.request, claim.owner, claim.now).then(claim.resolve, claim.reject);
     }
   }
 
   /** `claimCondition` for an item already read (replays never come this way). */
-  #claimable(item: Item, now: number): boolean {
+  #claimable(item: Item, now: number, request: ClaimRequest): boolean {
     if ((num(item.expiresAt) ?? 0) < Math.floor(now / 1000)) return true;
+    if (conflictWith(item, request)) return false;
     return item.status?.S === RecordStatus.inProgress && (num(item.leaseUntil) ?? 0) < now - this.#skewMs;
   }
 
@@ -314,7 +375,23 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
       reject(new IdempotencyStoreError(`claim of ${request.key} ${reason}`, { cause: error }));
   }
 
-  /** A fresh claim's item, in INSERTED_ATTRIBUTES order: what the conditional update writes on an absent key. */
+  /** A fresh claim's item as a PartiQL insert: what the conditional update writes on an absent key. */
+  #insert(request: ClaimRequest, owner: ClaimOwner, now: number): { Statement: string; Parameters: AttributeValue[] } {
+    const fingerprint = Object.entries(fingerprintAttributes(request.fingerprint));
+    const names = [...INSERTED_ATTRIBUTES, ...fingerprint.map(([name]) => name)];
+    const shape = names.join(',');
+    let statement = this.#insertStatements.get(shape);
+    if (!statement) {
+      statement = `INSERT INTO "${this.#table}" VALUE {${names.map((name) => `'${name}': ?`).join(', ')}}`;
+      this.#insertStatements.set(shape, statement);
+    }
+    return {
+      Statement: statement,
+      Parameters: [...this.#insertedValues(request, owner, now), ...fingerprint.map(([, value]) => value)],
+    };
+  }
+
+  /** A fresh claim's values, in INSERTED_ATTRIBUTES order. */
   #insertedValues(request: ClaimRequest, owner: ClaimOwner, now: number): AttributeValue[] {
     const { topic, partition, offset } = request.coordinates;
     return [
@@ -338,8 +415,8 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
         new UpdateItemCommand({
           TableName: this.#table,
           Key: { pk: s(this.partitionKey(request.key)) },
-          UpdateExpression: `SET #status = :inProgress, leaseUntil = :lease, #owner = :owner, expiresAt = :exp, ${RECORD_SIGHTING} ADD attempts :one`,
-          ConditionExpression: claimCondition(request.replay),
+          UpdateExpression: `SET #status = :inProgress, leaseUntil = :lease, #owner = :owner, expiresAt = :exp, ${RECORD_SIGHTING}${setFingerprint(request.fingerprint)} ADD attempts :one`,
+          ConditionExpression: claimCondition(request),
           ExpressionAttributeNames: NAMES,
           ExpressionAttributeValues: {
             ...this.#attemptValues(request, now),
@@ -360,35 +437,37 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
         firstSeen: fresh ? now : (num(old.firstSeen) ?? now),
       };
     } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return this.#taken(error.Item, owner, now);
+      if (error instanceof ConditionalCheckFailedException) return this.#taken(error.Item, owner, now, request);
       throw new IdempotencyStoreError(`claim of ${request.key} failed: ${(error as Error).message}`, { cause: error });
     }
   }
 
-  /** What an existing, unclaimable item means to `owner`. */
-  #taken(item: Item | undefined, owner: ClaimOwner, now: number): ClaimResult {
+  /** What an existing, unclaimable item means to `owner` and the record `request` names. */
+  #taken(item: Item | undefined, owner: ClaimOwner, now: number, request: ClaimRequest): ClaimResult {
+    const holder = item && conflictWith(item, request);
+    if (holder) return { outcome: 'conflict', holder };
     const status = item?.status?.S;
     if (!item || status === RecordStatus.completed) return { outcome: 'completed' };
-    const holder = item.owner?.S ?? 'unknown';
+    const lessee = item.owner?.S ?? 'unknown';
     const retryAtMs = (num(item.leaseUntil) ?? 0) + this.#skewMs;
     if (status === RecordStatus.deadLettered) {
       const unsent = letterOf(item);
       if (!unsent) return { outcome: 'dead-lettered' };
       // Its decider may be sending it right now; after its lease, anyone re-sends it.
-      if (holder !== owner.requestId && retryAtMs > now) return { outcome: 'locked', retryAtMs, owner: holder };
+      if (lessee !== owner.requestId && retryAtMs > now) return { outcome: 'locked', retryAtMs, owner: lessee };
       return { outcome: 'dead-lettered', unsent };
     }
     // Our own live claim: a retried request whose first answer was lost. Waiting on ourselves would stall the
     // partition until our own timeout; the caller claims each key once per invocation, so it is ours to process.
-    if (holder === owner.requestId) {
+    if (lessee === owner.requestId) {
       return { outcome: 'claimed', attempts: num(item.attempts) ?? 1, firstSeen: num(item.firstSeen) ?? now };
     }
-    return { outcome: 'locked', retryAtMs, owner: holder };
+    return { outcome: 'locked', retryAtMs, owner: lessee };
   }
 
   /** `#taken` where the item cannot be our own live claim (we never hold one there); if it is, it is busy. */
-  #takenBy(item: Item | undefined, owner: ClaimOwner, now: number): Taken {
-    const taken = this.#taken(item, owner, now);
+  #takenBy(item: Item | undefined, owner: ClaimOwner, now: number, request: ClaimRequest): Taken {
+    const taken = this.#taken(item, owner, now, request);
     return taken.outcome === 'claimed' ? { outcome: 'locked', retryAtMs: now, owner: owner.requestId } : taken;
   }
 
@@ -405,6 +484,7 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
       topic: s(topic),
       partition: n(partition),
       offset: n(offset),
+      ...fingerprintAttributes(completion.fingerprint),
     };
   }
 
@@ -413,7 +493,7 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
     this.#unconfirmed += 1;
     this.#pending.push({
       request: { PutRequest: { Item: item } },
-      key: completion.key,
+      key: cacheKeyOf(completion),
       expiresAt: Number(item.expiresAt?.N),
     });
     if (this.#pending.length >= COMPLETE_BATCH_SIZE) this.#startWrite(this.#pending.splice(0, COMPLETE_BATCH_SIZE));
@@ -513,9 +593,9 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
           UpdateExpression:
             'SET #status = :deadLettered, letter = :letter, letterSent = :false, #owner = :owner, leaseUntil = :lease, ' +
             'attempts = :attempts, expiresAt = :exp, settledAt = :now, ' +
-            'firstSeen = if_not_exists(firstSeen, :firstSeen), #topic = :topic, #partition = :partition, #offset = :offset',
+            `firstSeen = if_not_exists(firstSeen, :firstSeen), #topic = :topic, #partition = :partition, #offset = :offset${setFingerprint(request.fingerprint)}`,
           // Over our own claim, or what anyone could claim; never over a COMPLETED marker or a live lease.
-          ConditionExpression: `(#owner = :owner AND #status = :inProgress) OR ${claimCondition(request.replay)}`,
+          ConditionExpression: `(#owner = :owner AND #status = :inProgress) OR ${claimCondition(request)}`,
           ExpressionAttributeNames: NAMES,
           ExpressionAttributeValues: {
             ...this.#attemptValues(request, now),
@@ -537,7 +617,7 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
         // Our own decision, written by a request whose answer was lost and then retried.
         if (item?.status?.S === RecordStatus.deadLettered && item.owner?.S === owner.requestId && letterOf(item))
           return { outcome: 'decided' };
-        return this.#takenBy(item, owner, now);
+        return this.#takenBy(item, owner, now, request);
       }
       throw new IdempotencyStoreError(`deciding to dead-letter ${request.key} failed: ${(error as Error).message}`, {
         cause: error,
@@ -620,13 +700,14 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
         Put: {
           TableName: this.#table,
           Item: this.#completedItem({ ...entry, attempts: 1, firstSeen: now }, now),
-          ConditionExpression: claimCondition(entry.replay),
+          ConditionExpression: claimCondition(entry),
           ExpressionAttributeNames: { '#status': 'status' },
           ExpressionAttributeValues: {
             ':nowSec': values[':nowSec'] as AttributeValue,
             ':lapsed': values[':lapsed'] as AttributeValue,
             ':inProgress': values[':inProgress'] as AttributeValue,
             ...(entry.replay ? { ':deadLettered': values[':deadLettered'] as AttributeValue } : {}),
+            ...(entry.fingerprint ? { ':fingerprint': values[':fingerprint'] as AttributeValue } : {}),
           },
           ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
         },
@@ -638,7 +719,7 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
       await this.#client.send(
         new TransactWriteItemsCommand({ TransactItems: actions, ClientRequestToken: requestToken(token) }),
       );
-      for (const entry of entries) this.#cache.add(entry.key, Math.floor(now / 1000) + this.#ttlSeconds);
+      for (const entry of entries) this.#cache.add(cacheKeyOf(entry), Math.floor(now / 1000) + this.#ttlSeconds);
       return entries.map(() => ({ outcome: 'committed' }));
     } catch (error) {
       if (!(error instanceof TransactionCanceledException)) throw error;
@@ -654,7 +735,8 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
         if (reason.Code === 'ConditionalCheckFailed') {
           decided = true;
           if (owner.marker) {
-            outcomes[owner.entry] = { outcome: 'taken', taken: this.#takenBy(reason.Item, NO_OWNER, now) };
+            const entry = entries[owner.entry] as TransactEntry;
+            outcomes[owner.entry] = { outcome: 'taken', taken: this.#takenBy(reason.Item, NO_OWNER, now, entry) };
           } else if (!taken) {
             outcomes[owner.entry] = {
               outcome: 'rejected',
@@ -689,9 +771,9 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
         new UpdateItemCommand({
           TableName: this.#table,
           Key: { pk: s(this.partitionKey(request.key)) },
-          UpdateExpression: `SET #status = :inProgress, leaseUntil = :zero, #owner = :owner, expiresAt = :exp, ${RECORD_SIGHTING} ADD attempts :one`,
+          UpdateExpression: `SET #status = :inProgress, leaseUntil = :zero, #owner = :owner, expiresAt = :exp, ${RECORD_SIGHTING}${setFingerprint(request.fingerprint)} ADD attempts :one`,
           // The claim's condition: never over another invocation's live lease (a dead letter being decided).
-          ConditionExpression: claimCondition(request.replay),
+          ConditionExpression: claimCondition(request),
           ExpressionAttributeNames: NAMES,
           ExpressionAttributeValues: {
             ...this.#attemptValues(request, now),
@@ -706,7 +788,7 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
       return { outcome: 'counted', attempts: num(result.Attributes?.attempts) ?? 1 };
     } catch (error) {
       // Settled (or held) elsewhere: the caller treats the record as a claim that found it so.
-      if (error instanceof ConditionalCheckFailedException) return this.#takenBy(error.Item, owner, now);
+      if (error instanceof ConditionalCheckFailedException) return this.#takenBy(error.Item, owner, now, request);
       throw new IdempotencyStoreError(
         `recording a failed attempt of ${request.key} failed: ${(error as Error).message}`,
         {

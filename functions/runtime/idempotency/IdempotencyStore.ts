@@ -8,12 +8,28 @@ export const RecordStatus = {
 } as const;
 export type RecordStatus = (typeof RecordStatus)[keyof typeof RecordStatus];
 
+/**
+ * What a record's content looks like to its route, beside its idempotency key: `hash` covers the whole fingerprint,
+ * `fields` (when the route names fields) a short hash per field, so a conflict can say which fields differ without
+ * the table ever holding their values.
+ */
+export type Fingerprint = { readonly hash: string; readonly fields?: Readonly<Record<string, string>> };
+
 /** What a claim needs to know about one record. */
 export type ClaimRequest = {
   readonly key: string;
   readonly coordinates: RecordCoordinates;
   /** A replay may claim a DEAD_LETTERED record once more. */
   readonly replay: boolean;
+  /** Set on routes with a `fingerprint`: an item of this key with another fingerprint is a conflict. */
+  readonly fingerprint?: Fingerprint | undefined;
+};
+
+/** The record that holds a key another record claims with different content. */
+export type ConflictHolder = {
+  readonly coordinates?: RecordCoordinates;
+  /** The holder's per-field hashes, when both fingerprints name fields. */
+  readonly fields?: Readonly<Record<string, string>>;
 };
 
 /** The invocation making claims: its id owns them, its timeout ends their lease. */
@@ -30,6 +46,8 @@ export type Letter = {
   readonly attempts: number;
   /** Epoch ms of the record's first claim. */
   readonly firstFailedAt: number;
+  /** For a `conflict`: the holder's coordinates and the fields that differ. */
+  readonly conflict?: { readonly holder?: string; readonly fields?: readonly string[] };
 };
 
 /** A record someone else settled or holds: what a claim, a dead-letter decision or a transaction found instead. */
@@ -38,7 +56,9 @@ export type Taken =
   /** `unsent` is set while the decision is written but the envelope was never confirmed sent. */
   | { readonly outcome: 'dead-lettered'; readonly unsent?: Letter }
   /** Another invocation holds a live lease; it may be claimed again from `retryAtMs`. */
-  | { readonly outcome: 'locked'; readonly retryAtMs: number; readonly owner: string };
+  | { readonly outcome: 'locked'; readonly retryAtMs: number; readonly owner: string }
+  /** The key is held (in any state) by a record with another fingerprint: this one must never be applied. */
+  | { readonly outcome: 'conflict'; readonly holder: ConflictHolder };
 
 export type ClaimResult =
   /** Ours to process; `attempts` counts this attempt, `firstSeen` is epoch ms of the first claim. */
@@ -52,6 +72,7 @@ export type FailedAttempt = { readonly outcome: 'counted'; readonly attempts: nu
 export type Completion = {
   readonly key: string;
   readonly coordinates: RecordCoordinates;
+  readonly fingerprint?: Fingerprint | undefined;
   readonly attempts: number;
   readonly firstSeen: number;
 };
@@ -67,6 +88,7 @@ export type TransactEntry = {
   readonly key: string;
   readonly coordinates: RecordCoordinates;
   readonly replay: boolean;
+  readonly fingerprint?: Fingerprint | undefined;
   readonly items: readonly TransactWriteItem[];
 };
 

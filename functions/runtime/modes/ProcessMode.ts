@@ -1,6 +1,6 @@
 import type { BatchContext, PartitionFailure, WorkMode } from '../batch/BatchContext.ts';
 import type { Prepared } from '../batch/prepare.ts';
-import { ErrorClass } from '../classify.ts';
+import { deadLetterKindOf, isFinal } from '../classify.ts';
 import { Limiter } from '../concurrency.ts';
 import type { DeadLetters } from '../deadLetter/DeadLetters.ts';
 import type { KafkaRecord } from '../decode.ts';
@@ -81,6 +81,7 @@ export class ProcessMode<V, K> implements WorkMode<V, K> {
       let failure: PartitionFailure | undefined;
       if (claimed.outcome === 'completed') batch.summary.duplicates += 1;
       else if (claimed.outcome === 'dead-lettered') this.#deadLetters.settled(prepared, claimed.unsent);
+      else if (claimed.outcome === 'conflict') failure = await this.#deadLetters.conflict(prepared, claimed.holder);
       else if (claimed.outcome === 'error') {
         // The claim may have landed with its answer lost: end it, so the redelivery need not wait out our lease.
         batch.releases.push({ key: prepared.key });
@@ -171,9 +172,9 @@ export class ProcessMode<V, K> implements WorkMode<V, K> {
         spent += took;
         const attempted = { attempts: attempt, firstSeen: claim.firstSeen };
         const kind = batch.route.classify(error);
-        if (kind === ErrorClass.permanent) {
+        if (isFinal(kind)) {
           batch.samples.processingTime.push(spent);
-          return this.#deadLetter(prepared, ErrorKind.permanent, error, attempted);
+          return this.#deadLetter(prepared, deadLetterKindOf(kind), error, attempted);
         }
         if (attempt >= retry.maxAttempts) {
           if (batch.exhausted(prepared, attempt))

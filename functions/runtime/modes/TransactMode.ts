@@ -1,7 +1,7 @@
 import type { TransactWriteItem } from '@aws-sdk/client-dynamodb';
 import { type BatchContext, earliest, type PartitionFailure, type WorkMode } from '../batch/BatchContext.ts';
 import type { Prepared } from '../batch/prepare.ts';
-import { ErrorClass } from '../classify.ts';
+import { deadLetterKindOf, isFinal } from '../classify.ts';
 import type { DeadLetters } from '../deadLetter/DeadLetters.ts';
 import type { KafkaRecord } from '../decode.ts';
 import { BusinessRuleError, ErrorKind, PermanentError, RecordLockedError, TransactConflictError } from '../errors.ts';
@@ -66,10 +66,12 @@ export class TransactMode<V, K> implements WorkMode<V, K> {
   ): Promise<{ pack: Entry<V, K>[]; buildError?: unknown }> {
     const pack: Entry<V, K>[] = [];
     const touched = new Set<string>();
+    // Copies of a key with other content (not duplicates, see markCopies) go in separate packs: one item, one action.
+    const markers = new Set<string>();
     let actions = 0;
     for (let next = start; next < queue.length; next++) {
       const prepared = queue[next] as Prepared<V, K>;
-      if (prepared.decodeError) break;
+      if (prepared.decodeError || markers.has(prepared.key)) break;
       let items = built.get(prepared);
       try {
         items ??= await this.#transact(prepared.record as KafkaRecord<V, K>, this.#batch.recordContext(1));
@@ -92,6 +94,7 @@ export class TransactMode<V, K> implements WorkMode<V, K> {
       if (pack.length > 0 && (actions + items.length + 1 > MAX_TRANSACT_ACTIONS || keys.some((k) => touched.has(k))))
         break;
       for (const k of keys) touched.add(k);
+      markers.add(prepared.key);
       actions += items.length + 1;
       pack.push({ prepared, items });
     }
@@ -100,8 +103,8 @@ export class TransactMode<V, K> implements WorkMode<V, K> {
 
   /** A record whose own work failed: dead-lettered if permanent, else its attempt counts. */
   #failed(prepared: Prepared<V, K>, error: unknown): Promise<PartitionFailure | undefined> {
-    if (this.#batch.route.classify(error) === ErrorClass.permanent)
-      return this.#deadLetter(prepared, ErrorKind.permanent, error, 1);
+    const kind = this.#batch.route.classify(error);
+    if (isFinal(kind)) return this.#deadLetter(prepared, deadLetterKindOf(kind), error, 1);
     return this.#attemptFailed(prepared, error);
   }
 
@@ -121,15 +124,19 @@ export class TransactMode<V, K> implements WorkMode<V, K> {
     return batch.failure(prepared, error);
   }
 
-  /** A record settled or held elsewhere: a duplicate (its unsent letter sent again), or a stop while held. */
-  #taken(prepared: Prepared<V, K>, taken: Taken): PartitionFailure | undefined {
+  /**
+   * A record settled or held elsewhere: a duplicate (its unsent letter sent again), a stop while held, or a conflict
+   * when the key's holder has other content.
+   */
+  async #taken(prepared: Prepared<V, K>, taken: Taken): Promise<PartitionFailure | undefined> {
     if (taken.outcome === 'locked')
       return this.#batch.failure(
         prepared,
         new RecordLockedError(`another invocation (${taken.owner}) holds the record`),
       );
     if (taken.outcome === 'completed') this.#batch.summary.duplicates += 1;
-    else this.#deadLetters.settled(prepared, taken.unsent);
+    else if (taken.outcome === 'dead-lettered') this.#deadLetters.settled(prepared, taken.unsent);
+    else return this.#deadLetters.conflict(prepared, taken.holder);
     return undefined;
   }
 
@@ -164,11 +171,11 @@ export class TransactMode<V, K> implements WorkMode<V, K> {
         batch.samples.dedupeLatency.push(batch.now() - callStarted);
       } catch (error) {
         const kind = batch.route.classify(error);
-        if (kind === ErrorClass.permanent) {
+        if (isFinal(kind)) {
           if (remaining.length === 1)
             return earliest(
               stop,
-              await this.#deadLetter(remaining[0]?.prepared as Prepared<V, K>, ErrorKind.permanent, error, 1),
+              await this.#deadLetter(remaining[0]?.prepared as Prepared<V, K>, deadLetterKindOf(kind), error, 1),
             );
           // One record's items may be invalid: commit them one by one, in order, to find it.
           for (const single of remaining) {
@@ -222,7 +229,7 @@ export class TransactMode<V, K> implements WorkMode<V, K> {
             );
             break;
           case 'taken':
-            stop = earliest(stop, this.#taken(prepared, outcome.taken));
+            stop = earliest(stop, await this.#taken(prepared, outcome.taken));
             break;
         }
       }
