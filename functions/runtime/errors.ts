@@ -99,6 +99,22 @@ export class InvalidEventError extends PermanentError {
   }
 }
 
+/** The route's circuit breaker is open: the downstream is failing, so records are not attempted until it probes well. */
+export class BreakerOpenError extends TemporaryError {
+  readonly retryAtMs: number;
+  constructor(message: string, retryAtMs: number, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'BreakerOpenError';
+    this.retryAtMs = retryAtMs;
+  }
+}
+
+export const breakerOpenError = (retryAtMs: number): BreakerOpenError =>
+  new BreakerOpenError(
+    `the circuit breaker is open until ${new Date(retryAtMs).toISOString()}: the record was not attempted`,
+    retryAtMs,
+  );
+
 /** Another invocation holds a live lease on the record (a rebalance overlap). */
 export class RecordLockedError extends TransientError {
   constructor(message: string, options?: ErrorOptions) {

@@ -2,6 +2,7 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
+import { Breakers } from './breaker/Breakers.ts';
 import { type Classifier, withOverride } from './classify.ts';
 import { sharedDynamoDbClient, sharedSqsClient } from './clients.ts';
 import { SqsDeadLetterSink } from './deadLetter/SqsDeadLetterSink.ts';
@@ -59,6 +60,7 @@ type Container<V, K> = {
   readonly route: string;
   readonly settings: RouteSettings;
   readonly cache: CompletedKeyCache;
+  readonly breakers: Breakers;
   readonly processor: BatchProcessor<V, K>;
   readonly logger: ReturnType<typeof createLogger>;
 };
@@ -137,6 +139,7 @@ export class KafkaRouteRuntime<V, K> {
       route,
       settings,
       cache: new CompletedKeyCache(settings.idempotency.cacheSize),
+      breakers: new Breakers(route, settings.breaker),
       processor: new BatchProcessor(definition),
       logger: createLogger(route),
     };
@@ -147,7 +150,7 @@ export class KafkaRouteRuntime<V, K> {
     event: unknown,
     context: Pick<Context, 'awsRequestId' | 'getRemainingTimeInMillis'>,
   ): Promise<KafkaBatchResponse | undefined> {
-    const { route, settings, cache, processor, logger } = this.#warm();
+    const { route, settings, cache, breakers, processor, logger } = this.#warm();
     const namespace = process.env.METRICS_NAMESPACE || DEFAULT_NAMESPACE;
     const count = { requests: 0 };
     const store = new DynamoDbIdempotencyStore({
@@ -170,7 +173,7 @@ export class KafkaRouteRuntime<V, K> {
       // Registry-framed records: their schemas are fetched now, so decoding stays synchronous (a no-op otherwise).
       await prepareSchemas(this.#options, event);
       const result = await countRequestsIn(count, () =>
-        processor.run(event, context, { store, sink, cache, settings }),
+        processor.run(event, context, { store, sink, cache, breakers, settings }),
       );
       result.summary.ddbRequests = count.requests;
       summaries.set(context, result.summary);

@@ -32,6 +32,11 @@ export type RecordContext = {
   readonly remainingTimeMs: () => number;
   /** Adds to a route-defined count, published as a metric with the route's dimension. */
   readonly count: (metricName: string, value?: number) => void;
+  /**
+   * Names the downstream this attempt calls (`context.breaker('payments-api')`): its result counts towards that
+   * downstream's circuit breaker instead of the route's.
+   */
+  readonly breaker: (downstream: string) => void;
 };
 
 export type ProcessFn<V, K> = (record: KafkaRecord<V, K>, context: RecordContext) => Promise<void>;
@@ -80,6 +85,7 @@ export class BatchProcessor<V, K> {
 
   async run(event: unknown, invocation: Invocation, deps: InvocationDeps): Promise<BatchResult> {
     const batch = new BatchContext(this.#route, invocation, deps);
+    const finishBreakers = deps.breakers.startInvocation();
     const { source, partitions, received } = prepareBatch(event, this.#route);
     batch.summary.received = received;
     const deadLetters = new DeadLetters(batch, source);
@@ -112,6 +118,7 @@ export class BatchProcessor<V, K> {
         // The leases end on their own at this invocation's timeout; the batch fails either way.
       }
     }
+    finishBreakers(batch.summary);
     return this.#result(batch, [...stops.values()], deadLetters.sent, storeError);
   }
 

@@ -14,6 +14,13 @@ export type RouteSnapshot = {
   readonly redelivered: number;
   /** Records the route's filters left out: committed without an invocation. */
   readonly filteredOut: number;
+  /** Times the route's circuit breaker opened, and records it kept from being attempted. */
+  readonly breakerOpened: number;
+  readonly breakerShortCircuited: number;
+  /** The breaker's state after the latest invocation: `closed`, `half-open` or `open`. */
+  readonly breakerState: 'closed' | 'half-open' | 'open';
+  /** Records dead-lettered because their idempotency key came back with other content. */
+  readonly idempotencyConflicts: number;
   /** Records the ESM gave up on, whose metadata went to the on-failure destination. */
   readonly toOnFailure: number;
   /** Records the ESM gave up on with nowhere to send them (no destination, or it refused). */
@@ -33,6 +40,8 @@ export type RouteSnapshot = {
 };
 
 const RATE_WINDOW_MS = 5_000;
+/** `BreakerState`'s metric values, as the runtime publishes them. */
+const BREAKER_STATES = ['closed', 'half-open', 'open'] as const;
 const LATENCY_SAMPLES = 5_000;
 
 export const percentile = (sorted: readonly number[], p: number): number | undefined => {
@@ -53,6 +62,10 @@ export class RouteStats {
   failedInvocations = 0;
   redelivered = 0;
   filteredOut = 0;
+  breakerOpened = 0;
+  breakerShortCircuited = 0;
+  breakerState: RouteSnapshot['breakerState'] = 'closed';
+  idempotencyConflicts = 0;
   toOnFailure = 0;
   dropped = 0;
   committed = 0;
@@ -75,6 +88,10 @@ export class RouteStats {
     this.tombstones += summary.tombstones;
     this.deadLettered += summary.deadLettered;
     this.retried += summary.retried;
+    this.breakerOpened += summary.breakerOpened;
+    this.breakerShortCircuited += summary.breakerShortCircuited;
+    this.breakerState = BREAKER_STATES[summary.breakerState] ?? 'closed';
+    this.idempotencyConflicts += summary.idempotencyConflicts;
   }
 
   addCommitted(count: number, latenciesMs: readonly number[], now: number): void {
@@ -118,6 +135,10 @@ export class RouteStats {
       failedInvocations: this.failedInvocations,
       redelivered: this.redelivered,
       filteredOut: this.filteredOut,
+      breakerOpened: this.breakerOpened,
+      breakerShortCircuited: this.breakerShortCircuited,
+      breakerState: this.breakerState,
+      idempotencyConflicts: this.idempotencyConflicts,
       toOnFailure: this.toOnFailure,
       dropped: this.dropped,
       committed: this.committed,
@@ -173,6 +194,9 @@ export const formatProgressLine = (s: RouteSnapshot): string => {
   if (s.tombstones > 0) parts.push(`tombstones ${s.tombstones}`);
   if (s.failedInvocations > 0) parts.push(`failed invocations ${s.failedInvocations} (redelivered ${s.redelivered})`);
   if (s.filteredOut > 0) parts.push(`filtered out ${s.filteredOut}`);
+  if (s.breakerState !== 'closed') parts.push(`BREAKER ${s.breakerState.toUpperCase()}`);
+  if (s.breakerShortCircuited > 0) parts.push(`short-circuited ${s.breakerShortCircuited}`);
+  if (s.idempotencyConflicts > 0) parts.push(`conflicts ${s.idempotencyConflicts}`);
   if (s.toOnFailure > 0) parts.push(`to on-failure destination ${s.toOnFailure}`);
   if (s.dropped > 0) parts.push(`DROPPED ${s.dropped}`);
   if (s.p99LatencyMs !== undefined) parts.push(`p99 ${Math.round(s.p99LatencyMs)} ms`);

@@ -11,11 +11,14 @@
 // this module instead (see there).
 import { DynamoDBClient, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { OrderEvent } from '../../functions/handlers/orders.ts';
+import { TransientError } from '../../functions/runtime/errors.ts';
 import { kafkaHandler, requiredEnv } from '../../functions/runtime/kafkaHandler.ts';
 
 export const COUNTED_ROUTE = 'counted';
 /** Orders whose id starts with this hang their invocation until it times out. */
 export const HANG_PREFIX = 'hang-';
+/** Until this epoch ms (E2E_OUTAGE_UNTIL), the downstream fails every call, as a service in an outage would. */
+const outageUntil = Number(process.env.E2E_OUTAGE_UNTIL ?? 0);
 
 const client = new DynamoDBClient({
   ...(process.env.E2E_COUNTS_ENDPOINT && { endpoint: process.env.E2E_COUNTS_ENDPOINT }),
@@ -27,6 +30,7 @@ export const handler = kafkaHandler({
   process: async (record, context) => {
     // A record that never returns: its invocation times out, as a stuck downstream call would make it.
     if (record.value.orderId.startsWith(HANG_PREFIX)) await new Promise(() => {});
+    if (Date.now() < outageUntil) throw new TransientError('the downstream is in an outage (E2E_OUTAGE_UNTIL)');
     await client.send(
       new UpdateItemCommand({
         TableName: requiredEnv('E2E_COUNTS_TABLE', COUNTED_ROUTE),

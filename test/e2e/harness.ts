@@ -89,7 +89,18 @@ export type RunOptions = {
    * with `hang-` never returns; see countingHandler.ts).
    */
   countedEsm?: boolean;
+  /** `counted` with a small, quick circuit breaker (COUNTED_BREAKER), for outages of its downstream. */
+  countedBreaker?: boolean;
 };
+
+/** The breaker of a `countedBreaker` run: opens after 5 calls, open 1 s doubling to 2 s, one probe. */
+export const COUNTED_BREAKER = {
+  minimumCalls: 5,
+  windowSeconds: 10,
+  openMs: 1_000,
+  maxOpenMs: 2_000,
+  halfOpenProbes: 1,
+} as const;
 
 /** The test-only handler of `counted`, and the hook that lets the bridge load it (see test/e2e/handlerOverride.ts). */
 const COUNTING_HANDLER = path.join(ROOT, 'test/e2e/countingHandler.ts');
@@ -132,6 +143,8 @@ export class Run {
   readonly countsTable: string;
   readonly countsEndpoint = sharedEndpoints().dynamodb;
   readonly counts: DynamoDBClient;
+  /** Until this epoch ms, `counted`'s downstream fails every call (bridges started after it is set). */
+  outageUntil = 0;
 
   constructor(endpoints: Endpoints, options: RunOptions = {}) {
     this.endpoints = endpoints;
@@ -187,6 +200,7 @@ export class Run {
             filters: [{ value: { status: [{ 'anything-but': ['CANCELLED'] }] } }],
           },
         }),
+        ...(options.countedBreaker && { breaker: COUNTED_BREAKER }),
       },
     };
     const raw = {
@@ -228,6 +242,7 @@ export class Run {
       LOG_LEVEL: 'WARN',
       E2E_COUNTS_ENDPOINT: this.countsEndpoint,
       E2E_COUNTS_TABLE: this.countsTable,
+      E2E_OUTAGE_UNTIL: String(this.outageUntil),
       E2E_HANDLER_OVERRIDES: JSON.stringify({
         counted: { replaces: resolveHandlerEntry({ handler: COUNTED_PLACEHOLDER }), module: COUNTING_HANDLER },
       }),
@@ -323,6 +338,12 @@ export class Run {
       new ReceiveMessageCommand({ QueueUrl, MaxNumberOfMessages: 10, VisibilityTimeout: 0, WaitTimeSeconds: 1 }),
     );
     return (received.Messages ?? []).map((m) => JSON.parse(m.Body as string) as OnFailureRecord);
+  }
+
+  /** The route's items in the idempotency table. */
+  async idempotencyItems(name: RouteName) {
+    const items = await scanAll(localResourceNames(this.config).idempotencyTable, this.dynamodb);
+    return items.filter((i) => i.pk?.S?.startsWith(`${name}#`));
   }
 
   scan(table: string) {

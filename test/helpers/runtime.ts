@@ -1,3 +1,4 @@
+import { Breakers } from '../../functions/runtime/breaker/Breakers.ts';
 import type { DeadLetterEnvelope } from '../../functions/runtime/deadLetter/envelope.ts';
 import { DeadLetterEnvelope as EnvelopeSchema } from '../../functions/runtime/deadLetter/envelopeSchema.ts';
 import { SqsDeadLetterSink } from '../../functions/runtime/deadLetter/SqsDeadLetterSink.ts';
@@ -15,10 +16,13 @@ import { createQueue, createTable, drainQueue, dynamodb, getItem, sqs, uniqueNam
 export const localPorts = (route: string) => {
   const ready = Promise.all([createTable(uniqueName(`${route}-idempotency`)), createQueue(uniqueName(`${route}-dlq`))]);
   const cache = new CompletedKeyCache(100);
+  // The container's breakers, like its cache; made on first use, from the first invocation's settings.
+  let breakers: Breakers | undefined;
   return {
     cache,
     deps: async (settings: RouteSettings, extra: Partial<InvocationDeps> = {}): Promise<InvocationDeps> => {
       const [table, queueUrl] = await ready;
+      breakers ??= new Breakers(route, settings.breaker);
       return {
         store: new DynamoDbIdempotencyStore({
           client: dynamodb,
@@ -30,6 +34,7 @@ export const localPorts = (route: string) => {
         }),
         sink: new SqsDeadLetterSink({ client: sqs, queueUrl, maxMessageBytes: settings.deadLetter.maxMessageBytes }),
         cache,
+        breakers,
         settings,
         ...extra,
       };

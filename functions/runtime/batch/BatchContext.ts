@@ -1,9 +1,11 @@
+import type { BreakerAttempt, BreakerGate, Breakers } from '../breaker/Breakers.ts';
 import type { DeadLetterSink } from '../deadLetter/DeadLetterSink.ts';
 import { type ErrorKind, RecordProcessingError } from '../errors.ts';
 import { type CompletedKeyCache, cacheKeyOf } from '../idempotency/CompletedKeyCache.ts';
 import type { ClaimOwner, IdempotencyStore, Release } from '../idempotency/IdempotencyStore.ts';
 import { emptySamples, emptySummary } from '../observability.ts';
 import type { RecordContext, RouteDefinition } from '../processor.ts';
+import { retryFits, sleep } from '../retry.ts';
 import type { RouteSettings } from '../settings.ts';
 import type { Prepared } from './prepare.ts';
 
@@ -15,6 +17,8 @@ export type Invocation = {
 
 export type InvocationDeps = {
   readonly store: IdempotencyStore;
+  /** The container's breakers of the route: they outlive the invocation, as what they learnt of the downstream does. */
+  readonly breakers: Breakers;
   readonly sink: DeadLetterSink;
   readonly cache: CompletedKeyCache;
   readonly settings: RouteSettings;
@@ -74,18 +78,36 @@ export class BatchContext<V, K> {
     return new RecordProcessingError(this.route.route, prepared.coordinates, kind, error, prepared.wire);
   }
 
+  /**
+   * The route's breakers' word on the next attempt. An open breaker that turns half-open within the cool-down of a
+   * temporary error, and in time, is waited for once (the event source would redeliver the batch into it at once);
+   * refused again, the partition stops, so an invocation in a long outage ends within about one open period and
+   * reports what it saw.
+   */
+  async admission(): Promise<BreakerGate> {
+    const gate = this.deps.breakers.tryAcquire();
+    if (gate.allowed) return gate;
+    const wait = Math.max(0, gate.retryAtMs - this.now());
+    if (wait > this.settings.retry.temporary.coolDownMs) return gate;
+    if (!retryFits(wait, 0, this.invocation.getRemainingTimeInMillis())) return gate;
+    await sleep(wait);
+    return this.deps.breakers.tryAcquire();
+  }
+
   /** Whether a record is old enough, after its attempts ran out, to be dead-lettered instead of retried. */
   exhausted(prepared: Prepared<V, K>, attempts: number): boolean {
     const { retry } = this.settings;
     return attempts >= retry.maxAttempts && this.now() - prepared.wire.timestamp >= retry.maxRecordAgeSeconds * 1000;
   }
 
-  recordContext(attempt: number): RecordContext {
+  /** `gate`: the breakers' admission of this attempt, which `context.breaker(name)` tells what the record calls. */
+  recordContext(attempt: number, gate?: BreakerAttempt): RecordContext {
     return {
       route: this.route.route,
       requestId: this.invocation.awsRequestId,
       attempt,
       remainingTimeMs: this.invocation.getRemainingTimeInMillis,
+      breaker: (name) => gate?.use(name),
       count: (metricName, value = 1) => {
         this.samples.custom.set(metricName, (this.samples.custom.get(metricName) ?? 0) + value);
       },

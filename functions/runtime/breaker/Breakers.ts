@@ -172,18 +172,3 @@ export class Breakers {
     };
   }
 }
-
-/**
- * The container's breakers, by route. Module state outlives an invocation, so a warm container remembers what it
- * learnt of a downstream; a cold one starts closed and learns again within one window.
- */
-const containerBreakers = new Map<string, Breakers>();
-
-/** The route's breakers in this container; made anew when the settings change (in tests). */
-export const breakersFor = (route: string, settings: BreakerSettings, clock?: BreakerClock): Breakers => {
-  const found = containerBreakers.get(route);
-  if (found && JSON.stringify(found.settings) === JSON.stringify(settings)) return found;
-  const breakers = new Breakers(route, settings, clock);
-  containerBreakers.set(route, breakers);
-  return breakers;
-};

@@ -3,7 +3,6 @@ export {
   type BreakerGate,
   Breakers,
   breakerOutcome,
-  breakersFor,
   MAX_BREAKERS,
   ROUTE_BREAKER,
 } from './Breakers.ts';

@@ -1,10 +1,11 @@
 import type { BatchContext, PartitionFailure, WorkMode } from '../batch/BatchContext.ts';
 import type { Prepared } from '../batch/prepare.ts';
+import { breakerOutcome } from '../breaker/Breakers.ts';
 import { deadLetterKindOf, isFinal } from '../classify.ts';
 import { Limiter } from '../concurrency.ts';
 import type { DeadLetters } from '../deadLetter/DeadLetters.ts';
 import type { KafkaRecord } from '../decode.ts';
-import { ErrorKind, IdempotencyStoreError, RecordLockedError, TransientError } from '../errors.ts';
+import { breakerOpenError, ErrorKind, IdempotencyStoreError, RecordLockedError, TransientError } from '../errors.ts';
 import type { ClaimResult } from '../idempotency/IdempotencyStore.ts';
 import type { ProcessFn } from '../processor.ts';
 import { backoffDelay, retryDelay, retryFits, START_MARGIN_MS, sleep } from '../retry.ts';
@@ -158,9 +159,16 @@ export class ProcessMode<V, K> implements WorkMode<V, K> {
     let spent = 0;
     const tries = { transient: 0, temporary: 0 };
     for (;;) {
+      const gate = await batch.admission();
+      if (!gate.allowed) {
+        // Not an attempt: the downstream was not called, so the claim's count is given back.
+        batch.summary.breakerShortCircuited += 1;
+        return this.#failAndRelease(prepared, breakerOpenError(gate.retryAtMs), attempt - 1);
+      }
       const started = batch.now();
       try {
-        await this.#process(record, batch.recordContext(attempt));
+        await this.#process(record, batch.recordContext(attempt, gate));
+        gate.record('success');
         const finished = batch.now();
         batch.samples.processingTime.push(spent + finished - started);
         batch.samples.endToEndLatency.push(finished - record.timestamp);
@@ -172,6 +180,7 @@ export class ProcessMode<V, K> implements WorkMode<V, K> {
         spent += took;
         const attempted = { attempts: attempt, firstSeen: claim.firstSeen };
         const kind = batch.route.classify(error);
+        gate.record(breakerOutcome(kind), kind);
         if (isFinal(kind)) {
           batch.samples.processingTime.push(spent);
           return this.#deadLetter(prepared, deadLetterKindOf(kind), error, attempted);

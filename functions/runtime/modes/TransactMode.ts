@@ -1,10 +1,18 @@
 import type { TransactWriteItem } from '@aws-sdk/client-dynamodb';
 import { type BatchContext, earliest, type PartitionFailure, type WorkMode } from '../batch/BatchContext.ts';
 import type { Prepared } from '../batch/prepare.ts';
+import { breakerOutcome } from '../breaker/Breakers.ts';
 import { deadLetterKindOf, isFinal } from '../classify.ts';
 import type { DeadLetters } from '../deadLetter/DeadLetters.ts';
 import type { KafkaRecord } from '../decode.ts';
-import { BusinessRuleError, ErrorKind, PermanentError, RecordLockedError, TransactConflictError } from '../errors.ts';
+import {
+  BusinessRuleError,
+  breakerOpenError,
+  ErrorKind,
+  PermanentError,
+  RecordLockedError,
+  TransactConflictError,
+} from '../errors.ts';
 import type { FailedAttempt, Taken, TransactOutcome } from '../idempotency/IdempotencyStore.ts';
 import type { TransactFn } from '../processor.ts';
 import { retryDelay, retryFits, sleep } from '../retry.ts';
@@ -160,6 +168,13 @@ export class TransactMode<V, K> implements WorkMode<V, K> {
     let stop: PartitionFailure | undefined;
     let tries = { transient: 0, temporary: 0 };
     while (remaining.length > 0) {
+      const gate = await batch.admission();
+      if (!gate.allowed) {
+        // None of these was attempted, so none counts an attempt; they come again with the batch.
+        batch.summary.breakerShortCircuited += remaining.length;
+        const head = remaining[0] as Entry<V, K>;
+        return earliest(stop, batch.failure(head.prepared, breakerOpenError(gate.retryAtMs)));
+      }
       const callStarted = batch.now();
       let outcomes: TransactOutcome[];
       try {
@@ -169,8 +184,10 @@ export class TransactMode<V, K> implements WorkMode<V, K> {
           `${batch.invocation.awsRequestId}:${callStarted}:${remaining.map((e) => e.prepared.key).join(',')}`,
         );
         batch.samples.dedupeLatency.push(batch.now() - callStarted);
+        gate.record('success');
       } catch (error) {
         const kind = batch.route.classify(error);
+        gate.record(breakerOutcome(kind), kind);
         if (isFinal(kind)) {
           if (remaining.length === 1)
             return earliest(

@@ -3,7 +3,6 @@ import {
   type BreakerGate,
   Breakers,
   breakerOutcome,
-  breakersFor,
   MAX_BREAKERS,
   ROUTE_BREAKER,
 } from '../../../../functions/runtime/breaker/index.ts';
@@ -147,12 +146,5 @@ describe('per invocation and per container', () => {
     const next = breakers.startInvocation();
     next(summary);
     expect(summary).toMatchObject({ breakerOpened: 0, breakerState: 1 });
-  });
-
-  test('breakersFor keeps one registry per route in the container, made anew when the settings change', () => {
-    const orders = breakersFor('orders', settings());
-    expect(breakersFor('orders', settings())).toBe(orders);
-    expect(breakersFor('payments', settings())).not.toBe(orders);
-    expect(breakersFor('orders', settings({ minimumCalls: 5 }))).not.toBe(orders);
   });
 });
