@@ -23,7 +23,7 @@ export const MAX_BREAKERS = 32;
  * What an attempt's result says about its downstream. `permanent` is the record's fault, and says the downstream
  * answered; `conflict` (a key reused with other content) comes from the idempotency table, not the downstream.
  */
-export const breakerOutcome = (errorClass: Classification | 'conflict' | undefined): BreakerOutcome => {
+export const breakerOutcome = (errorClass: Classification | undefined): BreakerOutcome => {
   switch (errorClass) {
     case undefined:
     case 'permanent':
@@ -48,7 +48,7 @@ export type BreakerAttempt = {
    * against the downstreams the handler named, or else the route's breaker (or, with `keyBy: 'error-class'`, the
    * breaker of the error's class; a success against each of those). The other breakers' permits are given back.
    */
-  record(outcome: BreakerOutcome, errorClass?: Classification | 'conflict'): void;
+  record(outcome: BreakerOutcome, errorClass?: Classification): void;
 };
 export type BreakerGate = BreakerAttempt | BreakerRefusal;
 

@@ -5,7 +5,7 @@ import {
   breakerOutcome,
   MAX_BREAKERS,
   ROUTE_BREAKER,
-} from '../../../../functions/runtime/breaker/index.ts';
+} from '../../../../functions/runtime/breaker/Breakers.ts';
 import type { Classification } from '../../../../functions/runtime/classify.ts';
 import { emptySummary } from '../../../../functions/runtime/observability.ts';
 import { BreakerSettings, type BreakerSettings as Settings } from '../../../../functions/runtime/settings.ts';

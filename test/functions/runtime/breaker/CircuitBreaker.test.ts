@@ -4,7 +4,7 @@ import {
   type BreakerPermit,
   CircuitBreaker,
   PROBE_RECHECK_MS,
-} from '../../../../functions/runtime/breaker/index.ts';
+} from '../../../../functions/runtime/breaker/CircuitBreaker.ts';
 import { BreakerSettings, type BreakerSettings as Settings } from '../../../../functions/runtime/settings.ts';
 
 /** A clock the test moves by hand, and jitter it pins. */
