@@ -66,6 +66,14 @@ delivery (a record that already has one keeps it), with its key, value and heade
 runtime then uses the first delivery's idempotency item and lets a DEAD_LETTERED record be processed
 exactly once more; replaying the same dead letter again is skipped as a duplicate.
 
+A record the event source mapping delivered with eventRecordFormat SOURCE (the registry framing removed,
+the schema named in record.keySchemaMetadata / valueSchemaMetadata) is re-framed before it is produced:
+Confluent ids get the magic byte 0 and the 4-byte id back, Glue schema versions the 18-byte Glue header,
+so consumers of the topic decode it as the producer's record (the report's items[].reframed says which
+sides). With --invoke it goes to the handler unframed, with its schema metadata, as the first time. A
+value the mapping converted to JSON (eventRecordFormat JSON) cannot be re-framed: it stays in the DLQ
+when replayed to a topic.
+
 A truncated dead letter (record.truncated: true) is read again from Kafka at its coordinates; if the
 record is gone (retention), the message is reported and stays in the DLQ.
 

@@ -2,12 +2,22 @@
 //   the envelope's wire form (DESIGN §7: base64 key/value, headers as `{ name: [bytes] }`),
 //   raw bytes (a Kafka message to produce, or a record fetched from Kafka),
 //   and the Lambda event the Kafka event source mapping would send (`records` keyed `topic-partition`).
+// A record the ESM delivered with eventRecordFormat SOURCE differs between the first and the second form: the ESM
+// removed the registry framing and named the schema in `keySchemaMetadata` / `valueSchemaMetadata`, so its bytes
+// are re-framed on their way to Kafka, and un-framed when they come from Kafka on their way to a handler.
 // Nothing here touches the network, so `replay`, its tests and any other tool can share it.
 
 import { REPLAY_HEADER, replayCoordinates } from '../../functions/runtime/batch/prepare.ts';
 import type { DeadLetterEnvelope } from '../../functions/runtime/deadLetter/envelope.ts';
+import type { SchemaMetadata } from '../../functions/runtime/decode.ts';
 import { formatCoordinates, type RecordCoordinates } from '../../functions/runtime/errors.ts';
 import type { KafkaEventInput, WireHeader, WireRecord } from '../../functions/runtime/event.ts';
+import {
+  frameForSchemaId,
+  framingOfSchemaId,
+  readConfluentFrame,
+  readGlueFrame,
+} from '../../functions/runtime/registry/wire.ts';
 import { signedBytes } from './kafkaEvents.ts';
 
 export { REPLAY_HEADER };
@@ -93,7 +103,11 @@ export const replayHeaders = (
 export const originOf = (envelope: DeadLetterEnvelope, bytes: RecordBytes): string =>
   replayOrigin(bytes.headers) ?? describeSource(envelope);
 
-/** The replayed record in wire form, at its original coordinates, as the ESM would deliver it. */
+/**
+ * The replayed record in wire form, at its original coordinates, as the ESM would deliver it: with the schema
+ * metadata the dead letter kept, so a registry decoder reads SOURCE bytes under the same schema id as the first time.
+ * `bytes` are in the delivered form: the envelope's, or a Kafka record's after `deliveredFromKafka`.
+ */
 export const replayWireRecord = (envelope: DeadLetterEnvelope, bytes: RecordBytes): WireRecord => ({
   topic: envelope.source.topic,
   partition: envelope.source.partition,
@@ -103,7 +117,129 @@ export const replayWireRecord = (envelope: DeadLetterEnvelope, bytes: RecordByte
   key: toBase64(bytes.key),
   value: toBase64(bytes.value),
   headers: headersToWire(replayHeaders(envelope, bytes.headers)),
+  ...(envelope.record.keySchemaMetadata ? { keySchemaMetadata: { ...envelope.record.keySchemaMetadata } } : {}),
+  ...(envelope.record.valueSchemaMetadata ? { valueSchemaMetadata: { ...envelope.record.valueSchemaMetadata } } : {}),
 });
+
+/** A record whose SOURCE-format bytes cannot be brought into the form the replay needs; it stays in the DLQ. */
+export class ReplayFormError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ReplayFormError';
+  }
+}
+
+type Side = 'key' | 'value';
+
+const metadataOf = (envelope: DeadLetterEnvelope, side: Side): SchemaMetadata | undefined =>
+  side === 'key' ? envelope.record.keySchemaMetadata : envelope.record.valueSchemaMetadata;
+
+const describeMetadata = (metadata: SchemaMetadata): string =>
+  `${metadata.dataFormat}, schema id "${metadata.schemaId}"`;
+
+/**
+ * eventRecordFormat JSON also names the schema in the metadata, but hands over the value converted to JSON: Avro or
+ * Protobuf bytes that parse as a JSON object are that, and no framing makes them the producer's bytes again. (A JSON
+ * Schema payload is JSON either way, and the same bytes in both formats: it re-frames as it is.)
+ */
+const convertedToJson = (metadata: SchemaMetadata, bytes: Buffer): boolean => {
+  if (!['AVRO', 'PROTOBUF'].includes(metadata.dataFormat.toUpperCase()) || bytes[0] !== 0x7b) return false;
+  try {
+    JSON.parse(bytes.toString('utf8'));
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** What a re-framing did, for the report: `value: Confluent schema id 7`. */
+const describeFraming = (side: Side, schemaId: string): string => {
+  const framing = framingOfSchemaId(schemaId);
+  return framing?.registry === 'glue'
+    ? `${side}: Glue schema version ${framing.schemaVersionId}`
+    : `${side}: Confluent schema id ${framing?.schemaId ?? schemaId}`;
+};
+
+/**
+ * The envelope's bytes as Kafka must hold them. A key or value the ESM delivered with eventRecordFormat SOURCE gets
+ * the registry framing back (Confluent: magic byte 0 and the 4-byte id; Glue: the 18-byte header), so consumers of
+ * the topic decode it as they would the producer's record; `reframed` says which sides changed. Bytes without
+ * metadata go as they are. Throws a ReplayFormError naming the record when a side cannot be re-framed.
+ */
+export const kafkaFormBytes = (
+  envelope: DeadLetterEnvelope,
+  bytes: RecordBytes,
+): { bytes: RecordBytes; reframed: string[] } => {
+  const reframed: string[] = [];
+  const reframe = (side: Side, payload: Buffer | null): Buffer | null => {
+    const metadata = metadataOf(envelope, side);
+    if (!metadata || payload === null) return payload;
+    const what = `${describeSource(envelope)}: ${side} (${describeMetadata(metadata)})`;
+    if (convertedToJson(metadata, payload)) {
+      throw new ReplayFormError(
+        `${what} was delivered converted to JSON (eventRecordFormat JSON) and cannot be re-framed as the producer's ` +
+          'bytes: replay it with --invoke, or re-produce it from its original in Kafka',
+      );
+    }
+    if (!framingOfSchemaId(metadata.schemaId)) {
+      throw new ReplayFormError(
+        `${what}: the schema id is neither a Confluent schema id nor a Glue schema version UUID, so its registry ` +
+          'framing cannot be written back: replay it with --invoke',
+      );
+    }
+    reframed.push(describeFraming(side, metadata.schemaId));
+    return frameForSchemaId(metadata.schemaId, payload);
+  };
+  const key = reframe('key', bytes.key);
+  const value = reframe('value', bytes.value);
+  return { bytes: { key, value, headers: bytes.headers }, reframed };
+};
+
+/**
+ * One side of a record read from Kafka in the form the ESM delivered with eventRecordFormat SOURCE: the payload
+ * after the registry framing the metadata names (a Glue payload inflated, as the ESM hands it over). Without
+ * metadata the bytes are the same in both forms. Throws a ReplayFormError when the framing is not the one named.
+ */
+export const deliveredSide = (envelope: DeadLetterEnvelope, side: Side, bytes: Buffer | null): Buffer | null => {
+  const metadata = metadataOf(envelope, side);
+  if (!metadata || bytes === null) return bytes;
+  const what = `${describeSource(envelope)}: ${side} (${describeMetadata(metadata)}) as read from Kafka`;
+  const framing = framingOfSchemaId(metadata.schemaId);
+  try {
+    if (framing?.registry === 'confluent') {
+      const frame = readConfluentFrame(bytes);
+      if (frame.schemaId === framing.schemaId) return frame.payload;
+      throw new ReplayFormError(`${what} is framed with schema id ${frame.schemaId}`);
+    }
+    if (framing?.registry === 'glue') {
+      const frame = readGlueFrame(bytes);
+      if (frame.schemaVersionId === framing.schemaVersionId) return frame.payload;
+      throw new ReplayFormError(`${what} is framed with schema version ${frame.schemaVersionId}`);
+    }
+  } catch (error) {
+    if (error instanceof ReplayFormError) throw error;
+    throw new ReplayFormError(`${what}: ${(error as Error).message}`);
+  }
+  throw new ReplayFormError(
+    `${what}: the schema id names no registry framing (neither a Confluent id nor a Glue schema version UUID)`,
+  );
+};
+
+/** A record read back from Kafka in the form the ESM delivered it (see `deliveredSide`), for a handler. */
+export const deliveredFromKafka = (envelope: DeadLetterEnvelope, bytes: RecordBytes): RecordBytes => ({
+  key: deliveredSide(envelope, 'key', bytes.key),
+  value: deliveredSide(envelope, 'value', bytes.value),
+  headers: bytes.headers,
+});
+
+/** The schema metadata a replayed record goes to a handler with, for the report: `value AVRO, schema id "7"`. */
+export const describeSchemaMetadata = (envelope: DeadLetterEnvelope): string | undefined => {
+  const sides = (['key', 'value'] as const).flatMap((side) => {
+    const metadata = metadataOf(envelope, side);
+    return metadata ? [`${side} ${describeMetadata(metadata)}`] : [];
+  });
+  return sides.length > 0 ? sides.join(', ') : undefined;
+};
 
 /** A raw Kafka message (for a producer without serialisers): exact key, value and header bytes. */
 export type ReplayMessage = {
@@ -116,7 +252,8 @@ export type ReplayMessage = {
 };
 
 /**
- * The message that republishes a dead-lettered record to `topic`. Back to its own topic it goes
+ * The message that republishes a dead-lettered record to `topic`, from `bytes` as Kafka must hold them (see
+ * `kafkaFormBytes`: SOURCE-format bytes from the envelope need their framing back first). Back to its own topic it goes
  * to its own partition, so per-key order and affinity hold whatever partitioner first placed it;
  * to another topic the producer's partitioner places it by key. The timestamp is left to the
  * producer: an old CREATE_TIME would put the copy at risk of time-based retention at once.

@@ -14,10 +14,15 @@ import {
 import { describeFailure } from './cliArgs.ts';
 import { type InvokeSummary, invokeRoute, type PreparedRoute, type RouteHandler } from './invokeRoute.ts';
 import {
+  deliveredFromKafka,
+  deliveredSide,
+  describeSchemaMetadata,
   describeSource,
   envelopeRecordBytes,
+  kafkaFormBytes,
   originOf,
   type RecordBytes,
+  ReplayFormError,
   replayEvents,
   replayMessage,
   replayWireRecord,
@@ -56,6 +61,13 @@ export type ReplayItem = {
   truncated?: boolean;
   /** A topic name, or `handler`. */
   target?: string;
+  /**
+   * To a topic: the sides of a SOURCE-format record (eventRecordFormat SOURCE) whose registry framing is written
+   * back before producing, e.g. `value: Confluent schema id 7`.
+   */
+  reframed?: string[];
+  /** To the handler: the schema metadata the record goes with, e.g. `value AVRO, schema id "7"`. */
+  schemaMetadata?: string;
   outcome: ReplayOutcome;
   /** Why a message was left in the DLQ, or what a dry run found. */
   reason?: string;
@@ -97,6 +109,13 @@ export type ReplayReport = {
 type Ready = { message: Message; envelope: DeadLetterEnvelope; bytes: RecordBytes; item: ReplayItem };
 
 const MAX_RECEIVE = 10;
+
+/** What a SOURCE-format record's replay does to it: re-framed for Kafka, or handed over with its schema metadata. */
+const howDelivered = (item: ReplayItem): string => {
+  if (item.reframed) return `; re-framed (eventRecordFormat SOURCE): ${item.reframed.join(', ')}`;
+  if (item.schemaMetadata) return `; with its schema metadata (eventRecordFormat SOURCE): ${item.schemaMetadata}`;
+  return '';
+};
 
 const describeBytes = (bytes: RecordBytes): string =>
   `key ${bytes.key === null ? 'null' : `${bytes.key.length} B`}, value ${bytes.value === null ? 'null' : `${bytes.value.length} B`}, ${bytes.headers.length} header(s)`;
@@ -176,23 +195,39 @@ export const replayDeadLetters = async (options: ReplayOptions): Promise<ReplayR
       leave(item, 'dead-lettered again during this run; replay it in a later run');
       return undefined;
     }
+    // The bytes in the form the mode needs: as Kafka holds them (framed) to produce, as the ESM delivered them
+    // (SOURCE: unframed, the schema in the metadata) for the handler. The envelope holds the delivered form.
     let bytes: RecordBytes;
-    if (envelope.record.truncated) {
-      reader ??= new KafkaRecordReader(options.brokers);
-      const read = await reader.read(sourceCoordinates(envelope));
-      if (!read.found) {
-        leave(item, `truncated dead letter, and the record cannot be read again: ${read.reason}`);
-        return undefined;
+    try {
+      if (envelope.record.truncated) {
+        reader ??= new KafkaRecordReader(options.brokers);
+        const read = await reader.read(sourceCoordinates(envelope));
+        if (!read.found) {
+          leave(item, `truncated dead letter, and the record cannot be read again: ${read.reason}`);
+          return undefined;
+        }
+        const deliveredKey = deliveredSide(envelope, 'key', read.record.key);
+        if ((deliveredKey === null ? null : deliveredKey.toString('base64')) !== envelope.record.key) {
+          leave(item, `truncated dead letter, and Kafka holds a record with another key at ${item.source}`);
+          return undefined;
+        }
+        bytes = mode.kind === 'invoke' ? deliveredFromKafka(envelope, read.record) : read.record;
+        progress(`re-read  ${item.source} from Kafka (the dead letter was truncated)`);
+      } else if (mode.kind === 'invoke') {
+        bytes = envelopeRecordBytes(envelope);
+      } else {
+        const kafkaForm = kafkaFormBytes(envelope, envelopeRecordBytes(envelope));
+        bytes = kafkaForm.bytes;
+        if (kafkaForm.reframed.length > 0) item.reframed = kafkaForm.reframed;
       }
-      const key = read.record.key === null ? null : read.record.key.toString('base64');
-      if (key !== envelope.record.key) {
-        leave(item, `truncated dead letter, and Kafka holds a record with another key at ${item.source}`);
-        return undefined;
-      }
-      bytes = read.record;
-      progress(`re-read  ${item.source} from Kafka (the dead letter was truncated)`);
-    } else {
-      bytes = envelopeRecordBytes(envelope);
+    } catch (error) {
+      if (!(error instanceof ReplayFormError)) throw error;
+      leave(item, error.message);
+      return undefined;
+    }
+    if (mode.kind === 'invoke') {
+      const metadata = describeSchemaMetadata(envelope);
+      if (metadata) item.schemaMetadata = metadata;
     }
     item.origin = originOf(envelope, bytes);
     return { message, envelope, bytes, item };
@@ -212,7 +247,7 @@ export const replayDeadLetters = async (options: ReplayOptions): Promise<ReplayR
       chunk.forEach((r, n) => {
         r.item.outcome = 'replayed';
         const origin = r.item.origin === r.item.source ? '' : ` (first delivered as ${r.item.origin})`;
-        progress(`replayed ${r.item.source} -> ${r.item.target}${origin}`);
+        progress(`replayed ${r.item.source} -> ${r.item.target}${origin}${howDelivered(r.item)}`);
         const failure = failed.get(n);
         // Re-delivered all the same: replaying it again later is a duplicate the runtime skips.
         if (failure === undefined) taken.delete(r.item.messageId);
@@ -318,8 +353,8 @@ export const replayDeadLetters = async (options: ReplayOptions): Promise<ReplayR
               : `partition ${r.envelope.source.partition}`;
           r.item.reason =
             mode.kind === 'invoke'
-              ? `would invoke route ${prepared.route.name} with ${describeBytes(r.bytes)}`
-              : `would produce to ${r.item.target} (${partition}) with ${describeBytes(r.bytes)}`;
+              ? `would invoke route ${prepared.route.name} with ${describeBytes(r.bytes)}${howDelivered(r.item)}`
+              : `would produce to ${r.item.target} (${partition}) with ${describeBytes(r.bytes)}${howDelivered(r.item)}`;
         }
         continue;
       }

@@ -53,7 +53,16 @@ export const buildEnvelope = (input: DeadLetterInput, now: Date = new Date()): D
       timestamp: record.timestamp,
       timestampType: record.timestampType,
     },
-    record: { key: record.key ?? null, value: record.value ?? null, headers: record.headers, truncated: false },
+    record: {
+      key: record.key ?? null,
+      value: record.value ?? null,
+      headers: record.headers,
+      truncated: false,
+      // SOURCE-format bytes name their schema only here: without it a replay could neither decode nor re-frame them.
+      // A few dozen bytes, kept by every truncated form below (they spread the record).
+      ...(record.keySchemaMetadata ? { keySchemaMetadata: { ...record.keySchemaMetadata } } : {}),
+      ...(record.valueSchemaMetadata ? { valueSchemaMetadata: { ...record.valueSchemaMetadata } } : {}),
+    },
     error: { kind: letter.kind, name: letter.name, message: letter.message },
     ...(letter.conflict
       ? { conflict: { ...letter.conflict, fields: letter.conflict.fields && [...letter.conflict.fields] } }

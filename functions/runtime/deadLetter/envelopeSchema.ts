@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { WireHeader } from '../event.ts';
+import { WireHeader, WireRecord } from '../event.ts';
 
 // The schema lives apart from the builder: the handler only builds envelopes (it needs the type, not the
 // schema), so a deployed function never pays for constructing it at cold start. `replay` parses with it.
@@ -23,6 +23,14 @@ export const DeadLetterEnvelope = z.object({
     value: z.string().nullable(),
     headers: z.array(WireHeader),
     truncated: z.boolean(),
+    /**
+     * What the event source mapping's registry integration said of the key and the value (`{ dataFormat,
+     * schemaId }`), when the record had it: with eventRecordFormat SOURCE the bytes above lost their registry
+     * framing and only this names their schema. Optional, so envelopes written before it still parse (an addition
+     * to DESIGN §7).
+     */
+    keySchemaMetadata: WireRecord.shape.keySchemaMetadata,
+    valueSchemaMetadata: WireRecord.shape.valueSchemaMetadata,
   }),
   error: z.object({
     kind: z.enum(['permanent', 'transient', 'exhausted', 'conflict']),

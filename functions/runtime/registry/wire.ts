@@ -145,3 +145,39 @@ export const frameGlue = (
   Buffer.from(schemaVersionId.replaceAll('-', ''), 'hex').copy(header, 2);
   return Buffer.concat([header, compression === 'zlib' ? deflateSync(payload) : payload]);
 };
+
+/**
+ * A schema id as the event source mapping's schema metadata spells it (eventRecordFormat SOURCE): a decimal
+ * Confluent id, or a Glue schema version UUID. Anything else names no registry framing this module can write.
+ */
+export type SchemaIdFraming =
+  | { readonly registry: 'confluent'; readonly schemaId: number }
+  | { readonly registry: 'glue'; readonly schemaVersionId: string };
+
+const CONFLUENT_SCHEMA_ID = /^\d{1,10}$/;
+
+export const framingOfSchemaId = (schemaId: string): SchemaIdFraming | undefined => {
+  if (CONFLUENT_SCHEMA_ID.test(schemaId) && Number(schemaId) <= 0x7fffffff) {
+    return { registry: 'confluent', schemaId: Number(schemaId) };
+  }
+  if (UUID.test(schemaId)) return { registry: 'glue', schemaVersionId: schemaId.toLowerCase() };
+  return undefined;
+};
+
+/**
+ * The framing the event source mapping removed with eventRecordFormat SOURCE, put back in front of the payload, so
+ * that the bytes read as the producer wrote them. Protobuf needs nothing more: the ESM leaves the message indexes
+ * (Confluent) or Glue's index varint in the payload. Glue payloads come uncompressed (the compression byte lived in
+ * the removed header), and go back uncompressed. An id of neither kind is a WireFormatError.
+ */
+export const frameForSchemaId = (schemaId: string, payload: Uint8Array): Buffer => {
+  const framing = framingOfSchemaId(schemaId);
+  if (!framing) {
+    throw new WireFormatError(
+      `schema id "${schemaId}" is neither a Confluent schema id nor a Glue schema version UUID: no framing to write`,
+    );
+  }
+  return framing.registry === 'confluent'
+    ? frameConfluent(framing.schemaId, payload)
+    : frameGlue(framing.schemaVersionId, payload);
+};

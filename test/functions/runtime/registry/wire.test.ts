@@ -4,7 +4,9 @@ import { PermanentError } from '../../../../functions/runtime/errors.ts';
 import { WireFormatError } from '../../../../functions/runtime/registry/errors.ts';
 import {
   frameConfluent,
+  frameForSchemaId,
   frameGlue,
+  framingOfSchemaId,
   peekConfluentSchemaId,
   peekGlueSchemaVersionId,
   readConfluentFrame,
@@ -107,5 +109,33 @@ describe('AWS Glue framing', () => {
     const broken = Buffer.concat([hex('glueAvroZlib').subarray(0, 18), deflateSync('x').subarray(0, 3)]);
     expect(() => readGlueFrame(broken)).toThrow(/zlib payload does not inflate/);
     expect(() => readGlueFrame(broken)).toThrow(PermanentError);
+  });
+});
+
+describe('framing a SOURCE payload again by the schema id its metadata names', () => {
+  test('a decimal id is Confluent framing, a UUID is the Glue header; neither kind names no framing', () => {
+    expect(framingOfSchemaId('1')).toEqual({ registry: 'confluent', schemaId: 1 });
+    expect(framingOfSchemaId('2147483647')).toEqual({ registry: 'confluent', schemaId: 2147483647 });
+    expect(framingOfSchemaId(UUID.toUpperCase())).toEqual({ registry: 'glue', schemaVersionId: UUID });
+    for (const id of ['2147483648', '-1', '', 'key-schema-001', '1.5']) expect(framingOfSchemaId(id)).toBeUndefined();
+  });
+
+  test('Confluent: the bytes a Confluent serializer wrote; Protobuf indexes stay in the payload', () => {
+    expect(frameForSchemaId('1', Buffer.from('066f2d31029e1f00', 'hex'))).toEqual(hex('avroOrder'));
+    const protoPayload = Buffer.from(`0202${frames.protoOrder.payloadHex}`, 'hex');
+    expect(frameForSchemaId('3', protoPayload)).toEqual(hex('protoOrder'));
+  });
+
+  test('Glue: header version 3, no compression, the 16-byte schema version UUID', () => {
+    const framed = frameForSchemaId(UUID, Buffer.from('066f2d31029e1f00', 'hex'));
+    expect(framed).toEqual(hex('glueAvro'));
+    expect(readGlueFrame(framed)).toMatchObject({ schemaVersionId: UUID, compression: 0 });
+  });
+
+  test('an id of neither kind is a WireFormatError that names it', () => {
+    expect(() => frameForSchemaId('key-schema-001', Buffer.from([1]))).toThrow(WireFormatError);
+    expect(() => frameForSchemaId('key-schema-001', Buffer.from([1]))).toThrow(
+      'schema id "key-schema-001" is neither a Confluent schema id nor a Glue schema version UUID',
+    );
   });
 });
