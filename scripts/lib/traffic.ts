@@ -440,6 +440,12 @@ export const routeTraffic = async (
   }
   if (!options.format && route.handler === 'orders.ts') return new OrdersTraffic(options);
   if (!options.format && route.handler === 'payments.ts') return new PaymentsTraffic(options);
+  // A registry route's handler makes its registry client as its module loads (`registryFromEnvironment()`), and this
+  // process loads it for its schemas: it needs the registry the local tools give the route (started if need be).
+  if (route.registry?.kind === 'confluent') {
+    const registry = await ensureRegistry({ log: (line) => process.stderr.write(`registry: ${line}\n`) });
+    process.env.SCHEMA_REGISTRY_URL = registry.url;
+  }
   const schemas = await loadRouteSchemas(route);
   const maker = valueMaker(route, schemas, options.seed);
   // A route that decodes registry-framed records gets them in its decoder's format, unless told another.
