@@ -1,4 +1,4 @@
-// Registry-framed records end to end: `load --format avro|protobuf` registers the route's schema in the local registry
+// Registry-framed records end to end: `load --format avro|protobuf|json-schema` registers the route's schema in the local registry
 // (Apicurio, started on demand) and produces Confluent-framed records; the local bridge invokes a route that decodes
 // them through the registry and its zod schema. Poison (bytes with no framing) is dead-lettered; reconcile accounts
 // for every record. And the registry stopped mid-run: the batches that need a schema it has not served yet fail as
@@ -9,11 +9,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import protobuf from 'protobufjs';
 import { OrderEvent } from '../../functions/handlers/orders.ts';
+import { frameConfluent, writeMessageIndexes } from '../../functions/runtime/registry/wire.ts';
 import { resolveHandlerEntry } from '../../infra/config/index.ts';
 import type { ReconcileReport } from '../../scripts/bridge/reconcileRoute.ts';
 import type { RouteSnapshot } from '../../scripts/bridge/stats.ts';
-import { createProducer } from '../../scripts/lib/kafka.ts';
+import { createProducer, ensureTopics } from '../../scripts/lib/kafka.ts';
 import { framedEncoder, registerSchema, registrySchemaOf } from '../../scripts/lib/registryTraffic.ts';
 import { localPaths } from '../../scripts/local/config.ts';
 import {
@@ -44,6 +46,8 @@ const env = {
   E2E_HANDLER_OVERRIDES: JSON.stringify({
     avro: { replaces: ORDERS_HANDLER, module: path.join(ROOT, 'test/e2e/avroHandler.ts') },
     protobuf: { replaces: ORDERS_HANDLER, module: path.join(ROOT, 'test/e2e/protobufHandler.ts') },
+    'json-schema': { replaces: ORDERS_HANDLER, module: path.join(ROOT, 'test/e2e/jsonSchemaHandler.ts') },
+    'proto-file': { replaces: ORDERS_HANDLER, module: path.join(ROOT, 'test/e2e/protoFileHandler.ts') },
     outage: { replaces: ORDERS_HANDLER, module: path.join(ROOT, 'test/e2e/avroHandler.ts') },
   }),
 };
@@ -64,7 +68,7 @@ fs.writeFileSync(
       auth: 'sasl-scram-512',
       secretArn: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:kafka-abc',
     },
-    routes: ['avro', 'protobuf', 'outage'].map((name) => ({
+    routes: ['avro', 'protobuf', 'json-schema', 'proto-file', 'outage'].map((name) => ({
       name,
       topic: topicOf(name),
       handler: 'orders.ts',
@@ -91,6 +95,7 @@ const reconcile = async (route: string): Promise<ReconcileReport> => {
 describe.each([
   ['avro', 'avro'],
   ['protobuf', 'protobuf'],
+  ['json-schema', 'json-schema'],
 ] as const)('load --format %s', (route, format) => {
   test('→ Kafka → bridge → a route decoding through the registry: decoded, poison dead-lettered, nothing missing', async () => {
     const load = await runScript(
@@ -110,6 +115,65 @@ describe.each([
       custom: { [DECODED_METRIC]: events },
     });
     expect(await reconcile(route)).toMatchObject({ records: summary.sent, missing: 0, pending: 0 });
+  });
+});
+
+test('Protobuf with several messages, a nested type and a reference: each record decodes to the message its indexes name', async () => {
+  const route = 'proto-file';
+  const { url } = await ensureRegistry();
+  const fixture = (name: string) => fs.readFileSync(path.join(ROOT, 'test/fixtures/registry', name), 'utf8');
+  const register = async (subject: string, body: Record<string, unknown>): Promise<number> => {
+    const response = await fetch(`${url}/subjects/${encodeURIComponent(subject)}/versions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/vnd.schemaregistry.v1+json' },
+      body: JSON.stringify(body),
+    });
+    const json = (await response.json()) as { id?: number; message?: string };
+    if (!response.ok || typeof json.id !== 'number') throw new Error(`register ${subject}: ${json.message}`);
+    return json.id;
+  };
+  await register(`common-${id}.proto`, { schemaType: 'PROTOBUF', schema: fixture('common.proto') });
+  const schemaId = await register(`${topicOf(route)}-value`, {
+    schemaType: 'PROTOBUF',
+    schema: fixture('orders.proto'),
+    references: [{ name: 'common.proto', subject: `common-${id}.proto`, version: 1 }],
+  });
+  const root = new protobuf.Root();
+  protobuf.parse(fixture('common.proto'), root, { keepCase: true });
+  protobuf.parse(fixture('orders.proto'), root, { keepCase: true });
+  const framed = (indexes: number[], type: string, value: object) => {
+    const message = root.lookupType(type);
+    return Buffer.concat([
+      frameConfluent(schemaId, writeMessageIndexes(indexes)),
+      message.encode(message.fromObject(value)).finish(),
+    ]);
+  };
+  const perKind = 20;
+  const values = Array.from({ length: perKind }, (_, i) => [
+    framed([1], 'example.orders.Order', {
+      order_id: `o-${i}`,
+      total: { currency: 'EUR', cents: 100 + i },
+      lines: [{ sku: `s-${i}`, quantity: i + 1 }],
+    }),
+    framed([1, 0, 0], 'example.orders.Order.Line.Discount', { code: `d-${i}` }),
+    // [0], the first message, is written as the one-byte shorthand.
+    framed([0], 'example.orders.Customer', { id: `c-${i}`, name: `Customer ${i}` }),
+  ]).flat();
+  await ensureTopics(endpoints.brokers, [{ topic: topicOf(route), partitions: 3 }]);
+  const producer = createProducer(endpoints.brokers, { clientId: `e2e-reg-proto-file-${id}` });
+  try {
+    await producer.send({
+      messages: values.map((value, i) => ({ topic: topicOf(route), key: Buffer.from(`k${i}`), value })),
+    });
+  } finally {
+    await producer.close();
+  }
+
+  const final = await drainRoute({ configPath, route, records: values.length, env, hook: HOOK, timeoutMs: 120_000 });
+  expect(final).toMatchObject({
+    processed: values.length,
+    deadLettered: 0,
+    custom: { DecodedOrder: perKind, DecodedDiscount: perKind, DecodedCustomer: perKind },
   });
 });
 
