@@ -3,7 +3,8 @@
 import { TransientError } from '../../../../functions/runtime/errors.ts';
 import { faultyRoute, type Tx } from '../../../helpers/faultyRoute.ts';
 
-const breaker = { minimumCalls: 4, windowSeconds: 10, openMs: 400, maxOpenMs: 800, halfOpenProbes: 1 };
+// Open for 2 s: long enough that a loaded machine's slow invocation still ends (and reports) while it is open.
+const breaker = { minimumCalls: 4, windowSeconds: 10, openMs: 2_000, maxOpenMs: 4_000, halfOpenProbes: 1 };
 const records = Array.from({ length: 20 }, (_, i) => ({ offset: i, value: { id: `r${i}`, amount: 1 } }));
 
 test('process mode: failures open the breaker; while open, records are not attempted and attempts are given back; a good probe closes it', async () => {
