@@ -169,6 +169,9 @@ const withoutNulls = (value: unknown): unknown => {
   );
 };
 
+/** A schema another one imports, by the name it imports it under (Confluent's REST API). */
+export type SchemaReference = { readonly name: string; readonly subject: string; readonly version: number };
+
 export type RegistrySchema = {
   /** As the Confluent REST API names it. */
   readonly schemaType: 'AVRO' | 'PROTOBUF' | 'JSON';
@@ -204,11 +207,19 @@ export const registrySchemaOf = (schema: z.ZodType, format: RegistryFormat, name
 };
 
 /** Registers the schema under `subject` (idempotent: the same schema gets its id back) and returns its id. */
-export const registerSchema = async (registryUrl: string, subject: string, schema: RegistrySchema): Promise<number> => {
+export const registerSchema = async (
+  registryUrl: string,
+  subject: string,
+  schema: Pick<RegistrySchema, 'schemaType' | 'schema'> & { readonly references?: readonly SchemaReference[] },
+): Promise<number> => {
   const response = await fetch(`${registryUrl}/subjects/${encodeURIComponent(subject)}/versions`, {
     method: 'POST',
     headers: { 'content-type': 'application/vnd.schemaregistry.v1+json' },
-    body: JSON.stringify({ schemaType: schema.schemaType, schema: schema.schema }),
+    body: JSON.stringify({
+      schemaType: schema.schemaType,
+      schema: schema.schema,
+      ...(schema.references && { references: schema.references }),
+    }),
   });
   const answer = (await response.json().catch(() => ({}))) as { id?: unknown; message?: unknown };
   if (!response.ok || typeof answer.id !== 'number') {

@@ -122,18 +122,8 @@ test('Protobuf with several messages, a nested type and a reference: each record
   const route = 'proto-file';
   const { url } = await ensureRegistry();
   const fixture = (name: string) => fs.readFileSync(path.join(ROOT, 'test/fixtures/registry', name), 'utf8');
-  const register = async (subject: string, body: Record<string, unknown>): Promise<number> => {
-    const response = await fetch(`${url}/subjects/${encodeURIComponent(subject)}/versions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/vnd.schemaregistry.v1+json' },
-      body: JSON.stringify(body),
-    });
-    const json = (await response.json()) as { id?: number; message?: string };
-    if (!response.ok || typeof json.id !== 'number') throw new Error(`register ${subject}: ${json.message}`);
-    return json.id;
-  };
-  await register(`common-${id}.proto`, { schemaType: 'PROTOBUF', schema: fixture('common.proto') });
-  const schemaId = await register(`${topicOf(route)}-value`, {
+  await registerSchema(url, `common-${id}.proto`, { schemaType: 'PROTOBUF', schema: fixture('common.proto') });
+  const schemaId = await registerSchema(url, `${topicOf(route)}-value`, {
     schemaType: 'PROTOBUF',
     schema: fixture('orders.proto'),
     references: [{ name: 'common.proto', subject: `common-${id}.proto`, version: 1 }],

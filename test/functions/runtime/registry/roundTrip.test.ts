@@ -23,6 +23,7 @@ import {
 } from '../../../../functions/runtime/registry/index.ts';
 import { prepareSchemas } from '../../../../functions/runtime/registry/prefetchSchemas.ts';
 import { RouteSettings } from '../../../../functions/runtime/settings.ts';
+import { registerSchema } from '../../../../scripts/lib/registryTraffic.ts';
 import { ensureRegistry, type RegistryHandle, stopRegistry } from '../../../../scripts/local/registry.ts';
 import { routeEnvironment } from '../../../helpers/aws.ts';
 import { lambdaContext } from '../../../helpers/events.ts';
@@ -36,17 +37,8 @@ if (skip) process.stderr.write('registry round trips skipped: LOCAL_SERVICES=ski
 let handle: RegistryHandle;
 const run = randomUUID().slice(0, 8);
 
-const register = async (subject: string, body: Record<string, unknown>): Promise<number> => {
-  const response = await fetch(`${handle.url}/subjects/${encodeURIComponent(subject)}/versions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/vnd.schemaregistry.v1+json' },
-    body: JSON.stringify(body),
-  });
-  const json = (await response.json()) as { id?: number; message?: string };
-  if (!response.ok || typeof json.id !== 'number')
-    throw new Error(`register ${subject}: ${response.status} ${json.message}`);
-  return json.id;
-};
+const register = (subject: string, schema: Parameters<typeof registerSchema>[2]) =>
+  registerSchema(handle.url, subject, schema);
 
 suite('round trips through a real registry', () => {
   beforeAll(async () => {
@@ -61,7 +53,7 @@ suite('round trips through a real registry', () => {
 
   test('Avro: register, frame, decode through zod', async () => {
     const schema = fixtureText('orders.avsc');
-    const id = await register(`orders-${run}-value`, { schema });
+    const id = await register(`orders-${run}-value`, { schemaType: 'AVRO', schema });
     const type = avro.Type.forSchema(JSON.parse(schema));
     const value = { orderId: 'o-7', status: 'SHIPPED', amountCents: 4200, note: 'gift' };
     const records = Array.from({ length: 100 }, () => frameConfluent(id, type.toBuffer(value)));
@@ -134,7 +126,7 @@ suite('round trips through a real registry', () => {
   test('a kafkaHandler route decodes framed records with no middleware: the runtime fetches the schemas first', async () => {
     await routeEnvironment('registry-route');
     const schema = fixtureText('orders.avsc');
-    const id = await register(`handler-${run}-value`, { schema });
+    const id = await register(`handler-${run}-value`, { schemaType: 'AVRO', schema });
     const type = avro.Type.forSchema(JSON.parse(schema));
     const value = { orderId: 'o-9', status: 'PLACED', amountCents: 100, note: null };
     const seen: unknown[] = [];
@@ -174,7 +166,7 @@ suite('round trips through a real registry', () => {
 
   test('registryFromEnvironment: the registry the deployment names in SCHEMA_REGISTRY_URL', async () => {
     const schema = fixtureText('orders.avsc');
-    const id = await register(`env-${run}-value`, { schema });
+    const id = await register(`env-${run}-value`, { schemaType: 'AVRO', schema });
     const value = { orderId: 'o-1', status: 'PLACED', amountCents: 1, note: null };
     const framed = frameConfluent(id, avro.Type.forSchema(JSON.parse(schema)).toBuffer(value));
     const saved = process.env.SCHEMA_REGISTRY_URL;
@@ -241,7 +233,7 @@ suite('round trips through a real registry', () => {
 
     let avroId: number;
     beforeAll(async () => {
-      avroId = await register(`esm-source-${run}-value`, { schema: fixtureText('orders.avsc') });
+      avroId = await register(`esm-source-${run}-value`, { schemaType: 'AVRO', schema: fixtureText('orders.avsc') });
     });
 
     test('Avro: the schema id comes from valueSchemaMetadata; a payload that happens to look framed is not peeked at', async () => {
