@@ -53,6 +53,17 @@ export const sharedEndpoints = (): Endpoints => ({
   sqs: process.env.AWS_ENDPOINT_URL_SQS ?? 'http://127.0.0.1:9324',
 });
 
+/** What a child process (the bridge, `load`, `reconcile`) needs to use these endpoints, with local credentials. */
+export const endpointEnv = (endpoints: Endpoints) => ({
+  KAFKA_BROKERS: endpoints.brokers.join(','),
+  AWS_ENDPOINT_URL_DYNAMODB: endpoints.dynamodb,
+  AWS_ENDPOINT_URL_SQS: endpoints.sqs,
+  AWS_REGION: 'us-east-1',
+  AWS_ACCESS_KEY_ID: 'local',
+  AWS_SECRET_ACCESS_KEY: 'local',
+  LOG_LEVEL: 'WARN',
+});
+
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 /** A sleep that does not keep the process (jest) alive once everything else is done. */
 const timeout = (ms: number) => new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), ms).unref());
@@ -236,13 +247,7 @@ export class Run {
   env(): NodeJS.ProcessEnv {
     return {
       ...process.env,
-      KAFKA_BROKERS: this.endpoints.brokers.join(','),
-      AWS_ENDPOINT_URL_DYNAMODB: this.endpoints.dynamodb,
-      AWS_ENDPOINT_URL_SQS: this.endpoints.sqs,
-      AWS_REGION: 'us-east-1',
-      AWS_ACCESS_KEY_ID: 'local',
-      AWS_SECRET_ACCESS_KEY: 'local',
-      LOG_LEVEL: 'WARN',
+      ...endpointEnv(this.endpoints),
       E2E_COUNTS_ENDPOINT: this.countsEndpoint,
       E2E_COUNTS_TABLE: this.countsTable,
       E2E_OUTAGE_UNTIL: String(this.outageUntil),

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ROOT, runScript } from '../helpers/cli.ts';
-import { drainRoute, sharedEndpoints } from './harness.ts';
+import { drainRoute, endpointEnv, sharedEndpoints } from './harness.ts';
 
 const id = randomUUID().slice(0, 6);
 const name = `widgets-${id}`;
@@ -21,15 +21,7 @@ const scaffolded = [
 ];
 
 const endpoints = sharedEndpoints();
-const env = {
-  KAFKA_BROKERS: endpoints.brokers.join(','),
-  AWS_ENDPOINT_URL_DYNAMODB: endpoints.dynamodb,
-  AWS_ENDPOINT_URL_SQS: endpoints.sqs,
-  AWS_REGION: 'us-east-1',
-  AWS_ACCESS_KEY_ID: 'local',
-  AWS_SECRET_ACCESS_KEY: 'local',
-  LOG_LEVEL: 'WARN',
-};
+const env = endpointEnv(endpoints);
 const run = (script: string, args: string[], input?: string) =>
   runScript(script, [...args, '--config', configPath], env, input);
 

@@ -27,7 +27,7 @@ import {
   stopRegistry,
 } from '../../scripts/local/registry.ts';
 import { ROOT, runScript } from '../helpers/cli.ts';
-import { drainRoute, sharedEndpoints, waitFor } from './harness.ts';
+import { drainRoute, endpointEnv, sharedEndpoints, waitFor } from './harness.ts';
 
 const id = randomUUID().slice(0, 6);
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'registry-e2e-'));
@@ -36,13 +36,7 @@ const endpoints = sharedEndpoints();
 const HOOK = path.join(ROOT, 'test/e2e/handlerOverride.ts');
 const ORDERS_HANDLER = resolveHandlerEntry({ handler: 'orders.ts' });
 const env = {
-  KAFKA_BROKERS: endpoints.brokers.join(','),
-  AWS_ENDPOINT_URL_DYNAMODB: endpoints.dynamodb,
-  AWS_ENDPOINT_URL_SQS: endpoints.sqs,
-  AWS_REGION: 'us-east-1',
-  AWS_ACCESS_KEY_ID: 'local',
-  AWS_SECRET_ACCESS_KEY: 'local',
-  LOG_LEVEL: 'WARN',
+  ...endpointEnv(endpoints),
   E2E_HANDLER_OVERRIDES: JSON.stringify({
     avro: { replaces: ORDERS_HANDLER, module: path.join(ROOT, 'test/e2e/avroHandler.ts') },
     protobuf: { replaces: ORDERS_HANDLER, module: path.join(ROOT, 'test/e2e/protobufHandler.ts') },
