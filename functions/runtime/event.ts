@@ -51,3 +51,18 @@ export type KafkaEventInput = z.input<typeof KafkaEvent>;
 /** The partial batch response of provisioned-mode Kafka event sources. */
 export type KafkaBatchItemFailure = { itemIdentifier: { partition: string; offset: number } };
 export type KafkaBatchResponse = { batchItemFailures: KafkaBatchItemFailure[] };
+
+/** The part of an SQS event the retry queue's handler reads: each message's id and body. */
+export const SqsEvent = z.object({
+  Records: z.array(z.object({ messageId: z.string(), body: z.string(), eventSource: z.literal('aws:sqs') })).min(1),
+});
+export type SqsEvent = z.infer<typeof SqsEvent>;
+
+/** The partial batch response of SQS event sources (`ReportBatchItemFailures`). */
+export type SqsBatchResponse = { batchItemFailures: { itemIdentifier: string }[] };
+
+/** Whether an event comes from an SQS event source, not a Kafka one. */
+export const isSqsEvent = (event: unknown): boolean => {
+  const records = (event as { Records?: unknown } | null)?.Records;
+  return Array.isArray(records) && (records[0] as { eventSource?: unknown } | undefined)?.eventSource === 'aws:sqs';
+};

@@ -8,7 +8,7 @@ import { sharedDynamoDbClient, sharedSqsClient } from './clients.ts';
 import { SqsDeadLetterSink } from './deadLetter/SqsDeadLetterSink.ts';
 import type { KafkaRecord, ValueSpec } from './decode.ts';
 import { BridgeError, type RecordProcessingError } from './errors.ts';
-import type { KafkaBatchResponse } from './event.ts';
+import { isSqsEvent, type KafkaBatchResponse, type SqsBatchResponse } from './event.ts';
 import { CompletedKeyCache } from './idempotency/CompletedKeyCache.ts';
 import { DynamoDbIdempotencyStore } from './idempotency/DynamoDbIdempotencyStore.ts';
 import type { FingerprintSource } from './idempotency/fingerprint.ts';
@@ -16,7 +16,14 @@ import { addRequestCounter, countRequestsIn } from './idempotency/requestCounter
 import { createLogger } from './logger.ts';
 import { DEFAULT_NAMESPACE, publishInvocationMetrics } from './metrics.ts';
 import { emptySamples, emptySummary, type InvocationSummary } from './observability.ts';
-import { BatchProcessor, type ProcessFn, type RouteDefinition, type TransactFn } from './processor.ts';
+import {
+  BatchProcessor,
+  type BatchResult,
+  type ParkedBatchResult,
+  type ProcessFn,
+  type RouteDefinition,
+  type TransactFn,
+} from './processor.ts';
 import { prepareSchemas } from './registry/prefetchSchemas.ts';
 import { ROUTE_SETTINGS_ENV, RouteSettings, type RouteSettingsInput } from './settings.ts';
 
@@ -149,7 +156,7 @@ export class KafkaRouteRuntime<V, K> {
   async invoke(
     event: unknown,
     context: Pick<Context, 'awsRequestId' | 'getRemainingTimeInMillis'>,
-  ): Promise<KafkaBatchResponse | undefined> {
+  ): Promise<KafkaBatchResponse | SqsBatchResponse | undefined> {
     const { route, settings, cache, breakers, processor, logger } = this.#warm();
     const namespace = process.env.METRICS_NAMESPACE || DEFAULT_NAMESPACE;
     const count = { requests: 0 };
@@ -163,17 +170,28 @@ export class KafkaRouteRuntime<V, K> {
       cache,
       clockSkewMs: settings.idempotency.clockSkewMs,
     });
-    const sink = new SqsDeadLetterSink({
-      client: this.#options.clients?.sqs ?? sharedSqsClient(),
-      queueUrl: requiredEnv('DLQ_URL', route),
-      maxMessageBytes: settings.deadLetter.maxMessageBytes,
-    });
+    const sqs = this.#options.clients?.sqs ?? sharedSqsClient();
+    const { maxMessageBytes } = settings.deadLetter;
+    const sink = new SqsDeadLetterSink({ client: sqs, queueUrl: requiredEnv('DLQ_URL', route), maxMessageBytes });
+    const { park } = settings.retry;
+    const retrySink =
+      park &&
+      new SqsDeadLetterSink({
+        client: sqs,
+        queueUrl: requiredEnv('RETRY_QUEUE_URL', route),
+        maxMessageBytes,
+        retryDelaysSeconds: park.delaysSeconds,
+      });
+    const deps = { store, sink, retrySink, cache, breakers, settings };
+    const fromRetryQueue = isSqsEvent(event);
     const started = Date.now();
     try {
+      if (fromRetryQueue && !park)
+        throw new BridgeError(`route ${route}: an SQS event, but the route has no retry queue (retry.park)`);
       // Registry-framed records: their schemas are fetched now, so decoding stays synchronous (a no-op otherwise).
-      await prepareSchemas(this.#options, event);
-      const result = await countRequestsIn(count, () =>
-        processor.run(event, context, { store, sink, cache, breakers, settings }),
+      if (!fromRetryQueue) await prepareSchemas(this.#options, event);
+      const result = await countRequestsIn<BatchResult | ParkedBatchResult>(count, () =>
+        fromRetryQueue ? processor.runParked(event, context, deps) : processor.run(event, context, deps),
       );
       result.summary.ddbRequests = count.requests;
       summaries.set(context, result.summary);
@@ -187,10 +205,15 @@ export class KafkaRouteRuntime<V, K> {
       });
       for (const failure of result.failures) logger.error(failure.message, describe(failure));
       for (const letter of result.deadLetters) logger.warn(`dead-lettered: ${letter.message}`, describe(letter));
+      if ('unreadable' in result)
+        for (const { messageId, reason } of result.unreadable)
+          logger.error(`retry queue message ${messageId} is left for the queue's own dead-letter queue: ${reason}`);
       logger.info('batch done', { requestId: context.awsRequestId, ...result.summary });
       // A batch that failed without a record to blame (its completes never landed) still says why.
-      if (result.error && result.failures.length === 0) logger.error(result.error.message);
-      if (result.error) throw result.error;
+      if ('error' in result && result.error) {
+        if (result.failures.length === 0) logger.error(result.error.message);
+        throw result.error;
+      }
       return result.response;
     } catch (error) {
       if (!summaries.has(context)) {
@@ -214,7 +237,7 @@ export const kafkaHandler = <V, K = string | null>(options: KafkaHandlerOptions<
   const runtime = new KafkaRouteRuntime(options);
   // The runtime keeps its own deadlines (nothing starts within START_MARGIN_MS of the timeout; DynamoDB is not waited
   // for past FINISH_MARGIN_MS before it), so middy's early timeout could only swap the runtime's error for an AbortError.
-  const handler = middy<unknown, KafkaBatchResponse | undefined, Error, Context>({
+  const handler = middy<unknown, KafkaBatchResponse | SqsBatchResponse | undefined, Error, Context>({
     timeoutEarlyInMillis: 0,
   }).handler((event, context) => runtime.invoke(event, context));
   // The local tools make values from the route's own schema (`load`, `invoke --generate`, `new-route`).

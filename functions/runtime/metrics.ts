@@ -11,6 +11,8 @@ export const MetricName = {
   RecordsFailed: 'RecordsFailed',
   RecordsRetried: 'RecordsRetried',
   RecordsDeadLettered: 'RecordsDeadLettered',
+  /** Records moved to the route's retry queue (`retry.park`). */
+  RecordsParked: 'RecordsParked',
   BatchItemFailures: 'BatchItemFailures',
   DedupeRequests: 'DedupeRequests',
   BreakerOpened: 'BreakerOpened',
@@ -53,6 +55,7 @@ export const renderEmf = (
     { name: MetricName.RecordsFailed, unit: 'Count', values: [summary.failed] },
     { name: MetricName.RecordsRetried, unit: 'Count', values: [summary.retried] },
     { name: MetricName.RecordsDeadLettered, unit: 'Count', values: [summary.deadLettered] },
+    { name: MetricName.RecordsParked, unit: 'Count', values: [summary.parked] },
     { name: MetricName.BatchItemFailures, unit: 'Count', values: [summary.batchItemFailures] },
     { name: MetricName.DedupeRequests, unit: 'Count', values: [summary.ddbRequests] },
     { name: MetricName.BreakerOpened, unit: 'Count', values: [summary.breakerOpened] },

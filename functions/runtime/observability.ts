@@ -7,6 +7,8 @@ export type InvocationSummary = {
   failed: number;
   retried: number;
   deadLettered: number;
+  /** Records parked in the route's retry queue (`retry.park`) in this invocation. */
+  parked: number;
   batchItemFailures: number;
   ddbRequests: number;
   /** Times one of the route's circuit breakers opened during the invocation. */
@@ -39,6 +41,7 @@ export const emptySummary = (): InvocationSummary => ({
   failed: 0,
   retried: 0,
   deadLettered: 0,
+  parked: 0,
   batchItemFailures: 0,
   ddbRequests: 0,
   breakerOpened: 0,

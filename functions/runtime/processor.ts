@@ -7,13 +7,13 @@ import {
   type PartitionFailure,
   type WorkMode,
 } from './batch/BatchContext.ts';
-import { type Prepared, partitionId, prepareBatch } from './batch/prepare.ts';
+import { type Prepared, type PreparedBatch, partitionId, prepareBatch, prepareParkedBatch } from './batch/prepare.ts';
 import type { Classification } from './classify.ts';
 import { Limiter } from './concurrency.ts';
 import { DeadLetters } from './deadLetter/DeadLetters.ts';
 import type { KafkaRecord, ValueSpec } from './decode.ts';
 import { BatchFailedError, type RecordProcessingError } from './errors.ts';
-import type { KafkaBatchResponse } from './event.ts';
+import type { KafkaBatchResponse, SqsBatchResponse } from './event.ts';
 import type { FingerprintSource } from './idempotency/fingerprint.ts';
 import { ProcessMode } from './modes/ProcessMode.ts';
 import { TransactMode } from './modes/TransactMode.ts';
@@ -72,6 +72,16 @@ export type BatchResult = {
   readonly deadLetters: readonly RecordProcessingError[];
 };
 
+export type ParkedBatchResult = {
+  readonly response: SqsBatchResponse;
+  readonly summary: InvocationSummary;
+  readonly samples: InvocationSamples;
+  readonly failures: readonly RecordProcessingError[];
+  readonly deadLetters: readonly RecordProcessingError[];
+  /** Messages that hold no parked record of this route, with why. */
+  readonly unreadable: readonly { readonly messageId: string; readonly reason: string }[];
+};
+
 /**
  * Runs one Kafka batch for one route: decode, dedupe, run each partition in offset order through the route's work
  * mode, dead-letter, settle. Framework-free: the middy adapter and the tests call it alike.
@@ -84,26 +94,58 @@ export class BatchProcessor<V, K> {
   }
 
   async run(event: unknown, invocation: Invocation, deps: InvocationDeps): Promise<BatchResult> {
+    const ran = await this.#runBatch(prepareBatch(event, this.#route), invocation, deps);
+    return this.#result(ran.batch, [...ran.stops.values()], ran.deadLetters, ran.storeError);
+  }
+
+  /**
+   * Runs an event of the route's retry queue (`retry.park`): each message holds one parked record, run on its own
+   * (a failure holds back no other message). The response names the messages to deliver again: those whose record
+   * must come again, and any that is not a parked record of this route (after the queue's maxReceiveCount they go
+   * to its own dead-letter queue).
+   */
+  async runParked(event: unknown, invocation: Invocation, deps: InvocationDeps): Promise<ParkedBatchResult> {
+    const { batch: prepared, unreadable } = await prepareParkedBatch(event, this.#route);
+    const ran = await this.#runBatch(prepared, invocation, deps);
+    const failed = new Set(unreadable.map((message) => message.messageId));
+    for (const id of ran.storeError === undefined ? ran.stops.keys() : prepared.partitions.keys()) failed.add(id);
+    ran.batch.summary.batchItemFailures = failed.size;
+    ran.batch.summary.durationMs = ran.batch.now() - ran.batch.started;
+    return {
+      response: { batchItemFailures: [...failed].map((itemIdentifier) => ({ itemIdentifier })) },
+      summary: ran.batch.summary,
+      samples: ran.batch.samples,
+      failures: [...ran.stops.values()].map((stop) => stop.error),
+      deadLetters: ran.deadLetters,
+      unreadable,
+    };
+  }
+
+  /** Runs each group of records (a partition, or a retry queue message) through the work mode, then settles. */
+  async #runBatch(prepared: PreparedBatch<V, K>, invocation: Invocation, deps: InvocationDeps) {
     const batch = new BatchContext(this.#route, invocation, deps);
     const finishBreakers = deps.breakers.startInvocation();
-    const { source, partitions, received } = prepareBatch(event, this.#route);
+    const { source, partitions, received, groupsOf } = prepared;
     batch.summary.received = received;
     const deadLetters = new DeadLetters(batch, source);
     const work = this.#workMode(batch, deadLetters, partitions);
 
     const stops = new Map<string, PartitionFailure>();
-    const stopAt = (failure: PartitionFailure | undefined) => {
+    const stopAt = (ids: readonly string[], failure: PartitionFailure | undefined) => {
       if (!failure) return;
-      const id = partitionId(failure.error.coordinates);
-      const earlier = earliest(stops.get(id), failure);
-      if (earlier) stops.set(id, earlier);
+      for (const id of ids) {
+        const earlier = earliest(stops.get(id), failure);
+        if (earlier) stops.set(id, earlier);
+      }
     };
     const limiter = new Limiter(batch.settings.partitionConcurrency);
     await Promise.all(
-      [...partitions].map(([id, records]) => limiter.run(async () => stopAt(await work.runPartition(id, records)))),
+      [...partitions].map(([id, records]) =>
+        limiter.run(async () => stopAt([id], await work.runPartition(id, records))),
+      ),
     );
     // A letter whose send failed is decided already: its partition comes again only to send it again.
-    for (const failure of await deadLetters.finish()) stopAt(failure);
+    for (const failure of await deadLetters.finish()) stopAt(groupsOf(failure.error.coordinates), failure);
 
     let storeError: unknown;
     try {
@@ -119,7 +161,7 @@ export class BatchProcessor<V, K> {
       }
     }
     finishBreakers(batch.summary);
-    return this.#result(batch, [...stops.values()], deadLetters.sent, storeError);
+    return { batch, stops, deadLetters: deadLetters.sent, storeError };
   }
 
   #workMode(

@@ -23,6 +23,25 @@ export const TemporaryPolicy = z
   })
   .strict();
 
+/**
+ * The route's retry queue ("park"): a record that used up its in-invocation retries waits in SQS (message timers, at
+ * most 900 s) instead of stopping its partition, and is tried again from there once per delay; after the last one it
+ * is dead-lettered as `exhausted`, with the history of every stage.
+ */
+export const ParkSettings = z
+  .object({
+    /** The wait before each try from the retry queue; their number is the number of those tries. */
+    delaysSeconds: z.array(z.number().int().min(0).max(900)).min(1).max(10).default([30, 300, 900]),
+    /**
+     * `none`: only the failing record is parked, and later records of its Kafka key may pass it. (`key`, parking a
+     * key's later records behind it, is not built yet; the config refuses it rather than promise an order it does
+     * not keep.)
+     */
+    ordering: z.literal('none').default('none'),
+  })
+  .strict();
+export type ParkSettings = z.infer<typeof ParkSettings>;
+
 export const RetrySettings = z
   .object({
     /** Processing attempts per record across all deliveries, in-invocation retries included. */
@@ -32,6 +51,8 @@ export const RetrySettings = z
     maxDelayMs: z.number().int().min(0).max(300_000).default(2_000),
     transient: TransientPolicy.default(TransientPolicy.parse({})),
     temporary: TemporaryPolicy.default(TemporaryPolicy.parse({})),
+    /** Off by default: without a retry queue a failing record stops its partition until it succeeds or is exhausted. */
+    park: ParkSettings.optional(),
     /**
      * A record that keeps failing transiently is dead-lettered only once it is also older than this.
      * It stops a downstream outage from flooding the DLQ; offset lag alarms fire meanwhile.

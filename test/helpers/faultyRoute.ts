@@ -1,4 +1,5 @@
 import { DynamoDBClient, type TransactWriteItem } from '@aws-sdk/client-dynamodb';
+import type { Message } from '@aws-sdk/client-sqs';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import type { Context } from 'aws-lambda';
 import { z } from 'zod';
@@ -6,7 +7,16 @@ import { invocationSummaryOf, kafkaHandler } from '../../functions/runtime/kafka
 import type { ProcessFn } from '../../functions/runtime/processor.ts';
 import type { RouteSettingsInput } from '../../functions/runtime/settings.ts';
 import { injectScriptedFaults, quickRetries, type ScriptedFault } from '../../scripts/chaos/faults.ts';
-import { createTable, drainQueue, dynamodb, getItem, routeEnvironment, scanAll, uniqueName } from './aws.ts';
+import {
+  createQueue,
+  createTable,
+  drainQueue,
+  dynamodb,
+  getItem,
+  routeEnvironment,
+  scanAll,
+  uniqueName,
+} from './aws.ts';
 import { lambdaContext, mskEvent, type RecordSpec } from './events.ts';
 
 export const Tx = z.object({ id: z.string(), account: z.string().default('acct'), amount: z.number().int() });
@@ -92,21 +102,48 @@ export const faultyRoute = async (
   const warm = options.warm ? coldHandler() : undefined;
   const newHandler = () => warm ?? coldHandler();
   // Each route reads the table and queue from the environment when it runs; keep ours for every invocation.
-  const env = { IDEMPOTENCY_TABLE_NAME: table, DLQ_URL: dlqUrl };
-  const invoke = async (records: RecordSpec[], timeoutMs = 20_000) => {
+  // A route that parks records gets its retry queue.
+  const retryQueueUrl = options.settings?.retry?.park ? await createQueue(uniqueName(`${route}-retry`)) : undefined;
+  const env = {
+    IDEMPOTENCY_TABLE_NAME: table,
+    DLQ_URL: dlqUrl,
+    ...(retryQueueUrl && { RETRY_QUEUE_URL: retryQueueUrl }),
+  };
+  const run = async (event: unknown, timeoutMs: number) => {
     Object.assign(process.env, env);
     const context = lambdaContext(timeoutMs) as unknown as Context;
     try {
-      const response = await newHandler()(mskEvent(records), context);
+      const response = await newHandler()(event, context);
       return { response, error: undefined, summary: invocationSummaryOf(context) };
     } catch (error) {
       return { response: undefined, error: error as Error, summary: invocationSummaryOf(context) };
     }
   };
+  const invoke = (records: RecordSpec[], timeoutMs = 20_000) => run(mskEvent(records), timeoutMs);
+  /** Everything in the retry queue now (drained), as the SQS event source would hand it over. */
+  const parked = async (): Promise<Message[]> => (retryQueueUrl ? drainQueue(retryQueueUrl) : []);
+  const invokeParked = (messages: readonly Message[], timeoutMs = 20_000) =>
+    run(
+      {
+        Records: messages.map((m) => ({
+          messageId: m.MessageId,
+          receiptHandle: m.ReceiptHandle,
+          body: m.Body,
+          attributes: {},
+          messageAttributes: {},
+          eventSource: 'aws:sqs',
+          eventSourceARN: 'arn:aws:sqs:us-east-1:000000000000:retry',
+          awsRegion: 'us-east-1',
+        })),
+      },
+      timeoutMs,
+    );
   return {
     route,
     faults,
     invoke,
+    parked,
+    invokeParked,
     item: (key: string) => getItem(table, { pk: { S: `${route}#${key}` } }),
     ledger: async () =>
       (await scanAll(side))

@@ -20,6 +20,8 @@ export type InvocationDeps = {
   /** The container's breakers of the route: they outlive the invocation, as what they learnt of the downstream does. */
   readonly breakers: Breakers;
   readonly sink: DeadLetterSink;
+  /** The route's retry queue, when it parks records (`retry.park`). */
+  readonly retrySink?: DeadLetterSink | undefined;
   readonly cache: CompletedKeyCache;
   readonly settings: RouteSettings;
   readonly now?: () => number;

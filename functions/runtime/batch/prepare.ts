@@ -7,9 +7,9 @@ import {
   type RecordCoordinates,
   TransientError,
 } from '../errors.ts';
-import { KafkaEvent, type WireRecord } from '../event.ts';
+import { KafkaEvent, SqsEvent, type WireRecord } from '../event.ts';
 import { fingerprintOf } from '../idempotency/fingerprint.ts';
-import type { Fingerprint } from '../idempotency/IdempotencyStore.ts';
+import type { Fingerprint, Letter } from '../idempotency/IdempotencyStore.ts';
 import type { RouteDefinition } from '../processor.ts';
 
 /** The header `replay` adds to a republished record: the original `topic-partition@offset`. */
@@ -31,13 +31,19 @@ export type Prepared<V, K> = {
   readonly tombstone: boolean;
   /** Another record of this batch carries the same idempotency key and is the one that runs. */
   readonly duplicateInBatch: boolean;
+  /** A record from the retry queue: the stage its message was sent for, and its failed stages so far. */
+  readonly parked?: Letter['parked'];
+  /** Set with `parked`: the claim may take the item PARKED at this stage. */
+  readonly parkStage?: number;
 };
 
 export type PreparedBatch<V, K> = {
   readonly source: DeadLetterSource;
-  /** Records by `topic-partition`, in offset order. */
+  /** Records by `topic-partition`, in offset order (from the retry queue: by message id, one record each). */
   readonly partitions: Map<string, Prepared<V, K>[]>;
   readonly received: number;
+  /** The groups of `partitions` a record of these coordinates is in. */
+  readonly groupsOf: (coordinates: RecordCoordinates) => readonly string[];
 };
 
 export const partitionId = (c: RecordCoordinates): string => `${c.topic}-${c.partition}`;
@@ -88,6 +94,94 @@ export const prepareBatch = <V, K>(event: unknown, route: RouteDefinition<V, K>)
     },
     partitions: markCopies(partitions, route),
     received: all.length,
+    groupsOf: (coordinates) => [partitionId(coordinates)],
+  };
+};
+
+/**
+ * An event of the route's retry queue, each message's record prepared as it was parked, with its stage. A key held
+ * by several messages (SQS delivers at least once; an earlier stage's message may be left over) runs once, from the
+ * message of the latest stage: an earlier stage's message is stale. A message that is not a parked record of this
+ * route is `unreadable`.
+ */
+export const prepareParkedBatch = async <V, K>(
+  event: unknown,
+  route: RouteDefinition<V, K>,
+): Promise<{ batch: PreparedBatch<V, K>; unreadable: { messageId: string; reason: string }[] }> => {
+  const parsed = SqsEvent.safeParse(event);
+  if (!parsed.success)
+    throw new InvalidEventError(`route ${route.route}: not an SQS event: ${parsed.error.issues[0]?.message}`);
+  // Loaded only by an invocation from the retry queue, so a Kafka cold start never builds the schema.
+  const { DeadLetterEnvelope } = await import('../deadLetter/envelopeSchema.ts');
+  const unreadable: { messageId: string; reason: string }[] = [];
+  const latest = new Map<string, Prepared<V, K> & { messageId: string }>();
+  const all: Array<Prepared<V, K> & { messageId: string }> = [];
+  let source: DeadLetterSource | undefined;
+  for (const message of parsed.data.Records) {
+    let envelope: ReturnType<typeof DeadLetterEnvelope.parse>;
+    try {
+      envelope = DeadLetterEnvelope.parse(JSON.parse(message.body));
+    } catch (error) {
+      unreadable.push({
+        messageId: message.messageId,
+        reason: `not a dead-letter envelope: ${(error as Error).message}`,
+      });
+      continue;
+    }
+    const reason =
+      envelope.route !== route.route
+        ? `it belongs to route ${envelope.route}`
+        : !envelope.parked
+          ? 'it is not a parked record (no parked stage)'
+          : envelope.record.truncated
+            ? 'its record was truncated'
+            : undefined;
+    if (reason || !envelope.parked) {
+      unreadable.push({ messageId: message.messageId, reason: reason ?? 'not parked' });
+      continue;
+    }
+    const { record, source: at } = envelope;
+    source ??= { eventSource: at.eventSource, ...(at.eventSourceArn ? { eventSourceArn: at.eventSourceArn } : {}) };
+    const wire: WireRecord = {
+      topic: at.topic,
+      partition: at.partition,
+      offset: at.offset,
+      timestamp: at.timestamp,
+      timestampType: at.timestampType,
+      key: record.key,
+      value: record.value,
+      headers: record.headers,
+      ...(record.keySchemaMetadata ? { keySchemaMetadata: record.keySchemaMetadata } : {}),
+      ...(record.valueSchemaMetadata ? { valueSchemaMetadata: record.valueSchemaMetadata } : {}),
+    };
+    const prepared = {
+      ...prepareRecord(wire, route),
+      key: envelope.idempotencyKey,
+      parked: envelope.parked,
+      parkStage: envelope.parked.stage,
+      messageId: message.messageId,
+    };
+    all.push(prepared);
+    const kept = latest.get(prepared.key);
+    if (!kept || (kept.parkStage ?? 0) < prepared.parkStage) latest.set(prepared.key, prepared);
+  }
+  const partitions = new Map<string, Prepared<V, K>[]>();
+  const groups = new Map<string, string[]>();
+  for (const prepared of all) {
+    partitions.set(prepared.messageId, [
+      latest.get(prepared.key) === prepared ? prepared : { ...prepared, duplicateInBatch: true },
+    ]);
+    const at = formatCoordinates(prepared.coordinates);
+    groups.set(at, [...(groups.get(at) ?? []), prepared.messageId]);
+  }
+  return {
+    batch: {
+      source: source ?? { eventSource: 'aws:kafka' },
+      partitions,
+      received: parsed.data.Records.length,
+      groupsOf: (coordinates) => groups.get(formatCoordinates(coordinates)) ?? [],
+    },
+    unreadable,
   };
 };
 

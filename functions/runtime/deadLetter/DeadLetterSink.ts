@@ -5,4 +5,6 @@ export interface DeadLetterSink {
   send(envelope: DeadLetterEnvelope): Promise<void>;
   /** Sends whatever is buffered and waits for every pending `send`. */
   flush(): Promise<void>;
+  /** Whether the envelope goes whole, not truncated to the size limit. */
+  fitsWhole(envelope: DeadLetterEnvelope): boolean;
 }

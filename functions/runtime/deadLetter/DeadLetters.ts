@@ -1,6 +1,8 @@
 import type { BatchContext, PartitionFailure } from '../batch/BatchContext.ts';
 import type { Prepared } from '../batch/prepare.ts';
 import {
+  DeadLetterError,
+  describeError,
   ErrorKind,
   formatCoordinates,
   IdempotencyConflictError,
@@ -14,6 +16,7 @@ import type {
   DeadLetterDecision,
   Fingerprint,
   Letter,
+  ParkedTry,
 } from '../idempotency/IdempotencyStore.ts';
 import { buildEnvelope, type DeadLetterSource, letterFor } from './envelope.ts';
 
@@ -74,6 +77,39 @@ export class DeadLetters<V, K> {
     return this.#decide(prepared, request, letter, recordError);
   }
 
+  /**
+   * Parks a record that used up its in-invocation tries in the route's retry queue (`retry.park`), so its partition
+   * moves on: PARKED at the next stage, then its message sent with that stage's delay. A record from the retry queue
+   * whose last stage failed is dead-lettered as `exhausted`, with every stage's error. A record too large to go to
+   * the retry queue whole stops its partition, as without a retry queue.
+   */
+  async park(
+    prepared: Prepared<V, K>,
+    kind: 'transient' | 'temporary',
+    error: unknown,
+    attempts: number,
+    firstSeen: number,
+  ): Promise<PartitionFailure | undefined> {
+    const batch = this.#batch;
+    const delays = batch.settings.retry.park?.delaysSeconds ?? [];
+    const recordError = batch.recordError(prepared, ErrorKind.transient, error);
+    const failed = letterFor(ErrorKind.transient, recordError, attempts, firstSeen);
+    const stage = prepared.parked?.stage ?? -1;
+    // The record's coordinates are in the envelope; each stage keeps only what went wrong in it.
+    const message = describeError(error).slice(0, MAX_TRY_MESSAGE);
+    const tried: ParkedTry = { stage, at: batch.now(), kind, name: failed.name, message, attempts };
+    const history = [...(prepared.parked?.history ?? []), tried];
+    if (stage + 1 >= delays.length) {
+      const exhausted = batch.recordError(prepared, ErrorKind.exhausted, error);
+      const letter = { ...letterFor(ErrorKind.exhausted, exhausted, attempts, firstSeen), parked: { stage, history } };
+      return this.#decide(prepared, prepared, letter, exhausted);
+    }
+    const letter: Letter = { ...failed, parked: { stage: stage + 1, history } };
+    const sink = batch.deps.retrySink;
+    if (!sink?.fitsWhole(this.#envelope(prepared, letter))) return batch.failure(prepared, error);
+    return this.#decide(prepared, prepared, letter, recordError);
+  }
+
   /** Writes the decision on `request`'s item, then sends `prepared`'s envelope. */
   async #decide(
     prepared: Prepared<V, K>,
@@ -82,9 +118,12 @@ export class DeadLetters<V, K> {
     recordError: RecordProcessingError,
   ): Promise<PartitionFailure | undefined> {
     const batch = this.#batch;
+    const { store } = batch.deps;
     let decision: DeadLetterDecision;
     try {
-      decision = await batch.deps.store.decideDeadLetter(request, letter, batch.owner, batch.now());
+      decision = isParkLetter(letter)
+        ? await store.decidePark(request, letter, batch.owner, batch.now())
+        : await store.decideDeadLetter(request, letter, batch.owner, batch.now());
     } catch (storeError) {
       // DynamoDB refuses this record's item outright, so no decision can ever be recorded: the envelope goes out
       // unmarked rather than block the partition for good (a redelivery may send it again).
@@ -97,7 +136,8 @@ export class DeadLetters<V, K> {
     }
     switch (decision.outcome) {
       case 'decided':
-        batch.summary.failed += 1;
+        if (isParkLetter(letter)) batch.summary.parked += 1;
+        else batch.summary.failed += 1;
         if (letter.kind === ErrorKind.conflict) batch.summary.idempotencyConflicts += 1;
         this.#send(prepared, request.key, letter, recordError, true);
         return undefined;
@@ -111,13 +151,14 @@ export class DeadLetters<V, K> {
         return this.conflict(prepared, decision.holder);
       default:
         // Settled by another invocation meanwhile (its lease outlived ours): nothing of ours to send.
-        this.settled(prepared, decision.outcome === 'dead-lettered' ? decision.unsent : undefined, request.key);
+        this.settled(prepared, 'unsent' in decision ? decision.unsent : undefined, request.key);
         return undefined;
     }
   }
 
   /**
-   * A record found settled: a duplicate, and if its letter was decided but never confirmed sent, sent again.
+   * A record found settled (or parked, which settles it for its partition): a duplicate, and if its letter (or its
+   * retry queue message) was decided but never confirmed sent, sent again.
    * `decisionKey` is the item holding the decision, when it is not the record's idempotency key (a conflict).
    */
   settled(prepared: Prepared<V, K>, unsent: Letter | undefined, decisionKey = prepared.key): void {
@@ -134,21 +175,21 @@ export class DeadLetters<V, K> {
     marked: boolean,
   ): void {
     const batch = this.#batch;
-    const envelope = buildEnvelope({
-      route: batch.route.route,
-      idempotencyKey: prepared.key,
-      source: this.#source,
-      record: prepared.wire,
-      letter,
-    });
+    const parkedAt = isParkLetter(letter) ? letter.parked?.stage : undefined;
+    const sink = parkedAt === undefined ? batch.deps.sink : batch.deps.retrySink;
+    const sending = sink
+      ? sink.send(this.#envelope(prepared, letter))
+      : Promise.reject(new DeadLetterError('the route parks records, but has no retry queue (RETRY_QUEUE_URL)'));
     this.#sends.push(
-      batch.deps.sink.send(envelope).then(
+      sending.then(
         async () => {
-          batch.summary.deadLettered += 1;
-          this.sent.push(recordError);
+          if (parkedAt === undefined) {
+            batch.summary.deadLettered += 1;
+            this.sent.push(recordError);
+          }
           if (!marked) return undefined;
           try {
-            await batch.deps.store.markSent(decisionKey);
+            await batch.deps.store.markSent(decisionKey, parkedAt);
           } catch {
             // The letter stays marked unsent, so a redelivery sends it once more: the DLQ is at least once.
           }
@@ -163,13 +204,24 @@ export class DeadLetters<V, K> {
     );
   }
 
+  #envelope(prepared: Prepared<V, K>, letter: Letter) {
+    const { route } = this.#batch.route;
+    return buildEnvelope({ route, idempotencyKey: prepared.key, source: this.#source, record: prepared.wire, letter });
+  }
+
   /** Sends what is buffered and waits for every envelope; returns the partitions that must come again to re-send. */
   async finish(): Promise<PartitionFailure[]> {
-    await this.#batch.deps.sink.flush();
+    await Promise.all([this.#batch.deps.sink.flush(), this.#batch.deps.retrySink?.flush()]);
     const failures = await Promise.all(this.#sends);
     return failures.filter((failure): failure is PartitionFailure => failure !== undefined);
   }
 }
+
+/** What a parked record's history keeps of each stage's error message. */
+const MAX_TRY_MESSAGE = 512;
+
+/** A parked record's letter: its retry queue message, sent with the delay of its stage. */
+const isParkLetter = (letter: Letter): boolean => letter.kind === ErrorKind.transient && letter.parked !== undefined;
 
 /** Where a conflicting record's own dead-letter decision lives: beside the key it lost, named by its coordinates. */
 export const conflictDecisionKey = (prepared: Pick<ClaimRequest, 'key' | 'coordinates'>): string =>

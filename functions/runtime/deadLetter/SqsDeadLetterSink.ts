@@ -25,7 +25,16 @@ type Pending = {
   reject: (error: unknown) => void;
 };
 
-export type SqsDeadLetterSinkOptions = { client: SQSClient; queueUrl: string; maxMessageBytes: number };
+export type SqsDeadLetterSinkOptions = {
+  client: SQSClient;
+  queueUrl: string;
+  maxMessageBytes: number;
+  /**
+   * Set for the route's retry queue (`retry.park`): each message waits the delay of its stage, and goes whole or not
+   * at all, since the record is run again from it.
+   */
+  retryDelaysSeconds?: readonly number[];
+};
 
 /**
  * Buffers dead letters and sends them with SendMessageBatch: at most 10 entries and at
@@ -40,20 +49,29 @@ export class SqsDeadLetterSink implements DeadLetterSink {
   #bufferedBytes = 0;
   readonly #inFlight = new Set<Promise<void>>();
   #sequence = 0;
+  readonly #retryDelays: readonly number[] | undefined;
 
   constructor(options: SqsDeadLetterSinkOptions) {
     this.#client = options.client;
     this.#queueUrl = options.queueUrl;
     this.#maxBytes = options.maxMessageBytes;
+    this.#retryDelays = options.retryDelaysSeconds;
+  }
+
+  /** Whether the envelope goes whole within the size limit: a record parked in the retry queue must. */
+  fitsWhole(envelope: DeadLetterEnvelope): boolean {
+    return !fitEnvelope(envelope, this.#maxBytes).envelope.record.truncated;
   }
 
   send(envelope: DeadLetterEnvelope): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       // Inside the executor, so an envelope that cannot fit rejects like any failed send.
       const fitted = fitEnvelope(envelope, this.#maxBytes);
+      if (this.#retryDelays && fitted.envelope.record.truncated)
+        throw new DeadLetterError('a parked record must go to the retry queue whole, and this one does not fit');
       if (this.#bufferedBytes + fitted.bytes > this.#maxBytes) this.#sendBuffered();
       this.#buffer.push({
-        entry: entryOf(String(this.#sequence++), fitted),
+        entry: entryOf(String(this.#sequence++), fitted, this.#delayOf(envelope)),
         envelope,
         bytes: fitted.bytes,
         resolve,
@@ -62,6 +80,11 @@ export class SqsDeadLetterSink implements DeadLetterSink {
       this.#bufferedBytes += fitted.bytes;
       if (this.#buffer.length >= SQS_BATCH_ENTRIES) this.#sendBuffered();
     });
+  }
+
+  #delayOf(envelope: DeadLetterEnvelope): number | undefined {
+    const stage = envelope.parked?.stage;
+    return this.#retryDelays && stage !== undefined ? this.#retryDelays[stage] : undefined;
   }
 
   async flush(): Promise<void> {
@@ -103,7 +126,7 @@ export class SqsDeadLetterSink implements DeadLetterSink {
       for (const pending of remaining) {
         const failed = failedIds.get(pending.entry.Id ?? '');
         if (failed === undefined) pending.resolve();
-        else if (failed.sender && !pending.lastResort) {
+        else if (failed.sender && !pending.lastResort && !this.#retryDelays) {
           // SQS will refuse these bytes every time; the smallest envelope still names the record, so it goes instead.
           retry.push({
             ...pending,
@@ -120,8 +143,9 @@ export class SqsDeadLetterSink implements DeadLetterSink {
   }
 }
 
-const entryOf = (id: string, fitted: FittedEnvelope): SendMessageBatchRequestEntry => ({
+const entryOf = (id: string, fitted: FittedEnvelope, delaySeconds?: number): SendMessageBatchRequestEntry => ({
   Id: id,
   MessageBody: fitted.body,
   MessageAttributes: messageAttributes(fitted.envelope),
+  ...(delaySeconds ? { DelaySeconds: delaySeconds } : {}),
 });

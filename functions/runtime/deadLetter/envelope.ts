@@ -67,6 +67,9 @@ export const buildEnvelope = (input: DeadLetterInput, now: Date = new Date()): D
     ...(letter.conflict
       ? { conflict: { ...letter.conflict, fields: letter.conflict.fields && [...letter.conflict.fields] } }
       : {}),
+    ...(letter.parked
+      ? { parked: { stage: letter.parked.stage, history: letter.parked.history.map((entry) => ({ ...entry })) } }
+      : {}),
     attempts: letter.attempts,
     firstFailedAt: new Date(letter.firstFailedAt).toISOString(),
     deadLetteredAt: now.toISOString(),

@@ -39,6 +39,25 @@ export const DeadLetterEnvelope = z.object({
   }),
   /** Only for `conflict`: the record that holds the key, and the fingerprint fields whose values differ. */
   conflict: z.object({ holder: z.string().optional(), fields: z.array(z.string()).optional() }).optional(),
+  /**
+   * Only with a retry queue (`retry.park`): on a message in the retry queue, the stage it waits for; on an
+   * `exhausted` dead letter, its last stage. `history` holds every failed stage (an addition to DESIGN §7).
+   */
+  parked: z
+    .object({
+      stage: z.number().int(),
+      history: z.array(
+        z.object({
+          stage: z.number().int(),
+          at: z.number(),
+          kind: z.enum(['transient', 'temporary']),
+          name: z.string(),
+          message: z.string(),
+          attempts: z.number().int(),
+        }),
+      ),
+    })
+    .optional(),
   attempts: z.number().int(),
   firstFailedAt: z.string(),
   deadLetteredAt: z.string(),

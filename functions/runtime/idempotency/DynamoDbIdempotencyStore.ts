@@ -108,12 +108,18 @@ const RECORD_SIGHTING =
 
 /**
  * Claimable: absent, expired, a lapsed IN_PROGRESS lease (of a record with the same content, when the route
- * fingerprints), and for a replay a DEAD_LETTERED record.
+ * fingerprints), for a replay a DEAD_LETTERED record, and for a record from the retry queue the item PARKED at the
+ * stage its message was sent for (a message of an earlier stage is stale).
  */
 const claimCondition = (request: ClaimRequest): string =>
   'attribute_not_exists(pk) OR expiresAt < :nowSec OR (#status = :inProgress AND leaseUntil < :lapsed' +
   (request.fingerprint ? ' AND (attribute_not_exists(fingerprint) OR fingerprint = :fingerprint))' : ')') +
-  (request.replay ? ' OR #status = :deadLettered' : '');
+  (request.replay ? ' OR #status = :deadLettered' : '') +
+  (request.parkStage !== undefined ? ' OR (#status = :parked AND parkStage = :claimStage)' : '');
+
+/** The values of claimCondition's clause for a record from the retry queue. */
+const parkedClaimValues = (request: ClaimRequest): Item =>
+  request.parkStage === undefined ? {} : { ':parked': s(RecordStatus.parked), ':claimStage': n(request.parkStage) };
 
 /** The attributes a fingerprinting route keeps on its items, set wherever a claim or a marker is written. */
 const fingerprintAttributes = (fingerprint: Fingerprint | undefined): Item =>
@@ -238,6 +244,7 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
       ':partition': n(partition),
       ':offset': n(offset),
       ...(request.replay ? { ':deadLettered': s(RecordStatus.deadLettered) } : {}),
+      ...parkedClaimValues(request),
       ...(request.fingerprint ? { ':fingerprint': s(request.fingerprint.hash) } : {}),
       ...(request.fingerprint?.fields
         ? { ':fingerprintFields': fingerprintAttributes(request.fingerprint).fingerprintFields as AttributeValue }
@@ -252,7 +259,8 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
    * (expired, a lapsed lease) runs alone as the conditional update, which also serves a lone claim and a replay.
    */
   claim(request: ClaimRequest, owner: ClaimOwner, now: number): Promise<ClaimResult> {
-    if (request.replay) return this.#claimOne(request, owner, now);
+    // Neither is new to the table, so neither tries the batched insert.
+    if (request.replay || request.parkStage !== undefined) return this.#claimOne(request, owner, now);
     // A second claim on a key in the same window waits for the first: whoever wins holds it.
     const first = this.#windowClaims.get(request.key);
     if (first) {
@@ -341,7 +349,7 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
               Keys: claims.map(({ request }) => ({ pk: s(this.partitionKey(request.key)) })),
               ConsistentRead: true,
               ProjectionExpression:
-                'pk, #status, #owner, leaseUntil, expiresAt, attempts, firstSeen, letter, letterSent, ' +
+                'pk, #status, #owner, leaseUntil, expiresAt, attempts, firstSeen, letter, letterSent, parkStage, ' +
                 'fingerprint, fingerprintFields, #topic, #partition, #offset',
               ExpressionAttributeNames: NAMES,
             },
@@ -450,12 +458,16 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
     if (!item || status === RecordStatus.completed) return { outcome: 'completed' };
     const lessee = item.owner?.S ?? 'unknown';
     const retryAtMs = (num(item.leaseUntil) ?? 0) + this.#skewMs;
-    if (status === RecordStatus.deadLettered) {
+    if (status === RecordStatus.deadLettered || status === RecordStatus.parked) {
       const unsent = letterOf(item);
-      if (!unsent) return { outcome: 'dead-lettered' };
+      const settled: Taken =
+        status === RecordStatus.parked
+          ? { outcome: 'parked', stage: num(item.parkStage) ?? 0, ...(unsent && { unsent }) }
+          : { outcome: 'dead-lettered', ...(unsent && { unsent }) };
       // Its decider may be sending it right now; after its lease, anyone re-sends it.
-      if (lessee !== owner.requestId && retryAtMs > now) return { outcome: 'locked', retryAtMs, owner: lessee };
-      return { outcome: 'dead-lettered', unsent };
+      if (unsent && lessee !== owner.requestId && retryAtMs > now)
+        return { outcome: 'locked', retryAtMs, owner: lessee };
+      return settled;
     }
     // Our own live claim: a retried request whose first answer was lost. Waiting on ourselves would stall the
     // partition until our own timeout; the caller claims each key once per invocation, so it is ours to process.
@@ -578,34 +590,47 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
     );
   }
 
-  async decideDeadLetter(
+  decideDeadLetter(request: ClaimRequest, letter: Letter, owner: ClaimOwner, now: number): Promise<DeadLetterDecision> {
+    return this.#decide(RecordStatus.deadLettered, request, letter, owner, now);
+  }
+
+  decidePark(request: ClaimRequest, letter: Letter, owner: ClaimOwner, now: number): Promise<DeadLetterDecision> {
+    return this.#decide(RecordStatus.parked, request, letter, owner, now);
+  }
+
+  /** A decision whose letter is sent next: DEAD_LETTERED, or PARKED at the letter's stage. */
+  async #decide(
+    status: typeof RecordStatus.deadLettered | typeof RecordStatus.parked,
     request: ClaimRequest,
     letter: Letter,
     owner: ClaimOwner,
     now: number,
   ): Promise<DeadLetterDecision> {
     const letterText = JSON.stringify({ ...letter, message: letter.message.slice(0, MAX_LETTER_MESSAGE) });
+    const stage = status === RecordStatus.parked ? (letter.parked?.stage ?? 0) : undefined;
     try {
       await this.#client.send(
         new UpdateItemCommand({
           TableName: this.#table,
           Key: { pk: s(this.partitionKey(request.key)) },
           UpdateExpression:
-            'SET #status = :deadLettered, letter = :letter, letterSent = :false, #owner = :owner, leaseUntil = :lease, ' +
+            'SET #status = :decided, letter = :letter, letterSent = :false, #owner = :owner, leaseUntil = :lease, ' +
             'attempts = :attempts, expiresAt = :exp, settledAt = :now, ' +
-            `firstSeen = if_not_exists(firstSeen, :firstSeen), #topic = :topic, #partition = :partition, #offset = :offset${setFingerprint(request.fingerprint)}`,
+            `firstSeen = if_not_exists(firstSeen, :firstSeen), #topic = :topic, #partition = :partition, #offset = :offset${setFingerprint(request.fingerprint)}` +
+            (stage === undefined ? '' : ', parkStage = :newStage'),
           // Over our own claim, or what anyone could claim; never over a COMPLETED marker or a live lease.
           ConditionExpression: `(#owner = :owner AND #status = :inProgress) OR ${claimCondition(request)}`,
           ExpressionAttributeNames: NAMES,
           ExpressionAttributeValues: {
             ...this.#attemptValues(request, now),
-            ':deadLettered': s(RecordStatus.deadLettered),
+            ':decided': s(status),
             ':letter': s(letterText),
             ':false': { BOOL: false },
             ':owner': s(owner.requestId),
             ':lease': n(owner.leaseUntilMs),
             ':attempts': n(letter.attempts),
             ':firstSeen': n(letter.firstFailedAt),
+            ...(stage === undefined ? {} : { ':newStage': n(stage) }),
           },
           ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
         }),
@@ -615,32 +640,43 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
       if (error instanceof ConditionalCheckFailedException) {
         const item = error.Item;
         // Our own decision, written by a request whose answer was lost and then retried.
-        if (item?.status?.S === RecordStatus.deadLettered && item.owner?.S === owner.requestId && letterOf(item))
-          return { outcome: 'decided' };
+        const ours =
+          item?.status?.S === status &&
+          item.owner?.S === owner.requestId &&
+          letterOf(item) !== undefined &&
+          (stage === undefined || num(item.parkStage) === stage);
+        if (ours) return { outcome: 'decided' };
         return this.#takenBy(item, owner, now, request);
       }
-      throw new IdempotencyStoreError(`deciding to dead-letter ${request.key} failed: ${(error as Error).message}`, {
+      const what = status === RecordStatus.parked ? 'park' : 'dead-letter';
+      throw new IdempotencyStoreError(`deciding to ${what} ${request.key} failed: ${(error as Error).message}`, {
         cause: error,
       });
     }
   }
 
-  async markSent(key: string): Promise<void> {
+  async markSent(key: string, parkStage?: number): Promise<void> {
     try {
       await this.#client.send(
         new UpdateItemCommand({
           TableName: this.#table,
           Key: { pk: s(this.partitionKey(key)) },
           UpdateExpression: 'SET letterSent = :true',
-          ConditionExpression: '#status = :deadLettered',
+          ConditionExpression:
+            parkStage === undefined ? '#status = :decided' : '#status = :decided AND parkStage = :stage',
           ExpressionAttributeNames: { '#status': 'status' },
-          ExpressionAttributeValues: { ':true': { BOOL: true }, ':deadLettered': s(RecordStatus.deadLettered) },
+          ExpressionAttributeValues: {
+            ':true': { BOOL: true },
+            ...(parkStage === undefined
+              ? { ':decided': s(RecordStatus.deadLettered) }
+              : { ':decided': s(RecordStatus.parked), ':stage': n(parkStage) }),
+          },
         }),
       );
     } catch (error) {
-      // Replayed or expired since: nothing left to mark.
+      // Replayed, retried from the queue or expired since: nothing left to mark.
       if (error instanceof ConditionalCheckFailedException) return;
-      throw new IdempotencyStoreError(`marking the dead letter of ${key} sent failed: ${(error as Error).message}`, {
+      throw new IdempotencyStoreError(`marking the letter of ${key} sent failed: ${(error as Error).message}`, {
         cause: error,
       });
     }
@@ -662,7 +698,7 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
           // Our lease exactly, on our claim or on a letter we decided but could not send: a retried release
           // whose first answer was lost finds it ended and refunds nothing.
           ConditionExpression:
-            '#owner = :owner AND leaseUntil = :lease AND (#status = :inProgress OR #status = :deadLettered)',
+            '#owner = :owner AND leaseUntil = :lease AND (#status = :inProgress OR #status = :deadLettered OR #status = :parked)',
           ExpressionAttributeNames: { '#owner': 'owner', '#status': 'status' },
           ExpressionAttributeValues: {
             ':zero': n(0),
@@ -670,6 +706,7 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
             ':lease': n(owner.leaseUntilMs),
             ':inProgress': s(RecordStatus.inProgress),
             ':deadLettered': s(RecordStatus.deadLettered),
+            ':parked': s(RecordStatus.parked),
             ...(release.attempts === undefined ? { ':minusOne': n(-1) } : { ':attempts': n(release.attempts) }),
           },
         });
@@ -707,6 +744,7 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
             ':lapsed': values[':lapsed'] as AttributeValue,
             ':inProgress': values[':inProgress'] as AttributeValue,
             ...(entry.replay ? { ':deadLettered': values[':deadLettered'] as AttributeValue } : {}),
+            ...parkedClaimValues(entry),
             ...(entry.fingerprint ? { ':fingerprint': values[':fingerprint'] as AttributeValue } : {}),
           },
           ReturnValuesOnConditionCheckFailure: 'ALL_OLD',

@@ -5,6 +5,8 @@ export const RecordStatus = {
   inProgress: 'IN_PROGRESS',
   completed: 'COMPLETED',
   deadLettered: 'DEAD_LETTERED',
+  /** Waiting in the route's retry queue (`retry.park`); `parkStage` says for which of its delays. */
+  parked: 'PARKED',
 } as const;
 export type RecordStatus = (typeof RecordStatus)[keyof typeof RecordStatus];
 
@@ -23,6 +25,8 @@ export type ClaimRequest = {
   readonly replay: boolean;
   /** Set on routes with a `fingerprint`: an item of this key with another fingerprint is a conflict. */
   readonly fingerprint?: Fingerprint | undefined;
+  /** Set for a record taken from the retry queue: it may claim the item PARKED at this stage. */
+  readonly parkStage?: number | undefined;
 };
 
 /** The record that holds a key another record claims with different content. */
@@ -34,6 +38,18 @@ export type ConflictHolder = {
 
 /** The invocation making claims: its id owns them, its timeout ends their lease. */
 export type ClaimOwner = { readonly requestId: string; readonly leaseUntilMs: number };
+
+/** One failed stage of a parked record: the in-invocation tries that ended in it, and the error that ended them. */
+export type ParkedTry = {
+  /** -1 for the Kafka delivery that parked it, then the retry queue's stage. */
+  readonly stage: number;
+  /** Epoch ms. */
+  readonly at: number;
+  readonly kind: 'transient' | 'temporary';
+  readonly name: string;
+  readonly message: string;
+  readonly attempts: number;
+};
 
 /**
  * What a DEAD_LETTERED item remembers of its dead letter. The decision is written before the envelope is sent, so a
@@ -48,6 +64,11 @@ export type Letter = {
   readonly firstFailedAt: number;
   /** For a `conflict`: the holder's coordinates and the fields that differ. */
   readonly conflict?: { readonly holder?: string; readonly fields?: readonly string[] };
+  /**
+   * For a parked record (and an `exhausted` one after its last stage): the retry queue's stage it waits for, and
+   * every failed stage so far. A PARKED item keeps this letter as it keeps a dead letter, for a re-send.
+   */
+  readonly parked?: { readonly stage: number; readonly history: readonly ParkedTry[] };
 };
 
 /** A record someone else settled or holds: what a claim, a dead-letter decision or a transaction found instead. */
@@ -55,6 +76,8 @@ export type Taken =
   | { readonly outcome: 'completed' }
   /** `unsent` is set while the decision is written but the envelope was never confirmed sent. */
   | { readonly outcome: 'dead-lettered'; readonly unsent?: Letter }
+  /** Waiting in the retry queue at `stage`; `unsent` while its message was never confirmed sent. */
+  | { readonly outcome: 'parked'; readonly stage: number; readonly unsent?: Letter }
   /** Another invocation holds a live lease; it may be claimed again from `retryAtMs`. */
   | { readonly outcome: 'locked'; readonly retryAtMs: number; readonly owner: string }
   /** The key is held (in any state) by a record with another fingerprint: this one must never be applied. */
@@ -128,8 +151,16 @@ export interface IdempotencyStore {
    * marked unsent. Only over our own claim or a claimable item, so it never overwrites another invocation's result.
    */
   decideDeadLetter(request: ClaimRequest, letter: Letter, owner: ClaimOwner, now: number): Promise<DeadLetterDecision>;
-  /** Notes that a decided letter reached the queue, so a redelivery does not send it again. */
-  markSent(key: string): Promise<void>;
+  /**
+   * The same for parking a record in the retry queue: PARKED at `letter.parked.stage`, its message marked unsent.
+   * Only over our own claim or a claimable item.
+   */
+  decidePark(request: ClaimRequest, letter: Letter, owner: ClaimOwner, now: number): Promise<DeadLetterDecision>;
+  /**
+   * Notes that a decided letter reached its queue, so a redelivery does not send it again. `parkStage` for a parked
+   * record's message: only that stage is marked, never a later one decided meanwhile.
+   */
+  markSent(key: string, parkStage?: number): Promise<void>;
   /** Ends our own leases, on claims and on letters we could not send (conditioned on owner and lease). */
   release(releases: readonly Release[], owner: ClaimOwner): Promise<void>;
   /**

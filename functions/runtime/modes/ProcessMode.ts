@@ -81,7 +81,8 @@ export class ProcessMode<V, K> implements WorkMode<V, K> {
       const claimed = await this.#awaitClaim(prepared, this.#claims.get(prepared) ?? this.#claim(prepared, id));
       let failure: PartitionFailure | undefined;
       if (claimed.outcome === 'completed') batch.summary.duplicates += 1;
-      else if (claimed.outcome === 'dead-lettered') this.#deadLetters.settled(prepared, claimed.unsent);
+      else if (claimed.outcome === 'dead-lettered' || claimed.outcome === 'parked')
+        this.#deadLetters.settled(prepared, claimed.unsent);
       else if (claimed.outcome === 'conflict') failure = await this.#deadLetters.conflict(prepared, claimed.holder);
       else if (claimed.outcome === 'error') {
         // The claim may have landed with its answer lost: end it, so the redelivery need not wait out our lease.
@@ -163,7 +164,12 @@ export class ProcessMode<V, K> implements WorkMode<V, K> {
       if (!gate.allowed) {
         // Not an attempt: the downstream was not called, so the claim's count is given back.
         batch.summary.breakerShortCircuited += 1;
-        return this.#failAndRelease(prepared, breakerOpenError(gate.retryAtMs), attempt - 1);
+        const refused = breakerOpenError(gate.retryAtMs);
+        // A record from Kafka is parked so its partition moves on; one from the retry queue keeps its stage and
+        // comes again with its message.
+        if (retry.park && !prepared.parked)
+          return this.#park(prepared, 'temporary', refused, { attempts: attempt - 1, firstSeen: claim.firstSeen });
+        return this.#failAndRelease(prepared, refused, attempt - 1);
       }
       const started = batch.now();
       try {
@@ -186,12 +192,14 @@ export class ProcessMode<V, K> implements WorkMode<V, K> {
           return this.#deadLetter(prepared, deadLetterKindOf(kind), error, attempted);
         }
         if (attempt >= retry.maxAttempts) {
+          if (retry.park) return this.#park(prepared, kind, error, attempted);
           if (batch.exhausted(prepared, attempt))
             return this.#deadLetter(prepared, ErrorKind.exhausted, error, attempted);
           return this.#failAndRelease(prepared, error, attempt);
         }
         const delay = retryDelay(kind, tries[kind], retry, batch.random);
         if (delay === undefined || !retryFits(delay, took, batch.invocation.getRemainingTimeInMillis())) {
+          if (retry.park) return this.#park(prepared, kind, error, attempted);
           return this.#failAndRelease(prepared, error, attempt);
         }
         tries[kind] += 1;
@@ -210,6 +218,18 @@ export class ProcessMode<V, K> implements WorkMode<V, K> {
   ): Promise<PartitionFailure | undefined> {
     const failure = await this.#deadLetters.deadLetter(prepared, kind, error, claim.attempts, claim.firstSeen);
     // The decision could not be written: the record is still ours, and comes again.
+    if (failure) this.#batch.releases.push({ key: prepared.key, attempts: claim.attempts });
+    return failure;
+  }
+
+  /** To the retry queue, so the partition moves on; a record it cannot take stops the partition instead. */
+  async #park(
+    prepared: Prepared<V, K>,
+    kind: 'transient' | 'temporary',
+    error: unknown,
+    claim: { attempts: number; firstSeen: number },
+  ): Promise<PartitionFailure | undefined> {
+    const failure = await this.#deadLetters.park(prepared, kind, error, claim.attempts, claim.firstSeen);
     if (failure) this.#batch.releases.push({ key: prepared.key, attempts: claim.attempts });
     return failure;
   }

@@ -127,6 +127,10 @@ export class TransactMode<V, K> implements WorkMode<V, K> {
     }
     // Settled before (its letter maybe unsent), while its items keep failing to build: it is done, not stuck.
     if (counted.outcome !== 'counted') return this.#taken(prepared, counted);
+    if (batch.settings.retry.park) {
+      const kind = batch.route.classify(error) === 'temporary' ? 'temporary' : 'transient';
+      return this.#deadLetters.park(prepared, kind, error, counted.attempts, batch.now());
+    }
     if (batch.exhausted(prepared, counted.attempts))
       return this.#deadLetter(prepared, ErrorKind.exhausted, error, counted.attempts);
     return batch.failure(prepared, error);
@@ -143,7 +147,8 @@ export class TransactMode<V, K> implements WorkMode<V, K> {
         new RecordLockedError(`another invocation (${taken.owner}) holds the record`),
       );
     if (taken.outcome === 'completed') this.#batch.summary.duplicates += 1;
-    else if (taken.outcome === 'dead-lettered') this.#deadLetters.settled(prepared, taken.unsent);
+    else if (taken.outcome === 'dead-lettered' || taken.outcome === 'parked')
+      this.#deadLetters.settled(prepared, taken.unsent);
     else return this.#deadLetters.conflict(prepared, taken.holder);
     return undefined;
   }

@@ -19,6 +19,7 @@ test('percentiles, records/s over the recent window, and the progress line', () 
     failed: 1,
     retried: 0,
     deadLettered: 1,
+    parked: 0,
     batchItemFailures: 0,
     ddbRequests: 20,
     breakerOpened: 0,

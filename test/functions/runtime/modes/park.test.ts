@@ -1,0 +1,194 @@
+// The retry queue ("park", retry.park) against DynamoDB Local and ElasticMQ: a record that used up its in-invocation
+// tries waits in SQS while its partition moves on, comes back through the same handler from an SQS event, and after
+// its last stage is dead-lettered as exhausted with its whole history. Delays are 0 s so the tests need not wait.
+import { TemporaryError, TransientError } from '../../../../functions/runtime/errors.ts';
+import { faultyRoute, requestKey, type Tx } from '../../../helpers/faultyRoute.ts';
+
+const park = { delaysSeconds: [0, 0] };
+const retry = { maxAttempts: 10, baseDelayMs: 1, maxDelayMs: 5, transient: { tries: 1 }, temporary: { coolDownMs: 5 } };
+const records = (n: number) => Array.from({ length: n }, (_, i) => ({ offset: i, value: { id: `r${i}`, amount: 1 } }));
+
+/** A process route whose record `r1` fails while `failing` says so; every application is counted. */
+const parkingRoute = async (failing: () => Error | undefined, extra: Record<string, unknown> = {}) => {
+  const applied: string[] = [];
+  const route = await faultyRoute({
+    settings: { retry: { ...retry, park }, breaker: { enabled: false } },
+    process: async (record: { value: Tx }) => {
+      const error = record.value.id === 'r1' ? failing() : undefined;
+      if (error) throw error;
+      applied.push(record.value.id);
+    },
+    ...extra,
+  });
+  return { ...route, applied };
+};
+
+test('process mode: a failing record is parked and its partition moves on; from the retry queue it is applied once', async () => {
+  let down = true;
+  const route = await parkingRoute(() => (down ? new TransientError('downstream blip') : undefined));
+
+  const first = await route.invoke(records(4));
+  expect(first.error).toBeUndefined();
+  expect(first.summary).toMatchObject({ processed: 3, parked: 1, failed: 0, deadLettered: 0 });
+  expect(route.applied).toEqual(['r0', 'r2', 'r3']);
+  expect(await route.item('orders-0@1')).toMatchObject({
+    status: { S: 'PARKED' },
+    parkStage: { N: '0' },
+    letterSent: { BOOL: true },
+  });
+
+  // The Kafka batch comes again (the ESM retried it): the parked record is settled for its partition, not re-run.
+  const again = await route.invoke(records(4));
+  expect(again.summary).toMatchObject({ processed: 0, parked: 0, duplicates: 4 });
+
+  const messages = await route.parked();
+  expect(messages).toHaveLength(1);
+  const body = JSON.parse(messages[0]?.Body ?? '{}');
+  expect(body).toMatchObject({
+    route: route.route,
+    idempotencyKey: 'orders-0@1',
+    source: { topic: 'orders', partition: 0, offset: 1 },
+    error: { kind: 'transient', name: 'TransientError' },
+    parked: { stage: 0, history: [{ stage: -1, kind: 'transient', name: 'TransientError' }] },
+  });
+  expect(body.error.message).toMatch(new RegExp(`route ${route.route}: orders-0@1: transient: .*downstream blip`));
+
+  down = false;
+  const retried = await route.invokeParked(messages);
+  expect(retried.error).toBeUndefined();
+  expect(retried.response).toEqual({ batchItemFailures: [] });
+  expect(retried.summary).toMatchObject({ processed: 1, parked: 0 });
+  expect(route.applied).toEqual(['r0', 'r2', 'r3', 'r1']);
+  expect(await route.item('orders-0@1')).toMatchObject({ status: { S: 'COMPLETED' } });
+
+  // SQS delivers at least once: the same message again is a duplicate.
+  const copy = await route.invokeParked(messages);
+  expect(copy.response).toEqual({ batchItemFailures: [] });
+  expect(copy.summary).toMatchObject({ processed: 0, duplicates: 1 });
+  expect(route.applied.filter((id) => id === 'r1')).toHaveLength(1);
+  expect(await route.letters()).toEqual([]);
+});
+
+test('each stage that fails parks the record for the next delay; after the last it is dead-lettered as exhausted with every stage', async () => {
+  let calls = 0;
+  let failWith: () => Error = () => new TransientError('blip from Kafka');
+  const route = await parkingRoute(() => {
+    calls += 1;
+    return failWith();
+  });
+  await route.invoke(records(3));
+  let messages = await route.parked();
+  expect(messages).toHaveLength(1);
+
+  failWith = () => new TemporaryError('rate limited');
+  const stage0 = await route.invokeParked(messages);
+  expect(stage0.response).toEqual({ batchItemFailures: [] });
+  expect(stage0.summary).toMatchObject({ parked: 1, deadLettered: 0 });
+  const stale = messages;
+  messages = await route.parked();
+  expect(JSON.parse(messages[0]?.Body ?? '{}').parked.stage).toBe(1);
+  expect(await route.item('orders-0@1')).toMatchObject({ status: { S: 'PARKED' }, parkStage: { N: '1' } });
+
+  // The stage-0 message delivered again is stale: the record waits for stage 1, and is not run.
+  const callsBefore = calls;
+  const late = await route.invokeParked(stale);
+  expect(late.response).toEqual({ batchItemFailures: [] });
+  expect(late.summary).toMatchObject({ processed: 0, duplicates: 1 });
+  expect(calls).toBe(callsBefore);
+
+  failWith = () => new TransientError('blip at stage 1');
+  const stage1 = await route.invokeParked(messages);
+  expect(stage1.response).toEqual({ batchItemFailures: [] });
+  expect(stage1.summary).toMatchObject({ parked: 0, deadLettered: 1 });
+  expect(await route.parked()).toEqual([]);
+  expect(await route.item('orders-0@1')).toMatchObject({ status: { S: 'DEAD_LETTERED' } });
+  const letters = await route.letters();
+  expect(letters).toHaveLength(1);
+  expect(letters[0]).toMatchObject({
+    idempotencyKey: 'orders-0@1',
+    error: { kind: 'exhausted' },
+    parked: {
+      stage: 1,
+      history: [
+        { stage: -1, kind: 'transient', name: 'TransientError', message: 'TransientError: blip from Kafka' },
+        { stage: 0, kind: 'temporary', name: 'TemporaryError', message: 'TemporaryError: rate limited' },
+        { stage: 1, kind: 'transient', name: 'TransientError', message: 'TransientError: blip at stage 1' },
+      ],
+    },
+  });
+  expect(route.applied).toEqual(['r0', 'r2']);
+});
+
+test('a parked message that could not be sent stops the partition; the redelivery sends it without running the record again', async () => {
+  let calls = 0;
+  const route = await parkingRoute(() => {
+    calls += 1;
+    return new TransientError('still down');
+  });
+  // The retry queue refuses every send (a fault ElasticMQ cannot be made to produce on its own).
+  route.faults.sqs = (command) => (command === 'SendMessageBatchCommand' ? 'before' : undefined);
+  const first = await route.invoke(records(3));
+  expect(first.error?.message).toMatch(/orders-0@1/);
+  expect(await route.item('orders-0@1')).toMatchObject({ status: { S: 'PARKED' }, letterSent: { BOOL: false } });
+  const callsAfterFirst = calls;
+
+  route.faults.sqs = () => undefined;
+  const second = await route.invoke(records(3));
+  expect(second.error).toBeUndefined();
+  expect(calls).toBe(callsAfterFirst);
+  expect(await route.parked()).toHaveLength(1);
+  expect(await route.item('orders-0@1')).toMatchObject({ status: { S: 'PARKED' }, letterSent: { BOOL: true } });
+  expect(route.applied.sort()).toEqual(['r0', 'r2']);
+});
+
+test('a lost answer to the park decision still parks the record once', async () => {
+  const route = await parkingRoute(() => new TransientError('down'));
+  let lost = false;
+  route.faults.dynamodb = (command, input) => {
+    if (command === 'UpdateItemCommand' && requestKey(input)?.endsWith('#orders-0@1') && !lost) {
+      const update = String(input.UpdateExpression ?? '');
+      if (update.includes('parkStage')) {
+        lost = true;
+        return 'after';
+      }
+    }
+    return undefined;
+  };
+  const first = await route.invoke(records(3));
+  expect(lost).toBe(true);
+  expect(first.error).toBeUndefined();
+  expect(first.summary).toMatchObject({ processed: 2, parked: 1 });
+  expect(await route.parked()).toHaveLength(1);
+});
+
+test('transact mode: a transaction that keeps failing parks the record; from the retry queue it commits once', async () => {
+  let down = true;
+  const route = await faultyRoute({
+    settings: { retry: { ...retry, park }, breaker: { enabled: false } },
+    transact: (tx) => {
+      if (tx.id === 'r1' && down) throw new TransientError('the ledger service is down');
+    },
+  });
+  const first = await route.invoke(records(3));
+  expect(first.error).toBeUndefined();
+  expect(first.summary).toMatchObject({ processed: 2, parked: 1 });
+  expect(await route.ledger()).toEqual(['r0', 'r2']);
+  expect(await route.item('r1')).toMatchObject({ status: { S: 'PARKED' }, parkStage: { N: '0' } });
+
+  down = false;
+  const messages = await route.parked();
+  const retried = await route.invokeParked(messages);
+  expect(retried.response).toEqual({ batchItemFailures: [] });
+  expect(retried.summary).toMatchObject({ processed: 1 });
+  const copy = await route.invokeParked(messages);
+  expect(copy.summary).toMatchObject({ processed: 0, duplicates: 1 });
+  expect(await route.ledger()).toEqual(['r0', 'r1', 'r2']);
+  expect(await route.balance()).toBe(3);
+  expect(await route.item('r1')).toMatchObject({ status: { S: 'COMPLETED' } });
+});
+
+test('a message that is not a parked record of the route is left for the retry queue’s own dead-letter queue', async () => {
+  const route = await parkingRoute(() => undefined);
+  const result = await route.invokeParked([{ MessageId: 'm-1', Body: '{"hello":1}' }]);
+  expect(result.response).toEqual({ batchItemFailures: [{ itemIdentifier: 'm-1' }] });
+});
