@@ -124,8 +124,15 @@ export class BatchProcessor<V, K> {
   /** Runs each group of records (a partition, or a retry queue message) through the work mode, then settles. */
   async #runBatch(prepared: PreparedBatch<V, K>, invocation: Invocation, deps: InvocationDeps) {
     const batch = new BatchContext(this.#route, invocation, deps);
-    const finishBreakers = deps.breakers.startInvocation();
     const { source, partitions, received, groupsOf } = prepared;
+    const records = [...partitions.values()].flat();
+    const fromRetryQueue = records.some((record) => record.parked);
+    if (!fromRetryQueue) {
+      // With ordering 'key', one read tells which of the batch's keys have records parked ahead of them.
+      const lines = new Set(records.map((record) => batch.lineOf(record)).filter((line) => line !== undefined));
+      if (lines.size > 0) for (const line of await deps.store.parkedLines([...lines])) batch.parkedLines.add(line);
+    }
+    const finishBreakers = deps.breakers.startInvocation();
     batch.summary.received = received;
     const deadLetters = new DeadLetters(batch, source);
     const work = this.#workMode(batch, deadLetters, partitions);
@@ -152,6 +159,11 @@ export class BatchProcessor<V, K> {
       await deps.store.flush(batch.owner.leaseUntilMs - START_MARGIN_MS);
     } catch (error) {
       storeError = error;
+    }
+    if (fromRetryQueue && storeError === undefined && batch.settings.retry.park?.ordering === 'key') {
+      // Settled records (their completes written now) let the next record of their key go.
+      for (const [id, [record]] of partitions)
+        if (record && !stops.has(id)) stopAt([id], await deadLetters.handOver(record));
     }
     if (batch.releases.length > 0) {
       try {

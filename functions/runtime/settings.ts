@@ -33,11 +33,11 @@ export const ParkSettings = z
     /** The wait before each try from the retry queue; their number is the number of those tries. */
     delaysSeconds: z.array(z.number().int().min(0).max(900)).min(1).max(10).default([30, 300, 900]),
     /**
-     * `none`: only the failing record is parked, and later records of its Kafka key may pass it. (`key`, parking a
-     * key's later records behind it, is not built yet; the config refuses it rather than promise an order it does
-     * not keep.)
+     * `key`: a later record with the same Kafka key is parked behind a parked one (the key's line is kept in the
+     * idempotency table), so each key's records still apply in order; records without a key keep no order. `none`:
+     * only the failing record is parked, and later records of its key may pass it.
      */
-    ordering: z.literal('none').default('none'),
+    ordering: z.enum(['key', 'none']).default('key'),
   })
   .strict();
 export type ParkSettings = z.infer<typeof ParkSettings>;

@@ -55,6 +55,11 @@ export class BatchContext<V, K> {
   readonly samples = emptySamples();
   /** Leases to end before returning, so a redelivery is not stalled by our own claims. */
   readonly releases: Release[] = [];
+  /**
+   * With `retry.park.ordering: 'key'`: the lines (Kafka keys) that hold parked records, so their later records park
+   * behind them. Read at the batch's start, and joined by every record this invocation parks.
+   */
+  readonly parkedLines = new Set<string>();
 
   constructor(route: RouteDefinition<V, K>, invocation: Invocation, deps: InvocationDeps) {
     this.route = route;
@@ -94,6 +99,21 @@ export class BatchContext<V, K> {
     if (!retryFits(wait, 0, this.invocation.getRemainingTimeInMillis())) return gate;
     await sleep(wait);
     return this.deps.breakers.tryAcquire();
+  }
+
+  /**
+   * The line a record of a keyed Kafka record joins when parked, with `ordering: 'key'`: by topic and key bytes.
+   * Records without a key keep no order, so they have none.
+   */
+  lineOf(prepared: Prepared<V, K>): string | undefined {
+    if (this.settings.retry.park?.ordering !== 'key' || prepared.wire.key == null) return undefined;
+    return `parked#${prepared.wire.topic}#${prepared.wire.key}`;
+  }
+
+  /** Whether a record from Kafka must wait behind parked records of its key. */
+  waitsInLine(prepared: Prepared<V, K>): boolean {
+    const line = this.lineOf(prepared);
+    return line !== undefined && !prepared.parked && this.parkedLines.has(line);
   }
 
   /** Whether a record is old enough, after its attempts ran out, to be dead-lettered instead of retried. */

@@ -9,14 +9,17 @@ import {
   isValidationException,
   RecordLockedError,
   type RecordProcessingError,
+  TransientError,
 } from '../errors.ts';
-import type {
-  ClaimRequest,
-  ConflictHolder,
-  DeadLetterDecision,
-  Fingerprint,
-  Letter,
-  ParkedTry,
+import {
+  type ClaimRequest,
+  type ConflictHolder,
+  type DeadLetterDecision,
+  type Fingerprint,
+  type Letter,
+  type ParkedTry,
+  type Taken,
+  WAITING_STAGE,
 } from '../idempotency/IdempotencyStore.ts';
 import { buildEnvelope, type DeadLetterSource, letterFor } from './envelope.ts';
 
@@ -107,22 +110,75 @@ export class DeadLetters<V, K> {
     const letter: Letter = { ...failed, parked: { stage: stage + 1, history } };
     const sink = batch.deps.retrySink;
     if (!sink?.fitsWhole(this.#envelope(prepared, letter))) return batch.failure(prepared, error);
-    return this.#decide(prepared, prepared, letter, recordError);
+    // Parked from Kafka, a keyed record starts its key's line; from the retry queue it leads it already.
+    const line = prepared.parked ? undefined : batch.lineOf(prepared);
+    const failure = await this.#decide(prepared, prepared, letter, recordError, line);
+    if (line !== undefined && !failure) batch.parkedLines.add(line);
+    return failure;
   }
 
-  /** Writes the decision on `request`'s item, then sends `prepared`'s envelope. */
+  /**
+   * `ordering: 'key'`: parks a record from Kafka behind the parked records of its key, untried. Its envelope waits
+   * on its item; the retry queue's handler sends it when the record ahead settles. `free` when that line emptied
+   * meanwhile: the record runs now.
+   */
+  async parkBehind(
+    prepared: Prepared<V, K>,
+    attempts: number,
+    firstSeen: number,
+  ): Promise<PartitionFailure | 'free' | undefined> {
+    const batch = this.#batch;
+    const line = batch.lineOf(prepared) as string;
+    const recordError = batch.recordError(
+      prepared,
+      ErrorKind.transient,
+      new TransientError('parked behind an earlier record of its Kafka key'),
+    );
+    const letter: Letter = {
+      ...letterFor(ErrorKind.transient, recordError, attempts, firstSeen),
+      parked: { stage: 0, history: [] },
+    };
+    const envelope = this.#envelope(prepared, letter);
+    if (!batch.deps.retrySink?.fitsWhole(envelope)) return batch.failure(prepared, recordError);
+    const waiting: Letter = { ...letter, parked: { stage: WAITING_STAGE, history: [] } };
+    let decision: Awaited<ReturnType<typeof batch.deps.store.parkBehind>>;
+    try {
+      decision = await batch.deps.store.parkBehind(
+        prepared,
+        waiting,
+        JSON.stringify(envelope),
+        line,
+        batch.owner,
+        batch.now(),
+      );
+    } catch (storeError) {
+      return batch.failure(prepared, storeError);
+    }
+    if (decision.outcome === 'free') {
+      batch.parkedLines.delete(line);
+      return 'free';
+    }
+    if (decision.outcome === 'decided') {
+      batch.summary.parked += 1;
+      return undefined;
+    }
+    return this.#taken(prepared, prepared, decision);
+  }
+
+  /** Writes the decision on `request`'s item (a parked record joining its key's `line`), then sends the envelope. */
   async #decide(
     prepared: Prepared<V, K>,
     request: ClaimRequest,
     letter: Letter,
     recordError: RecordProcessingError,
+    line?: string,
   ): Promise<PartitionFailure | undefined> {
     const batch = this.#batch;
     const { store } = batch.deps;
     let decision: DeadLetterDecision;
     try {
       decision = isParkLetter(letter)
-        ? await store.decidePark(request, letter, batch.owner, batch.now())
+        ? await store.decidePark(request, letter, batch.owner, batch.now(), line)
         : await store.decideDeadLetter(request, letter, batch.owner, batch.now());
     } catch (storeError) {
       // DynamoDB refuses this record's item outright, so no decision can ever be recorded: the envelope goes out
@@ -141,19 +197,45 @@ export class DeadLetters<V, K> {
         if (letter.kind === ErrorKind.conflict) batch.summary.idempotencyConflicts += 1;
         this.#send(prepared, request.key, letter, recordError, true);
         return undefined;
+      default:
+        return this.#taken(prepared, request, decision);
+    }
+  }
+
+  /** What a decision found instead of our claim. */
+  #taken(
+    prepared: Prepared<V, K>,
+    request: ClaimRequest,
+    taken: Taken,
+  ): Promise<PartitionFailure | undefined> | undefined {
+    switch (taken.outcome) {
       case 'locked':
-        return batch.failure(
-          prepared,
-          new RecordLockedError(`another invocation (${decision.owner}) holds the record`),
+        return Promise.resolve(
+          this.#batch.failure(prepared, new RecordLockedError(`another invocation (${taken.owner}) holds the record`)),
         );
       case 'conflict':
         // Another record took the key, with other content, while this one was failing.
-        return this.conflict(prepared, decision.holder);
+        return this.conflict(prepared, taken.holder);
       default:
         // Settled by another invocation meanwhile (its lease outlived ours): nothing of ours to send.
-        this.settled(prepared, 'unsent' in decision ? decision.unsent : undefined, request.key);
+        this.settled(prepared, 'unsent' in taken ? taken.unsent : undefined, request.key);
         return undefined;
     }
+  }
+
+  /**
+   * A record found dead-lettered or parked. From the retry queue, an item parked at an earlier stage than the
+   * message's means the message came before its item was moved on (a hand-over in flight): it must come again.
+   * Otherwise the record is settled for its partition.
+   */
+  found(
+    prepared: Prepared<V, K>,
+    taken: Extract<Taken, { outcome: 'dead-lettered' | 'parked' }>,
+  ): PartitionFailure | undefined {
+    if (taken.outcome === 'parked' && prepared.parkStage !== undefined && taken.stage < prepared.parkStage)
+      return this.#batch.failure(prepared, new TransientError('its item is not yet parked for this stage'));
+    this.settled(prepared, taken.unsent);
+    return undefined;
   }
 
   /**
@@ -202,6 +284,32 @@ export class DeadLetters<V, K> {
         },
       ),
     );
+  }
+
+  /**
+   * With `ordering: 'key'`, a record from the retry queue that settled (applied, or dead-lettered and sent) lets the
+   * next record of its line go: its envelope is sent at stage 0 at once, then the settled record leaves the line.
+   * A failure leaves the settled record's message to come again, which tries the hand-over again.
+   */
+  async handOver(prepared: Prepared<V, K>): Promise<PartitionFailure | undefined> {
+    const batch = this.#batch;
+    const line = batch.lineOf(prepared);
+    if (line === undefined || !prepared.parked) return undefined;
+    try {
+      const next = await batch.deps.store.nextInLine(line, prepared.key);
+      if (next === 'not-first' || next === 'not-settled') return undefined;
+      if (next !== undefined) {
+        const { DeadLetterEnvelope } = await import('./envelopeSchema.ts');
+        const sink = batch.deps.retrySink;
+        const sent = sink?.send(DeadLetterEnvelope.parse(JSON.parse(next.envelope)), 0);
+        await sink?.flush();
+        await sent;
+      }
+      await batch.deps.store.leaveLine(line, prepared.key, next?.key);
+      return undefined;
+    } catch (error) {
+      return batch.failure(prepared, error);
+    }
   }
 
   #envelope(prepared: Prepared<V, K>, letter: Letter) {

@@ -63,7 +63,7 @@ export class SqsDeadLetterSink implements DeadLetterSink {
     return !fitEnvelope(envelope, this.#maxBytes).envelope.record.truncated;
   }
 
-  send(envelope: DeadLetterEnvelope): Promise<void> {
+  send(envelope: DeadLetterEnvelope, delaySeconds?: number): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       // Inside the executor, so an envelope that cannot fit rejects like any failed send.
       const fitted = fitEnvelope(envelope, this.#maxBytes);
@@ -71,7 +71,7 @@ export class SqsDeadLetterSink implements DeadLetterSink {
         throw new DeadLetterError('a parked record must go to the retry queue whole, and this one does not fit');
       if (this.#bufferedBytes + fitted.bytes > this.#maxBytes) this.#sendBuffered();
       this.#buffer.push({
-        entry: entryOf(String(this.#sequence++), fitted, this.#delayOf(envelope)),
+        entry: entryOf(String(this.#sequence++), fitted, delaySeconds ?? this.#delayOf(envelope)),
         envelope,
         bytes: fitted.bytes,
         resolve,

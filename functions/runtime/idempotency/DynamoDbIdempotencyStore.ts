@@ -33,6 +33,7 @@ import {
   type Taken,
   type TransactEntry,
   type TransactOutcome,
+  WAITING_STAGE,
 } from './IdempotencyStore.ts';
 
 export type DynamoDbIdempotencyStoreOptions = {
@@ -55,6 +56,8 @@ export const CLOCK_SKEW_MS = 2_000;
 const MAX_PARTITION_KEY_BYTES = 2048;
 /** Releases and sent-marks in flight at once; claims are bounded by the caller. */
 const WRITE_CONCURRENCY = 32;
+/** BatchGetItem takes at most 100 keys per call. */
+const BATCH_GET_KEYS = 100;
 /** BatchWriteItem takes at most 25 items per call. */
 const COMPLETE_BATCH_SIZE = 25;
 /** BatchExecuteStatement takes at most 25 statements per call, on distinct keys. */
@@ -591,65 +594,225 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
   }
 
   decideDeadLetter(request: ClaimRequest, letter: Letter, owner: ClaimOwner, now: number): Promise<DeadLetterDecision> {
-    return this.#decide(RecordStatus.deadLettered, request, letter, owner, now);
+    // `free` comes only for a record parked behind another.
+    return this.#decide(RecordStatus.deadLettered, request, letter, owner, now) as Promise<DeadLetterDecision>;
   }
 
-  decidePark(request: ClaimRequest, letter: Letter, owner: ClaimOwner, now: number): Promise<DeadLetterDecision> {
-    return this.#decide(RecordStatus.parked, request, letter, owner, now);
+  decidePark(
+    request: ClaimRequest,
+    letter: Letter,
+    owner: ClaimOwner,
+    now: number,
+    line?: string,
+  ): Promise<DeadLetterDecision> {
+    const queue = line === undefined ? undefined : { line };
+    return this.#decide(RecordStatus.parked, request, letter, owner, now, queue) as Promise<DeadLetterDecision>;
   }
 
-  /** A decision whose letter is sent next: DEAD_LETTERED, or PARKED at the letter's stage. */
+  parkBehind(
+    request: ClaimRequest,
+    letter: Letter,
+    envelope: string,
+    line: string,
+    owner: ClaimOwner,
+    now: number,
+  ): Promise<DeadLetterDecision | { outcome: 'free' }> {
+    return this.#decide(RecordStatus.parked, request, letter, owner, now, { line, envelope });
+  }
+
+  /**
+   * A decision whose letter is sent next: DEAD_LETTERED, or PARKED at the letter's stage. With `queue`, a keyed
+   * record's line (`ordering: 'key'`) changes in the same transaction: a record parked first joins its key's line
+   * (starting it); one parked behind another (`envelope`, kept on its item until its turn) joins only a line that
+   * still has someone in it, else it is `free` to run.
+   */
   async #decide(
     status: typeof RecordStatus.deadLettered | typeof RecordStatus.parked,
     request: ClaimRequest,
     letter: Letter,
     owner: ClaimOwner,
     now: number,
-  ): Promise<DeadLetterDecision> {
+    queue?: { line: string; envelope?: string },
+  ): Promise<DeadLetterDecision | { outcome: 'free' }> {
     const letterText = JSON.stringify({ ...letter, message: letter.message.slice(0, MAX_LETTER_MESSAGE) });
     const stage = status === RecordStatus.parked ? (letter.parked?.stage ?? 0) : undefined;
+    const behind = queue?.envelope !== undefined;
+    const update = {
+      TableName: this.#table,
+      Key: { pk: s(this.partitionKey(request.key)) },
+      UpdateExpression:
+        'SET #status = :decided, letter = :letter, letterSent = :sent, #owner = :owner, leaseUntil = :lease, ' +
+        'attempts = :attempts, expiresAt = :exp, settledAt = :now, ' +
+        `firstSeen = if_not_exists(firstSeen, :firstSeen), #topic = :topic, #partition = :partition, #offset = :offset${setFingerprint(request.fingerprint)}` +
+        (stage === undefined ? '' : ', parkStage = :newStage') +
+        (behind ? ', envelope = :envelope' : ''),
+      // Over our own claim, or what anyone could claim; never over a COMPLETED marker or a live lease.
+      ConditionExpression: `(#owner = :owner AND #status = :inProgress) OR ${claimCondition(request)}`,
+      ExpressionAttributeNames: NAMES,
+      ExpressionAttributeValues: {
+        ...this.#attemptValues(request, now),
+        ':decided': s(status),
+        ':letter': s(letterText),
+        // Behind another, there is nothing to send until its turn.
+        ':sent': { BOOL: behind },
+        ':owner': s(owner.requestId),
+        ':lease': n(behind ? 0 : owner.leaseUntilMs),
+        ':attempts': n(letter.attempts),
+        ':firstSeen': n(letter.firstFailedAt),
+        ...(stage === undefined ? {} : { ':newStage': n(stage) }),
+        ...(behind ? { ':envelope': s(queue.envelope as string) } : {}),
+      },
+      ReturnValuesOnConditionCheckFailure: 'ALL_OLD' as const,
+    };
+    const what = status === RecordStatus.parked ? 'park' : 'dead-letter';
     try {
-      await this.#client.send(
-        new UpdateItemCommand({
-          TableName: this.#table,
-          Key: { pk: s(this.partitionKey(request.key)) },
-          UpdateExpression:
-            'SET #status = :decided, letter = :letter, letterSent = :false, #owner = :owner, leaseUntil = :lease, ' +
-            'attempts = :attempts, expiresAt = :exp, settledAt = :now, ' +
-            `firstSeen = if_not_exists(firstSeen, :firstSeen), #topic = :topic, #partition = :partition, #offset = :offset${setFingerprint(request.fingerprint)}` +
-            (stage === undefined ? '' : ', parkStage = :newStage'),
-          // Over our own claim, or what anyone could claim; never over a COMPLETED marker or a live lease.
-          ConditionExpression: `(#owner = :owner AND #status = :inProgress) OR ${claimCondition(request)}`,
-          ExpressionAttributeNames: NAMES,
-          ExpressionAttributeValues: {
-            ...this.#attemptValues(request, now),
-            ':decided': s(status),
-            ':letter': s(letterText),
-            ':false': { BOOL: false },
-            ':owner': s(owner.requestId),
-            ':lease': n(owner.leaseUntilMs),
-            ':attempts': n(letter.attempts),
-            ':firstSeen': n(letter.firstFailedAt),
-            ...(stage === undefined ? {} : { ':newStage': n(stage) }),
-          },
-          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-        }),
-      );
+      if (!queue) await this.#client.send(new UpdateItemCommand(update));
+      else {
+        await this.#client.send(
+          new TransactWriteItemsCommand({
+            TransactItems: [{ Update: update }, { Update: this.#lineUpdate(queue.line, request.key, behind, now) }],
+            ClientRequestToken: requestToken(`${this.#table}:${owner.requestId}:${what}:${request.key}:${stage}`),
+          }),
+        );
+      }
       return { outcome: 'decided' };
     } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) {
-        const item = error.Item;
-        // Our own decision, written by a request whose answer was lost and then retried.
-        const ours =
-          item?.status?.S === status &&
-          item.owner?.S === owner.requestId &&
-          letterOf(item) !== undefined &&
-          (stage === undefined || num(item.parkStage) === stage);
-        if (ours) return { outcome: 'decided' };
-        return this.#takenBy(item, owner, now, request);
+      let item: Item | undefined;
+      if (error instanceof ConditionalCheckFailedException) item = error.Item;
+      else if (error instanceof TransactionCanceledException) {
+        const [itemReason, lineReason] = error.CancellationReasons ?? [];
+        if (itemReason?.Code === 'ConditionalCheckFailed') item = itemReason.Item;
+        else if (lineReason?.Code === 'ConditionalCheckFailed') return { outcome: 'free' };
+        else
+          throw new IdempotencyStoreError(`deciding to ${what} ${request.key} failed: ${error.message}`, {
+            cause: error,
+          });
+      } else
+        throw new IdempotencyStoreError(`deciding to ${what} ${request.key} failed: ${(error as Error).message}`, {
+          cause: error,
+        });
+      // Our own decision, written by a request whose answer was lost and then retried.
+      const ours =
+        item?.status?.S === status &&
+        item.owner?.S === owner.requestId &&
+        (behind || letterOf(item) !== undefined) &&
+        (stage === undefined || num(item.parkStage) === stage);
+      if (ours) return { outcome: 'decided' };
+      return this.#takenBy(item, owner, now, request);
+    }
+  }
+
+  /** Joins `key` to the end of a Kafka key's line of parked records; behind another, only while someone is in it. */
+  #lineUpdate(line: string, key: string, behind: boolean, now: number) {
+    return {
+      TableName: this.#table,
+      Key: { pk: s(this.partitionKey(line)) },
+      UpdateExpression: behind
+        ? 'SET waiting = list_append(waiting, :me), expiresAt = :exp'
+        : 'SET waiting = list_append(if_not_exists(waiting, :empty), :me), expiresAt = :exp',
+      ...(behind ? { ConditionExpression: 'size(waiting) > :zero' } : {}),
+      ExpressionAttributeValues: {
+        ':me': { L: [s(key)] },
+        ':exp': n(Math.floor(now / 1000) + this.#ttlSeconds),
+        ...(behind ? { ':zero': n(0) } : { ':empty': { L: [] } }),
+      },
+    };
+  }
+
+  async parkedLines(lines: readonly string[]): Promise<Set<string>> {
+    const waiting = new Set<string>();
+    for (let start = 0; start < lines.length; start += BATCH_GET_KEYS) {
+      let keys = lines.slice(start, start + BATCH_GET_KEYS).map((line) => ({ pk: s(this.partitionKey(line)) }));
+      for (let attempt = 1; keys.length > 0; attempt++) {
+        const result = await this.#client.send(
+          new BatchGetItemCommand({
+            RequestItems: { [this.#table]: { Keys: keys, ConsistentRead: true, ProjectionExpression: 'pk, waiting' } },
+          }),
+        );
+        for (const item of result.Responses?.[this.#table] ?? [])
+          if ((item.waiting?.L?.length ?? 0) > 0 && item.pk?.S) waiting.add(item.pk.S);
+        keys = (result.UnprocessedKeys?.[this.#table]?.Keys ?? []) as typeof keys;
+        if (keys.length > 0) await sleep(backoffDelay(attempt, COMPLETE_BACKOFF));
       }
-      const what = status === RecordStatus.parked ? 'park' : 'dead-letter';
-      throw new IdempotencyStoreError(`deciding to ${what} ${request.key} failed: ${(error as Error).message}`, {
+    }
+    return new Set(lines.filter((line) => waiting.has(this.partitionKey(line))));
+  }
+
+  async nextInLine(
+    line: string,
+    settled: string,
+  ): Promise<{ key: string; envelope: string } | 'not-first' | 'not-settled' | undefined> {
+    const read = async (keys: string[]): Promise<Map<string | undefined, Item>> => {
+      const result = await this.#client.send(
+        new BatchGetItemCommand({
+          RequestItems: {
+            [this.#table]: { Keys: keys.map((key) => ({ pk: s(this.partitionKey(key)) })), ConsistentRead: true },
+          },
+        }),
+      );
+      if ((result.UnprocessedKeys?.[this.#table]?.Keys?.length ?? 0) > 0)
+        throw new Error('the read came back unprocessed');
+      return new Map((result.Responses?.[this.#table] ?? []).map((item) => [item.pk?.S, item]));
+    };
+    try {
+      const items = await read([line, settled]);
+      const waiting = items.get(this.partitionKey(line))?.waiting?.L ?? [];
+      if (waiting[0]?.S !== settled) return 'not-first';
+      const status = items.get(this.partitionKey(settled))?.status?.S;
+      if (status !== RecordStatus.completed && status !== RecordStatus.deadLettered) return 'not-settled';
+      const next = waiting[1]?.S;
+      if (next === undefined) return undefined;
+      const envelope = (await read([next])).get(this.partitionKey(next))?.envelope?.S;
+      if (envelope === undefined) throw new Error(`${next}, next in line, has no parked envelope`);
+      return { key: next, envelope };
+    } catch (error) {
+      throw new IdempotencyStoreError(`reading the line after ${settled} failed: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+  }
+
+  async leaveLine(line: string, settled: string, next: string | undefined): Promise<void> {
+    const leave = {
+      TableName: this.#table,
+      Key: { pk: s(this.partitionKey(line)) },
+      UpdateExpression: 'REMOVE waiting[0]',
+      ConditionExpression: 'waiting[0] = :settled',
+      ExpressionAttributeValues: { ':settled': s(settled) },
+    };
+    try {
+      if (next === undefined) await this.#client.send(new UpdateItemCommand(leave));
+      else {
+        // The next record's message is on its way at stage 0: its item waits for it there, and no longer needs the envelope.
+        const release = {
+          TableName: this.#table,
+          Key: { pk: s(this.partitionKey(next)) },
+          UpdateExpression: 'SET parkStage = :first REMOVE envelope',
+          ConditionExpression: '#status = :parked AND parkStage = :waiting',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: {
+            ':parked': s(RecordStatus.parked),
+            ':waiting': n(WAITING_STAGE),
+            ':first': n(0),
+          },
+        };
+        await this.#client.send(
+          new TransactWriteItemsCommand({
+            TransactItems: [{ Update: leave }, { Update: release }],
+            // Tokens are the account's, not the table's: the pks (route included) and the table make it ours alone.
+            ClientRequestToken: requestToken(`leave:${this.#table}:${this.partitionKey(line)}:${settled}`),
+          }),
+        );
+      }
+    } catch (error) {
+      // Left already: a retry whose first answer was lost, or a repeated message of the settled record.
+      if (error instanceof ConditionalCheckFailedException) return;
+      if (
+        error instanceof TransactionCanceledException &&
+        error.CancellationReasons?.[0]?.Code === 'ConditionalCheckFailed'
+      )
+        return;
+      throw new IdempotencyStoreError(`leaving the line of ${settled} failed: ${(error as Error).message}`, {
         cause: error,
       });
     }

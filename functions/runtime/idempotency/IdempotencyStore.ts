@@ -39,6 +39,9 @@ export type ConflictHolder = {
 /** The invocation making claims: its id owns them, its timeout ends their lease. */
 export type ClaimOwner = { readonly requestId: string; readonly leaseUntilMs: number };
 
+/** The `parkStage` of a record parked behind an earlier record of its Kafka key: no message until its turn. */
+export const WAITING_STAGE = -1;
+
 /** One failed stage of a parked record: the in-invocation tries that ended in it, and the error that ended them. */
 export type ParkedTry = {
   /** -1 for the Kafka delivery that parked it, then the retry queue's stage. */
@@ -155,7 +158,37 @@ export interface IdempotencyStore {
    * The same for parking a record in the retry queue: PARKED at `letter.parked.stage`, its message marked unsent.
    * Only over our own claim or a claimable item.
    */
-  decidePark(request: ClaimRequest, letter: Letter, owner: ClaimOwner, now: number): Promise<DeadLetterDecision>;
+  decidePark(
+    request: ClaimRequest,
+    letter: Letter,
+    owner: ClaimOwner,
+    now: number,
+    line?: string,
+  ): Promise<DeadLetterDecision>;
+  /**
+   * `ordering: 'key'`: parks a record behind the records of its Kafka key's `line` already parked, keeping its
+   * envelope on its item until its turn; `free` when the line emptied meanwhile, so the record runs now.
+   */
+  parkBehind(
+    request: ClaimRequest,
+    letter: Letter,
+    envelope: string,
+    line: string,
+    owner: ClaimOwner,
+    now: number,
+  ): Promise<DeadLetterDecision | { readonly outcome: 'free' }>;
+  /** The lines, of those given, that hold parked records: their keys' later records must wait behind them. */
+  parkedLines(lines: readonly string[]): Promise<Set<string>>;
+  /**
+   * Who comes after `settled` in its line: `not-first` when `settled` no longer leads it (it left already),
+   * `not-settled` while it is parked for a later stage or being run, undefined when nobody waits.
+   */
+  nextInLine(
+    line: string,
+    settled: string,
+  ): Promise<{ key: string; envelope: string } | 'not-first' | 'not-settled' | undefined>;
+  /** `settled` leaves the head of its line; `next`, whose message was just sent, moves to stage 0 in the same write. */
+  leaveLine(line: string, settled: string, next: string | undefined): Promise<void>;
   /**
    * Notes that a decided letter reached its queue, so a redelivery does not send it again. `parkStage` for a parked
    * record's message: only that stage is marked, never a later one decided meanwhile.

@@ -82,7 +82,7 @@ export class ProcessMode<V, K> implements WorkMode<V, K> {
       let failure: PartitionFailure | undefined;
       if (claimed.outcome === 'completed') batch.summary.duplicates += 1;
       else if (claimed.outcome === 'dead-lettered' || claimed.outcome === 'parked')
-        this.#deadLetters.settled(prepared, claimed.unsent);
+        failure = this.#deadLetters.found(prepared, claimed);
       else if (claimed.outcome === 'conflict') failure = await this.#deadLetters.conflict(prepared, claimed.holder);
       else if (claimed.outcome === 'error') {
         // The claim may have landed with its answer lost: end it, so the redelivery need not wait out our lease.
@@ -101,6 +101,14 @@ export class ProcessMode<V, K> implements WorkMode<V, K> {
         );
       } else if (prepared.decodeError) {
         failure = await this.#deadLetter(prepared, ErrorKind.permanent, prepared.decodeError, claimed);
+      } else if (batch.waitsInLine(prepared)) {
+        // Untried, so the claim's attempt is given back.
+        const behind = await this.#deadLetters.parkBehind(prepared, claimed.attempts - 1, claimed.firstSeen);
+        if (behind === 'free') failure = await this.#processRecord(prepared, claimed);
+        else if (behind) {
+          batch.releases.push({ key: prepared.key });
+          failure = behind;
+        }
       } else {
         failure = await this.#processRecord(prepared, claimed);
       }

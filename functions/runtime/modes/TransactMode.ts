@@ -48,7 +48,13 @@ export class TransactMode<V, K> implements WorkMode<V, K> {
     while (index < queue.length) {
       const head = queue[index] as Prepared<V, K>;
       let failure: PartitionFailure | undefined;
-      if (head.decodeError) {
+      let behind: PartitionFailure | 'free' | undefined = 'free';
+      if (!head.decodeError && this.#batch.waitsInLine(head))
+        behind = await this.#deadLetters.parkBehind(head, 0, this.#batch.now());
+      if (behind !== 'free') {
+        failure = behind;
+        index += 1;
+      } else if (head.decodeError) {
         failure = await this.#deadLetter(head, ErrorKind.permanent, head.decodeError, 1);
         index += 1;
       } else {
@@ -76,10 +82,15 @@ export class TransactMode<V, K> implements WorkMode<V, K> {
     const touched = new Set<string>();
     // Copies of a key with other content (not duplicates, see markCopies) go in separate packs: one item, one action.
     const markers = new Set<string>();
+    // With ordering 'key', one record per Kafka key: if it is parked, the next of its key must see that.
+    const lines = new Set<string>();
     let actions = 0;
     for (let next = start; next < queue.length; next++) {
       const prepared = queue[next] as Prepared<V, K>;
       if (prepared.decodeError || markers.has(prepared.key)) break;
+      const line = this.#batch.lineOf(prepared);
+      if (next > start && line !== undefined && (lines.has(line) || this.#batch.waitsInLine(prepared))) break;
+      if (line !== undefined) lines.add(line);
       let items = built.get(prepared);
       try {
         items ??= await this.#transact(prepared.record as KafkaRecord<V, K>, this.#batch.recordContext(1));
@@ -148,7 +159,7 @@ export class TransactMode<V, K> implements WorkMode<V, K> {
       );
     if (taken.outcome === 'completed') this.#batch.summary.duplicates += 1;
     else if (taken.outcome === 'dead-lettered' || taken.outcome === 'parked')
-      this.#deadLetters.settled(prepared, taken.unsent);
+      return this.#deadLetters.found(prepared, taken);
     else return this.#deadLetters.conflict(prepared, taken.holder);
     return undefined;
   }

@@ -192,3 +192,89 @@ test('a message that is not a parked record of the route is left for the retry q
   const result = await route.invokeParked([{ MessageId: 'm-1', Body: '{"hello":1}' }]);
   expect(result.response).toEqual({ batchItemFailures: [{ itemIdentifier: 'm-1' }] });
 });
+
+test("ordering 'key': later records of a parked record's key wait behind it, untried, and go in order as each one settles", async () => {
+  let down = true;
+  const applied: string[] = [];
+  const route = await faultyRoute({
+    settings: { retry: { ...retry, park: { ...park, ordering: 'key' } }, breaker: { enabled: false } },
+    process: async (record: { value: Tx }) => {
+      if (record.value.id === 'r1' && down) throw new TransientError('down');
+      applied.push(record.value.id);
+    },
+  });
+  const keyed = (offset: number, key: string) => ({ offset, key, value: { id: `r${offset}`, amount: 1 } });
+
+  const first = await route.invoke([keyed(0, 'k'), keyed(1, 'k'), keyed(2, 'k'), keyed(3, 'j')]);
+  expect(first.error).toBeUndefined();
+  expect(first.summary).toMatchObject({ processed: 2, parked: 2 });
+  expect(applied).toEqual(['r0', 'r3']);
+  expect(await route.item('orders-0@2')).toMatchObject({ status: { S: 'PARKED' }, parkStage: { N: '-1' } });
+
+  // A later batch (a cold container) reads the key's line from the table: r4 waits too.
+  const second = await route.invoke([keyed(4, 'k'), keyed(5, 'j')]);
+  expect(second.summary).toMatchObject({ processed: 1, parked: 1 });
+  expect(applied).toEqual(['r0', 'r3', 'r5']);
+
+  down = false;
+  let messages = await route.parked();
+  expect(messages.map((m) => JSON.parse(m.Body ?? '{}').idempotencyKey)).toEqual(['orders-0@1']);
+  const r1 = await route.invokeParked(messages);
+  expect(r1.response).toEqual({ batchItemFailures: [] });
+  // r1 settled, so r2's message went at once; a repeat of r1's message hands nothing over twice.
+  const repeat = await route.invokeParked(messages);
+  expect(repeat.response).toEqual({ batchItemFailures: [] });
+  messages = await route.parked();
+  expect(messages.map((m) => JSON.parse(m.Body ?? '{}').idempotencyKey)).toEqual(['orders-0@2']);
+  expect(JSON.parse(messages[0]?.Body ?? '{}').parked).toEqual({ stage: 0, history: [] });
+
+  await route.invokeParked(messages);
+  messages = await route.parked();
+  expect(messages.map((m) => JSON.parse(m.Body ?? '{}').idempotencyKey)).toEqual(['orders-0@4']);
+  await route.invokeParked(messages);
+  expect(await route.parked()).toEqual([]);
+  expect(applied).toEqual(['r0', 'r3', 'r5', 'r1', 'r2', 'r4']);
+
+  // The key's line is empty again: its next record runs at once.
+  const third = await route.invoke([keyed(6, 'k')]);
+  expect(third.summary).toMatchObject({ processed: 1, parked: 0 });
+  expect(await route.letters()).toEqual([]);
+});
+
+test("ordering 'key': a hand-over cut off after its message went keeps the next record waiting until it completes", async () => {
+  const applied: string[] = [];
+  let down = true;
+  const route = await faultyRoute({
+    settings: { retry: { ...retry, park: { ...park, ordering: 'key' } }, breaker: { enabled: false } },
+    process: async (record: { value: Tx }) => {
+      if (record.value.id === 'r0' && down) throw new TransientError('down');
+      applied.push(record.value.id);
+    },
+  });
+  await route.invoke([0, 1].map((offset) => ({ offset, key: 'k', value: { id: `r${offset}`, amount: 1 } })));
+  const r0 = await route.parked();
+  down = false;
+
+  // The hand-over's last write (r0 leaves the line, r1 moves to stage 0) fails every time.
+  route.faults.dynamodb = (command, input) =>
+    command === 'TransactWriteItemsCommand' && JSON.stringify(input).includes('REMOVE waiting[0]')
+      ? 'before'
+      : undefined;
+  const cut = await route.invokeParked(r0);
+  expect(cut.response?.batchItemFailures).toHaveLength(1);
+  const early = await route.parked();
+  expect(early).toHaveLength(1);
+  // r1's message came before its item moved on: it must come again, and r1 does not run yet.
+  const tooSoon = await route.invokeParked(early);
+  expect(tooSoon.response?.batchItemFailures).toHaveLength(1);
+  expect(applied).toEqual(['r0']);
+
+  route.faults.dynamodb = () => undefined;
+  const again = await route.invokeParked(r0);
+  expect(again.response).toEqual({ batchItemFailures: [] });
+  const copies = [...early, ...(await route.parked())];
+  expect(copies).toHaveLength(2);
+  const r1 = await route.invokeParked(copies);
+  expect(r1.response).toEqual({ batchItemFailures: [] });
+  expect(applied).toEqual(['r0', 'r1']);
+});
