@@ -20,6 +20,11 @@ const program = cliProgram('npm run chaos --')
   .option('-f, --fault-rate <p>', 'share of SDK calls that fail, 0 to 1 (or a percentage)', parseRate, 0.06)
   .addOption(new Option('--work <mode>', 'work mode').choices([...WorkModes, 'both']).default('both'))
   .addOption(new Option('--esm <mode>', 'event source mapping mode').choices([...EsmModes, 'both']).default('both'))
+  .addOption(
+    new Option('--park <mode>', 'runs with a retry queue (retry.park, ordering by key), without, or both')
+      .choices(['on', 'off', 'both'])
+      .default('both'),
+  )
   .option('--records <n>', 'records per run', numberArg('--records', { min: 1, integer: true }), 200)
   .option('--partitions <n>', 'partitions per run', numberArg('--partitions', { min: 1, integer: true }), 4);
 
@@ -34,6 +39,7 @@ type SoakOptions = {
   faultRate: number;
   work: string;
   esm: string;
+  park: string;
   records: number;
   partitions: number;
 };
@@ -57,18 +63,19 @@ const soak = async (opts: SoakOptions): Promise<number> => {
   const works = opts.work === 'both' ? WorkModes : [opts.work as (typeof WorkModes)[number]];
   const esms = opts.esm === 'both' ? EsmModes : [opts.esm as (typeof EsmModes)[number]];
   const results: ChaosResult[] = [];
-  const total = opts.seeds * works.length * esms.length;
+  const parks = opts.park === 'both' ? [false, true] : [opts.park === 'on'];
+  const total = opts.seeds * works.length * esms.length * parks.length;
   for (let seed = opts.firstSeed; seed < opts.firstSeed + opts.seeds; seed++) {
     for (const work of works) {
-      for (const esm of esms) {
-        const label = `[${results.length + 1}/${total}] seed ${seed} ${work} ${esm} at ${(opts.faultRate * 100).toFixed(0)}%`;
+      for (const [esm, park] of esms.flatMap((esm) => parks.map((park) => [esm, park] as const))) {
+        const label = `[${results.length + 1}/${total}] seed ${seed} ${work} ${esm}${park ? ' parking' : ''} at ${(opts.faultRate * 100).toFixed(0)}%`;
         let invocations = 0;
         const progress = () => {
           invocations += 1;
           if (process.stderr.isTTY) process.stderr.write(`\r${label}: ${invocations} invocations…`);
         };
         const result = await runChaos(
-          { seed, faultRate: opts.faultRate, work, esm, records: opts.records, partitions: opts.partitions },
+          { seed, faultRate: opts.faultRate, work, esm, park, records: opts.records, partitions: opts.partitions },
           progress,
         );
         results.push(result);

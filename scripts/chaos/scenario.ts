@@ -8,12 +8,19 @@ import {
   type TransactWriteItem,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
-import { CreateQueueCommand, DeleteQueueCommand, SQSClient } from '@aws-sdk/client-sqs';
+import {
+  CreateQueueCommand,
+  DeleteMessageBatchCommand,
+  DeleteQueueCommand,
+  GetQueueAttributesCommand,
+  ReceiveMessageCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
 import type { Context } from 'aws-lambda';
 import { z } from 'zod';
 import { DeadLetterEnvelope } from '../../functions/runtime/deadLetter/envelopeSchema.ts';
 import { BusinessRuleError, formatCoordinates, TransientError } from '../../functions/runtime/errors.ts';
-import type { KafkaBatchResponse, WireRecord } from '../../functions/runtime/event.ts';
+import type { KafkaBatchResponse, SqsBatchResponse, WireRecord } from '../../functions/runtime/event.ts';
 import { kafkaHandler } from '../../functions/runtime/kafkaHandler.ts';
 import { createTableIfMissing, drainMessages, scanTable } from '../lib/localResources.ts';
 import { seededRandom } from '../lib/traffic.ts';
@@ -36,6 +43,11 @@ export type ChaosOptions = {
   readonly timeoutMs?: number;
   /** The model gives up after this long, and reports the partitions that did not drain. */
   readonly deadlineMs?: number;
+  /**
+   * The route parks failing records in a retry queue (`retry.park`, ordering by Kafka key, delays of 0 s) that the
+   * model drains beside the topic; the check adds that each key's applied records kept their offset order.
+   */
+  readonly park?: boolean;
 };
 
 export type ChaosResult = {
@@ -43,6 +55,7 @@ export type ChaosResult = {
   readonly faultRate: number;
   readonly work: ChaosOptions['work'];
   readonly esm: ChaosOptions['esm'];
+  readonly park: boolean;
   readonly records: number;
   readonly invocations: number;
   readonly failedInvocations: number;
@@ -137,18 +150,28 @@ const planRecords = (options: Required<ChaosOptions>, random: () => number): Pla
   return logs;
 };
 
-type Resources = { table: string; side: string; queueUrl: string };
+type Resources = { table: string; side: string; queueUrl: string; retryQueueUrl?: string | undefined };
 
-const createResources = async (dynamodb: DynamoDBClient, sqs: SQSClient, id: string): Promise<Resources> => {
+const createQueue = async (sqs: SQSClient, name: string): Promise<string> => {
+  const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: name }));
+  if (!QueueUrl) throw new Error('ElasticMQ returned no queue URL');
+  return QueueUrl;
+};
+
+const createResources = async (
+  dynamodb: DynamoDBClient,
+  sqs: SQSClient,
+  id: string,
+  park: boolean,
+): Promise<Resources> => {
   const table = `chaos-${id}-idempotency`;
   const side = `chaos-${id}-effects`;
   await Promise.all([
     createTableIfMissing(dynamodb, table, 'pk', true),
     createTableIfMissing(dynamodb, side, 'pk', false),
   ]);
-  const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: `chaos-${id}-dlq` }));
-  if (!QueueUrl) throw new Error('ElasticMQ returned no queue URL');
-  return { table, side, queueUrl: QueueUrl };
+  const queueUrl = await createQueue(sqs, `chaos-${id}-dlq`);
+  return { table, side, queueUrl, retryQueueUrl: park ? await createQueue(sqs, `chaos-${id}-retry`) : undefined };
 };
 
 const deleteResources = async (dynamodb: DynamoDBClient, sqs: SQSClient, resources: Resources): Promise<void> => {
@@ -156,6 +179,7 @@ const deleteResources = async (dynamodb: DynamoDBClient, sqs: SQSClient, resourc
     dynamodb.send(new DeleteTableCommand({ TableName: resources.table })),
     dynamodb.send(new DeleteTableCommand({ TableName: resources.side })),
     sqs.send(new DeleteQueueCommand({ QueueUrl: resources.queueUrl })),
+    ...(resources.retryQueueUrl ? [sqs.send(new DeleteQueueCommand({ QueueUrl: resources.retryQueueUrl }))] : []),
   ]);
 };
 
@@ -183,11 +207,14 @@ const routeFactory = (
         maxDelayMs: 100,
         maxRecordAgeSeconds: 3600,
         temporary: { coolDownMs: 20, probes: 2 },
+        ...(options.park ? { park: { delaysSeconds: [0, 0], ordering: 'key' as const } } : {}),
       },
       idempotency: { clockSkewMs: 200 },
       partialBatchResponse: options.esm === 'provisioned',
     },
   };
+  // The order each key's records were applied in, for the ordering check.
+  let sequence = 0;
   return () => {
     // New clients per container: the faults are injected into exactly the calls the runtime makes.
     const clients = {
@@ -205,8 +232,8 @@ const routeFactory = (
             new UpdateItemCommand({
               TableName: resources.side,
               Key: { pk: { S: `A#${formatCoordinates(record)}` } },
-              UpdateExpression: 'ADD applications :one',
-              ExpressionAttributeValues: { ':one': { N: '1' } },
+              UpdateExpression: 'ADD applications :one SET seq = :seq',
+              ExpressionAttributeValues: { ':one': { N: '1' }, ':seq': { N: String(++sequence) } },
             }),
           );
         },
@@ -227,7 +254,7 @@ const routeFactory = (
           {
             Put: {
               TableName: resources.side,
-              Item: { pk: { S: `L#${tx.id}` }, account: { S: tx.account }, amount },
+              Item: { pk: { S: `L#${tx.id}` }, account: { S: tx.account }, amount, seq: { N: String(++sequence) } },
               ConditionExpression: 'attribute_not_exists(pk)',
             },
           },
@@ -251,7 +278,7 @@ const routeFactory = (
   };
 };
 
-type Handler = (event: unknown, context: Context) => Promise<KafkaBatchResponse | undefined>;
+type Handler = (event: unknown, context: Context) => Promise<KafkaBatchResponse | SqsBatchResponse | undefined>;
 
 const contextFor = (timeoutMs: number): Context => {
   const deadline = Date.now() + timeoutMs;
@@ -275,6 +302,7 @@ const driveEventSourceMapping = async (
   newHandler: () => Handler,
   random: () => number,
   onInvocation: () => void,
+  retryQueue: ReturnType<typeof retryQueueModel> | undefined,
 ) => {
   const committed = logs.map(() => 0);
   const drained = () => committed.every((offset, p) => offset >= (logs[p] as Planned[]).length);
@@ -305,7 +333,7 @@ const driveEventSourceMapping = async (
     counts.invocations += 1;
     onInvocation();
     try {
-      const response = await handler(event, contextFor(options.timeoutMs));
+      const response = (await handler(event, contextFor(options.timeoutMs))) as KafkaBatchResponse | undefined;
       const failed = new Map(
         (response?.batchItemFailures ?? []).map((f) => [f.itemIdentifier.partition, f.itemIdentifier.offset]),
       );
@@ -320,9 +348,61 @@ const driveEventSourceMapping = async (
       // The mapping backs off before it delivers the batch again.
       await sleep(20);
     }
+    if (retryQueue) await retryQueue.poll(handler, counts);
   }
+  // The topic is drained; the retry queue goes on until it is empty too.
+  while (retryQueue && Date.now() < deadline && !(await retryQueue.empty())) await retryQueue.poll(handler, counts);
   await Promise.all(zombies);
-  return { committed, drained: drained(), ...counts };
+  return { committed, drained: drained(), retryQueueEmpty: retryQueue ? await retryQueue.empty() : true, ...counts };
+};
+
+/**
+ * The SQS event source of the retry queue, modelled: up to 10 messages per invocation, those the response names (or
+ * all, if it throws) come again after their visibility timeout. The model's own client takes no faults.
+ */
+const retryQueueModel = (queueUrl: string) => {
+  const sqs = new SQSClient({});
+  return {
+    poll: async (handler: Handler, counts: { invocations: number; failedInvocations: number }) => {
+      const { Messages = [] } = await sqs.send(
+        new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, VisibilityTimeout: 1 }),
+      );
+      if (Messages.length === 0) return;
+      const event = {
+        Records: Messages.map((m) => ({ messageId: m.MessageId, body: m.Body, eventSource: 'aws:sqs' })),
+      };
+      counts.invocations += 1;
+      let failed: Set<string | undefined>;
+      try {
+        const response = (await handler(event, contextFor(5_000))) as SqsBatchResponse | undefined;
+        failed = new Set((response?.batchItemFailures ?? []).map((f) => f.itemIdentifier));
+      } catch {
+        failed = new Set(Messages.map((m) => m.MessageId));
+      }
+      if (failed.size > 0) counts.failedInvocations += 1;
+      const done = Messages.filter((m) => !failed.has(m.MessageId));
+      if (done.length > 0)
+        await sqs.send(
+          new DeleteMessageBatchCommand({
+            QueueUrl: queueUrl,
+            Entries: done.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle })),
+          }),
+        );
+    },
+    empty: async () => {
+      const { Attributes = {} } = await sqs.send(
+        new GetQueueAttributesCommand({
+          QueueUrl: queueUrl,
+          AttributeNames: [
+            'ApproximateNumberOfMessages',
+            'ApproximateNumberOfMessagesNotVisible',
+            'ApproximateNumberOfMessagesDelayed',
+          ],
+        }),
+      );
+      return Object.values(Attributes).every((count) => Number(count) === 0);
+    },
+  };
 };
 
 const drainLetters = async (sqs: SQSClient, queueUrl: string): Promise<DeadLetterEnvelope[]> =>
@@ -339,11 +419,13 @@ const checkInvariant = async (
   const violations: string[] = [];
   const items = await scanTable(client, resources.side);
   const applications = new Map<string, number>();
+  const sequence = new Map<string, number>();
   const ledger = new Map<string, { account: string; amount: number }>();
   const balances = new Map<string, number>();
   for (const item of items) {
     const pk = item.pk?.S ?? '';
     if (pk.startsWith('A#')) applications.set(pk.slice(2), Number(item.applications?.N));
+    if (pk.startsWith('A#') || pk.startsWith('L#')) sequence.set(pk.slice(2), Number(item.seq?.N));
     if (pk.startsWith('L#')) {
       ledger.set(pk.slice(2), { account: item.account?.S ?? '', amount: Number(item.amount?.N) });
       applications.set(pk.slice(2), 1);
@@ -365,12 +447,34 @@ const checkInvariant = async (
     if (applied >= 1 && deadLettered) violations.push(`${key} (${where}) both applied and dead-lettered`);
     if (applied === 0 && !deadLettered) violations.push(`${key} (${where}) lost: neither applied nor dead-lettered`);
     const mustDeadLetter = kinds.has('poison') || kinds.has('refused') || kinds.has('doomed');
-    // Only a debit may be refused by its balance, and only in transact mode.
-    const mayDeadLetter = mustDeadLetter || (options.work === 'transact' && (copies[0]?.value?.amount ?? 0) < 0);
+    // Only a debit may be refused by its balance, and only in transact mode; with a retry queue, a flaky record
+    // may fail each of its stages' tries.
+    const mayDeadLetter =
+      mustDeadLetter ||
+      (options.work === 'transact' && (copies[0]?.value?.amount ?? 0) < 0) ||
+      (options.park && kinds.has('flaky'));
     if (mustDeadLetter && !deadLettered) violations.push(`${key} (${where}) should have been dead-lettered`);
     if (deadLettered && !mayDeadLetter) violations.push(`${key} (${where}) dead-lettered though it could succeed`);
   }
   for (const key of lettered.keys()) if (!byKey.has(key)) violations.push(`a dead letter for unknown key ${key}`);
+  if (options.park) {
+    // Ordering 'key': within a partition, each Kafka key's applied records applied in offset order.
+    for (const log of logs) {
+      const last = new Map<string, { at: string; seq: number }>();
+      for (const record of log) {
+        const seq = sequence.get(record.key);
+        // A key with copies may have been applied from another partition's copy, outside this partition's order.
+        const copied = (byKey.get(record.key)?.length ?? 0) > 1;
+        if (seq === undefined || lettered.has(record.key) || copied) continue;
+        const kafkaKey = record.wire.key ?? '';
+        const before = last.get(kafkaKey);
+        const at = formatCoordinates(record.wire);
+        if (before && before.seq > seq)
+          violations.push(`${at} was applied before ${before.at}, out of its key's order`);
+        last.set(kafkaKey, { at, seq });
+      }
+    }
+  }
   if (options.work === 'transact') {
     const sums = new Map<string, number>();
     for (const { account, amount } of ledger.values()) sums.set(account, (sums.get(account) ?? 0) + amount);
@@ -402,17 +506,19 @@ export const runChaos = async (input: ChaosOptions, onInvocation: () => void = (
     batchSize: 40,
     timeoutMs: 5_000,
     deadlineMs: 120_000,
+    park: false,
     ...input,
   };
   const started = Date.now();
   const random = seededRandom(options.seed);
   const dynamodb = new DynamoDBClient({});
   const sqs = new SQSClient({});
-  const resources = await createResources(dynamodb, sqs, `${options.seed}-${randomUUID().slice(0, 8)}`);
+  const resources = await createResources(dynamodb, sqs, `${options.seed}-${randomUUID().slice(0, 8)}`, options.park);
   // The runtime reads its table and queue from the environment, as in Lambda; the caller's values come back after.
   const restore = setEnv({
     IDEMPOTENCY_TABLE_NAME: resources.table,
     DLQ_URL: resources.queueUrl,
+    ...(resources.retryQueueUrl ? { RETRY_QUEUE_URL: resources.retryQueueUrl } : {}),
     // CHAOS_LOG_LEVEL=INFO shows every invocation's log lines, to follow a broken run.
     LOG_LEVEL: process.env.CHAOS_LOG_LEVEL ?? 'SILENT',
     POWERTOOLS_METRICS_DISABLED: 'true',
@@ -421,7 +527,8 @@ export const runChaos = async (input: ChaosOptions, onInvocation: () => void = (
     const logs = planRecords(options, random);
     const faults: FaultStats = { before: 0, after: 0, requests: 0 };
     const newHandler = routeFactory(options, resources, random, faults) as () => Handler;
-    const run = await driveEventSourceMapping(options, logs, newHandler, random, onInvocation);
+    const retryQueue = resources.retryQueueUrl ? retryQueueModel(resources.retryQueueUrl) : undefined;
+    const run = await driveEventSourceMapping(options, logs, newHandler, random, onInvocation, retryQueue);
     const letters = await drainLetters(sqs, resources.queueUrl);
     const checked = await checkInvariant(options, logs, resources, letters, dynamodb);
     const violations = [...checked.violations];
@@ -429,11 +536,13 @@ export const runChaos = async (input: ChaosOptions, onInvocation: () => void = (
       if ((run.committed[partition] as number) < log.length)
         violations.push(`${TOPIC}-${partition} did not drain: committed ${run.committed[partition]} of ${log.length}`);
     });
+    if (!run.retryQueueEmpty) violations.push('the retry queue did not drain');
     return {
       seed: options.seed,
       faultRate: options.faultRate,
       work: options.work,
       esm: options.esm,
+      park: options.park,
       records: options.records,
       invocations: run.invocations,
       failedInvocations: run.failedInvocations,

@@ -7,7 +7,7 @@ import { emptySamples, emptySummary } from '../observability.ts';
 import type { RecordContext, RouteDefinition } from '../processor.ts';
 import { retryFits, sleep } from '../retry.ts';
 import type { RouteSettings } from '../settings.ts';
-import type { Prepared } from './prepare.ts';
+import { type Prepared, partitionId } from './prepare.ts';
 
 /** The parts of the Lambda context the processor uses. */
 export type Invocation = {
@@ -102,12 +102,12 @@ export class BatchContext<V, K> {
   }
 
   /**
-   * The line a record of a keyed Kafka record joins when parked, with `ordering: 'key'`: by topic and key bytes.
-   * Records without a key keep no order, so they have none.
+   * The line a keyed Kafka record joins when parked, with `ordering: 'key'`: by partition and key bytes, as Kafka
+   * orders a key only within its partition. Records without a key keep no order, so they have none.
    */
   lineOf(prepared: Prepared<V, K>): string | undefined {
     if (this.settings.retry.park?.ordering !== 'key' || prepared.wire.key == null) return undefined;
-    return `parked#${prepared.wire.topic}#${prepared.wire.key}`;
+    return `parked#${partitionId(prepared.coordinates)}#${prepared.wire.key}`;
   }
 
   /** Whether a record from Kafka must wait behind parked records of its key. */

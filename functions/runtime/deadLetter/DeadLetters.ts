@@ -55,7 +55,7 @@ export class DeadLetters<V, K> {
     firstSeen: number,
   ): Promise<PartitionFailure | undefined> {
     const recordError = this.#batch.recordError(prepared, kind, error);
-    return this.#decide(prepared, prepared, letterFor(kind, recordError, attempts, firstSeen), recordError);
+    return this.#settle(prepared, prepared, letterFor(kind, recordError, attempts, firstSeen), recordError);
   }
 
   /**
@@ -77,7 +77,7 @@ export class DeadLetters<V, K> {
       conflict: { ...(holderAt && { holder: holderAt }), ...(fields && { fields }) },
     };
     const request = { key: conflictDecisionKey(prepared), coordinates: prepared.coordinates, replay: false };
-    return this.#decide(prepared, request, letter, recordError);
+    return this.#settle(prepared, request, letter, recordError);
   }
 
   /**
@@ -105,7 +105,7 @@ export class DeadLetters<V, K> {
     if (stage + 1 >= delays.length) {
       const exhausted = batch.recordError(prepared, ErrorKind.exhausted, error);
       const letter = { ...letterFor(ErrorKind.exhausted, exhausted, attempts, firstSeen), parked: { stage, history } };
-      return this.#decide(prepared, prepared, letter, exhausted);
+      return this.#settle(prepared, prepared, letter, exhausted);
     }
     const letter: Letter = { ...failed, parked: { stage: stage + 1, history } };
     const sink = batch.deps.retrySink;
@@ -113,8 +113,13 @@ export class DeadLetters<V, K> {
     // Parked from Kafka, a keyed record starts its key's line; from the retry queue it leads it already.
     const line = prepared.parked ? undefined : batch.lineOf(prepared);
     const failure = await this.#decide(prepared, prepared, letter, recordError, line);
-    if (line !== undefined && !failure) batch.parkedLines.add(line);
-    return failure;
+    if (failure !== 'occupied') {
+      if (line !== undefined && !failure) batch.parkedLines.add(line);
+      return failure;
+    }
+    // Someone parked a record of its key meanwhile (an invocation beside ours): it waits its turn behind them.
+    const behind = await this.parkBehind(prepared, attempts, firstSeen);
+    return behind === 'free' ? batch.failure(prepared, error) : behind;
   }
 
   /**
@@ -165,6 +170,17 @@ export class DeadLetters<V, K> {
     return this.#taken(prepared, prepared, decision);
   }
 
+  /** A decision without a line: to the dead-letter queue, or parked from the retry queue. */
+  #settle(
+    prepared: Prepared<V, K>,
+    request: ClaimRequest,
+    letter: Letter,
+    recordError: RecordProcessingError,
+  ): Promise<PartitionFailure | undefined> {
+    // Only a record joining a line can find it occupied.
+    return this.#decide(prepared, request, letter, recordError) as Promise<PartitionFailure | undefined>;
+  }
+
   /** Writes the decision on `request`'s item (a parked record joining its key's `line`), then sends the envelope. */
   async #decide(
     prepared: Prepared<V, K>,
@@ -172,10 +188,10 @@ export class DeadLetters<V, K> {
     letter: Letter,
     recordError: RecordProcessingError,
     line?: string,
-  ): Promise<PartitionFailure | undefined> {
+  ): Promise<PartitionFailure | 'occupied' | undefined> {
     const batch = this.#batch;
     const { store } = batch.deps;
-    let decision: DeadLetterDecision;
+    let decision: DeadLetterDecision | { outcome: 'occupied' };
     try {
       decision = isParkLetter(letter)
         ? await store.decidePark(request, letter, batch.owner, batch.now(), line)
@@ -191,6 +207,8 @@ export class DeadLetters<V, K> {
       return batch.failure(prepared, storeError);
     }
     switch (decision.outcome) {
+      case 'occupied':
+        return 'occupied';
       case 'decided':
         if (isParkLetter(letter)) batch.summary.parked += 1;
         else batch.summary.failed += 1;

@@ -116,6 +116,8 @@ const RECORD_SIGHTING =
  */
 const claimCondition = (request: ClaimRequest): string =>
   'attribute_not_exists(pk) OR expiresAt < :nowSec OR (#status = :inProgress AND leaseUntil < :lapsed' +
+  // A lapsed lease of a record the retry queue holds (it has a stage) is its message's to take again, not Kafka's.
+  (request.parkStage === undefined ? ' AND attribute_not_exists(parkStage)' : ' AND parkStage = :claimStage') +
   (request.fingerprint ? ' AND (attribute_not_exists(fingerprint) OR fingerprint = :fingerprint))' : ')') +
   (request.replay ? ' OR #status = :deadLettered' : '') +
   (request.parkStage !== undefined ? ' OR (#status = :parked AND parkStage = :claimStage)' : '');
@@ -376,7 +378,7 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
   /** `claimCondition` for an item already read (replays never come this way). */
   #claimable(item: Item, now: number, request: ClaimRequest): boolean {
     if ((num(item.expiresAt) ?? 0) < Math.floor(now / 1000)) return true;
-    if (conflictWith(item, request)) return false;
+    if (conflictWith(item, request) || item.parkStage !== undefined) return false;
     return item.status?.S === RecordStatus.inProgress && (num(item.leaseUntil) ?? 0) < now - this.#skewMs;
   }
 
@@ -461,6 +463,9 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
     if (!item || status === RecordStatus.completed) return { outcome: 'completed' };
     const lessee = item.owner?.S ?? 'unknown';
     const retryAtMs = (num(item.leaseUntil) ?? 0) + this.#skewMs;
+    // Being run from the retry queue: settled as far as its partition is concerned.
+    if (status === RecordStatus.inProgress && item.parkStage !== undefined && request.parkStage === undefined)
+      return { outcome: 'parked', stage: num(item.parkStage) ?? 0 };
     if (status === RecordStatus.deadLettered || status === RecordStatus.parked) {
       const unsent = letterOf(item);
       const settled: Taken =
@@ -604,9 +609,11 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
     owner: ClaimOwner,
     now: number,
     line?: string,
-  ): Promise<DeadLetterDecision> {
+  ): Promise<DeadLetterDecision | { outcome: 'occupied' }> {
     const queue = line === undefined ? undefined : { line };
-    return this.#decide(RecordStatus.parked, request, letter, owner, now, queue) as Promise<DeadLetterDecision>;
+    return this.#decide(RecordStatus.parked, request, letter, owner, now, queue) as Promise<
+      DeadLetterDecision | { outcome: 'occupied' }
+    >;
   }
 
   parkBehind(
@@ -617,7 +624,9 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
     owner: ClaimOwner,
     now: number,
   ): Promise<DeadLetterDecision | { outcome: 'free' }> {
-    return this.#decide(RecordStatus.parked, request, letter, owner, now, { line, envelope });
+    return this.#decide(RecordStatus.parked, request, letter, owner, now, { line, envelope }) as Promise<
+      DeadLetterDecision | { outcome: 'free' }
+    >;
   }
 
   /**
@@ -633,7 +642,7 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
     owner: ClaimOwner,
     now: number,
     queue?: { line: string; envelope?: string },
-  ): Promise<DeadLetterDecision | { outcome: 'free' }> {
+  ): Promise<DeadLetterDecision | { outcome: 'free' | 'occupied' }> {
     const letterText = JSON.stringify({ ...letter, message: letter.message.slice(0, MAX_LETTER_MESSAGE) });
     const stage = status === RecordStatus.parked ? (letter.parked?.stage ?? 0) : undefined;
     const behind = queue?.envelope !== undefined;
@@ -682,7 +691,7 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
       else if (error instanceof TransactionCanceledException) {
         const [itemReason, lineReason] = error.CancellationReasons ?? [];
         if (itemReason?.Code === 'ConditionalCheckFailed') item = itemReason.Item;
-        else if (lineReason?.Code === 'ConditionalCheckFailed') return { outcome: 'free' };
+        else if (lineReason?.Code === 'ConditionalCheckFailed') return { outcome: behind ? 'free' : 'occupied' };
         else
           throw new IdempotencyStoreError(`deciding to ${what} ${request.key} failed: ${error.message}`, {
             cause: error,
@@ -702,19 +711,22 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
     }
   }
 
-  /** Joins `key` to the end of a Kafka key's line of parked records; behind another, only while someone is in it. */
+  /**
+   * Joins `key` to a Kafka key's line of parked records: at its head only while nobody is in it (an invocation that
+   * had not seen the line parks behind instead), behind others only while someone is.
+   */
   #lineUpdate(line: string, key: string, behind: boolean, now: number) {
     return {
       TableName: this.#table,
       Key: { pk: s(this.partitionKey(line)) },
       UpdateExpression: behind
         ? 'SET waiting = list_append(waiting, :me), expiresAt = :exp'
-        : 'SET waiting = list_append(if_not_exists(waiting, :empty), :me), expiresAt = :exp',
-      ...(behind ? { ConditionExpression: 'size(waiting) > :zero' } : {}),
+        : 'SET waiting = :me, expiresAt = :exp',
+      ConditionExpression: behind ? 'size(waiting) > :zero' : 'attribute_not_exists(waiting) OR size(waiting) = :zero',
       ExpressionAttributeValues: {
         ':me': { L: [s(key)] },
         ':exp': n(Math.floor(now / 1000) + this.#ttlSeconds),
-        ...(behind ? { ':zero': n(0) } : { ':empty': { L: [] } }),
+        ':zero': n(0),
       },
     };
   }

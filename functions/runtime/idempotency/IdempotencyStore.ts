@@ -156,7 +156,8 @@ export interface IdempotencyStore {
   decideDeadLetter(request: ClaimRequest, letter: Letter, owner: ClaimOwner, now: number): Promise<DeadLetterDecision>;
   /**
    * The same for parking a record in the retry queue: PARKED at `letter.parked.stage`, its message marked unsent.
-   * Only over our own claim or a claimable item.
+   * Only over our own claim or a claimable item. With `line`, it starts its Kafka key's line in the same write;
+   * `occupied` when someone is in that line already (the record must park behind them).
    */
   decidePark(
     request: ClaimRequest,
@@ -164,7 +165,7 @@ export interface IdempotencyStore {
     owner: ClaimOwner,
     now: number,
     line?: string,
-  ): Promise<DeadLetterDecision>;
+  ): Promise<DeadLetterDecision | { readonly outcome: 'occupied' }>;
   /**
    * `ordering: 'key'`: parks a record behind the records of its Kafka key's `line` already parked, keeping its
    * envelope on its item until its turn; `free` when the line emptied meanwhile, so the record runs now.

@@ -199,7 +199,8 @@ export class ProcessMode<V, K> implements WorkMode<V, K> {
           batch.samples.processingTime.push(spent);
           return this.#deadLetter(prepared, deadLetterKindOf(kind), error, attempted);
         }
-        if (attempt >= retry.maxAttempts) {
+        // From the retry queue, a stage ends when its in-invocation tries do; attempts count on across stages.
+        if (attempt >= retry.maxAttempts && !prepared.parked) {
           if (retry.park) return this.#park(prepared, kind, error, attempted);
           if (batch.exhausted(prepared, attempt))
             return this.#deadLetter(prepared, ErrorKind.exhausted, error, attempted);
