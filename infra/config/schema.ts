@@ -292,6 +292,18 @@ export const EventSourceOptions = z
      * runtime's own policy dead-letters records with their bytes. A destination makes Lambda cap infinite retries at 10.
      */
     onFailure: OnFailure.default('none'),
+    /**
+     * Accept that the ESM skips batches on its own. Without it, the config refuses an on-failure destination (in any
+     * mode) and a finite `retryAttempts` or `maxRecordAgeSeconds` (rule esm-retries-outlast-runtime): the runtime
+     * dead-letters a record only once it had `retry.maxAttempts` attempts AND is `retry.maxRecordAgeSeconds` old, and
+     * an invocation that an open breaker or a DynamoDB outage fails counts no attempt at all, so any finite ESM limit
+     * (and -1 with a destination, which Lambda caps at 10 retries) can skip a batch before the runtime would have
+     * dead-lettered its records. The records of a skipped batch are committed past and never reach the DLQ: an SQS or
+     * SNS destination gets their metadata only (topic, partition, offsets), an S3 or Kafka-topic one a copy in
+     * Lambda's own format, and `replay` cannot recover them; only re-reading them from Kafka, while the topic still
+     * holds them, can.
+     */
+    acceptSkippedBatches: z.boolean().optional(),
     schemaRegistry: SchemaRegistry.optional(),
   })
   .strict()
@@ -593,7 +605,8 @@ const checkRoute = (
     if (typeof es.onFailure === 'object') needs('onFailure', 'a Kafka topic on-failure destination');
     if (es.schemaRegistry) needs('schemaRegistry', 'a schema registry');
   }
-  if (pollers)
+  // On-demand: only the destination can let the ESM skip a batch (the retry limits are refused above).
+  if (pollers || typeof es.onFailure !== 'object')
     checkEsmRetries(route, (field, message) => issue(ctx, at('eventSource', field), name, Rule.esmRetries, message));
   if (typeof es.onFailure === 'object') {
     const dlqProblem = kafkaTopicProblem(es.onFailure.kafkaTopic);
@@ -639,22 +652,51 @@ const checkRoute = (
 };
 
 /**
- * A provisioned-mode ESM must never give up on a batch before the runtime's own policy would: the runtime
- * dead-letters a record with its bytes, while a skipped batch leaves at most its metadata at the destination.
+ * The ESM must never give up on a batch the runtime still holds: the runtime dead-letters a record with its bytes,
+ * while a skipped batch is committed past and leaves at most its metadata at the destination. Unless the route opts
+ * in with `eventSource.acceptSkippedBatches`, anything that lets the ESM skip a batch is an error: an on-failure
+ * destination (with -1 Lambda applies at most 10 retries; in on-demand mode the docs do not say, so the cap is assumed)
+ * and, in provisioned mode, a finite `retryAttempts` or `maxRecordAgeSeconds`. No finite count is safe: the runtime
+ * needs `retry.maxAttempts` attempts AND `retry.maxRecordAgeSeconds` of age before it dead-letters, and an invocation
+ * failed by an open breaker or a DynamoDB outage counts no attempt. With the opt-in, the limits must still not skip
+ * batches routinely: retries at least `retry.maxAttempts`, an age past the runtime's plus two timeouts, and a
+ * destination for any finite limit.
  */
 const checkEsmRetries = (route: RouteConfig, fail: (field: string, message: string) => void): void => {
   const limits = esmRetryLimits(route);
   const { maxAttempts, maxRecordAgeSeconds } = route.retry;
-  if (limits.destination && limits.retryAttempts === -1) {
-    fail(
-      'retryAttempts',
-      `with an on-failure destination, Lambda turns retryAttempts -1 into at most ${DESTINATION_RETRY_CAP} retries and then skips the batch, long before the runtime's policy (retry.maxAttempts ${maxAttempts}, retry.maxRecordAgeSeconds ${maxRecordAgeSeconds}); set eventSource.retryAttempts explicitly, or onFailure "none"`,
-    );
+  const runtime = `the runtime dead-letters a record only after retry.maxAttempts (${maxAttempts}) attempts and once it is retry.maxRecordAgeSeconds (${maxRecordAgeSeconds} s) old, and invocations failed by an open breaker or a DynamoDB outage count no attempt`;
+  const skipped =
+    'the skipped records are committed past and never reach the dead-letter queue (an SQS or SNS destination gets their metadata only), and `replay` cannot recover them';
+  const optIn = 'or set eventSource.acceptSkippedBatches: true to accept that';
+  const provisioned = route.mode !== 'on-demand';
+  if (!route.eventSource.acceptSkippedBatches) {
+    if (limits.destination) {
+      fail(
+        'onFailure',
+        provisioned
+          ? `an on-failure destination lets the ESM skip a failing batch (after at most ${limits.effectiveRetries ?? DESTINATION_RETRY_CAP} retries${limits.effectiveMaxRecordAgeSeconds !== undefined ? ` or ${limits.effectiveMaxRecordAgeSeconds} s of record age` : ''}) before the runtime gives up on it: ${runtime}; ${skipped}. Use onFailure "none" (the default), ${optIn}`
+          : `an on-demand mapping cannot set retry limits, and with an on-failure destination Lambda may skip a failing batch after ${DESTINATION_RETRY_CAP} retries, before the runtime gives up on it: ${runtime}; ${skipped}. Use onFailure "none" (the default), ${optIn}`,
+      );
+    }
+    if (limits.retryAttempts >= 0) {
+      fail(
+        'retryAttempts',
+        `eventSource.retryAttempts ${limits.retryAttempts} lets the ESM skip a batch after that many retries, before the runtime gives up on it: ${runtime}; ${skipped}. Leave it at -1, ${optIn}`,
+      );
+    }
+    if (limits.maxRecordAgeSeconds >= 0) {
+      fail(
+        'maxRecordAgeSeconds',
+        `eventSource.maxRecordAgeSeconds ${limits.maxRecordAgeSeconds} lets the ESM skip records of that age, before the runtime gives up on them: ${runtime}; ${skipped}. Leave it at -1, ${optIn}`,
+      );
+    }
+    return;
   }
-  if (limits.retryAttempts >= 0 && limits.retryAttempts < maxAttempts) {
+  if (limits.effectiveRetries !== undefined && limits.effectiveRetries < maxAttempts) {
     fail(
       'retryAttempts',
-      `eventSource.retryAttempts ${limits.retryAttempts} is below retry.maxAttempts ${maxAttempts}: the ESM would skip records before the runtime dead-letters them`,
+      `the ESM makes at most ${limits.effectiveRetries} retries${limits.retryAttempts === -1 ? ` (Lambda's cap for -1 with an on-failure destination)` : ''}, below retry.maxAttempts ${maxAttempts}: it would skip records before the runtime had even attempted them that often`,
     );
   }
   const ageNeeded = maxRecordAgeSeconds + 2 * route.timeoutSeconds;

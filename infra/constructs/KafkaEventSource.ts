@@ -1,8 +1,8 @@
-import { Annotations, Duration, Stack } from 'aws-cdk-lib';
+import { Duration, Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
-import { DESTINATION_RETRY_CAP, esmRetryLimits } from '../config/esmRetries.ts';
+import { esmRetryLimits } from '../config/esmRetries.ts';
 import { type KafkaSource, MSK_CLUSTER_ARN, type RouteConfig, type SchemaRegistry } from '../config/schema.ts';
 
 /** The MSK IAM-auth resource ARNs derived from a cluster ARN. */
@@ -183,21 +183,17 @@ export class KafkaEventSource extends Construct {
   }
 
   /**
-   * Provisioned mode always states both limits, so an unset value never turns into Lambda's cap of 10 retries
-   * (the config rule esm-retries-outlast-runtime checks the pair). The L2 cannot express a record age of -1.
+   * Provisioned mode always states both limits, so an unset value never turns into Lambda's cap of 10 retries. An
+   * on-demand mapping has no retry limits; the config refuses a destination there unless the route accepts skipped
+   * batches (rule esm-retries-outlast-runtime, which checks the pair in both modes). The L2 cannot express a record
+   * age of -1.
    */
   #setRetryLimits(route: RouteConfig): void {
+    if (route.mode === 'on-demand') return;
     const limits = esmRetryLimits(route);
-    if (route.mode !== 'on-demand') {
-      const cfn = this.mapping.node.defaultChild as lambda.CfnEventSourceMapping;
-      cfn.maximumRetryAttempts = limits.retryAttempts;
-      cfn.maximumRecordAgeInSeconds = limits.maxRecordAgeSeconds;
-    } else if (limits.destination) {
-      Annotations.of(this).addWarningV2(
-        'kafka-lambda-bridge:on-demand-destination',
-        `route "${route.name}": an on-demand mapping cannot set retry limits, and with an on-failure destination Lambda may skip a failing batch after ${DESTINATION_RETRY_CAP} retries, sending only its metadata; use onFailure "none", or provisioned mode with eventSource.retryAttempts`,
-      );
-    }
+    const cfn = this.mapping.node.defaultChild as lambda.CfnEventSourceMapping;
+    cfn.maximumRetryAttempts = limits.retryAttempts;
+    cfn.maximumRecordAgeInSeconds = limits.maxRecordAgeSeconds;
   }
 
   #accessConfigurations(source: KafkaSource): lambda.SourceAccessConfiguration[] | undefined {

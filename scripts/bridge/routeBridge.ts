@@ -469,7 +469,8 @@ export class RouteBridge {
     } else if (decision.kind === 'partial') {
       this.stats.redelivered += effects.redelivered;
     }
-    if (failure) await this.#giveUp(failure.condition, batch, 0);
+    // A retried batch whose records expired was invoked before: its record says how often, as the ESM's does.
+    if (failure) await this.#giveUp(failure.condition, batch, batch.attempt);
     if (effects.skipped)
       await this.#giveUp('RetryAttemptsExhausted', effects.skipped.batch, effects.skipped.invocations);
     const latencies: number[] = [];

@@ -97,12 +97,23 @@ export type RunOptions = {
   /**
    * `counted` as a provisioned-mode route with the ESM's own controls: 2 pollers, filters that leave out CANCELLED
    * orders, an on-failure destination, 5 ESM retries with bisect, and a 2 s timeout (a record whose orderId starts
-   * with `hang-` never returns; see countingHandler.ts).
+   * with `hang-` never returns; see countingHandler.ts). A destination and a finite retry count let the ESM skip
+   * batches the runtime still holds, so the route opts in explicitly (`eventSource.acceptSkippedBatches`).
    */
   countedEsm?: boolean;
+  /**
+   * `counted` as a provisioned-mode route whose ESM skips batches with Lambda's own defaults for a destination:
+   * `retryAttempts` -1 (Lambda applies at most 10 retries), `maxRecordAgeSeconds` 600, no bisect, opted in with
+   * `acceptSkippedBatches`; 2 pollers (partitions 0 and 2 share poller 0), batchSize 4, no batching window and a 2 s
+   * timeout. The runtime's own policy (10 attempts, 590 s) never ends before the ESM's.
+   */
+  countedSkips?: boolean;
   /** `counted` with a small, quick circuit breaker (COUNTED_BREAKER), for outages of its downstream. */
   countedBreaker?: boolean;
 };
+
+/** What a `countedSkips` run's `counted` route is configured with, for its checks. */
+export const COUNTED_SKIPS = { batchSize: 4, maxRecordAgeSeconds: 600 } as const;
 
 /** The breaker of a `countedBreaker` run: opens after 5 calls, open 1 s doubling to 2 s, one probe. */
 export const COUNTED_BREAKER = {
@@ -211,7 +222,21 @@ export class Run {
             onFailure: 'sqs',
             retryAttempts: 5,
             bisectOnError: true,
+            acceptSkippedBatches: true,
             filters: [{ value: { status: [{ 'anything-but': ['CANCELLED'] }] } }],
+          },
+        }),
+        ...(options.countedSkips && {
+          mode: { provisioned: { minPollers: 2, maxPollers: 2 } },
+          batchSize: COUNTED_SKIPS.batchSize,
+          timeoutSeconds: 2,
+          idempotency: { clockSkewMs: 200 },
+          retry: { maxAttempts: 10, baseDelayMs: 50, maxDelayMs: 1_000, maxRecordAgeSeconds: 590 },
+          eventSource: {
+            onFailure: 'sqs',
+            retryAttempts: -1,
+            maxRecordAgeSeconds: COUNTED_SKIPS.maxRecordAgeSeconds,
+            acceptSkippedBatches: true,
           },
         }),
         ...(options.countedBreaker && { breaker: COUNTED_BREAKER }),

@@ -95,6 +95,7 @@ describe('the config schema accepts', () => {
           maxRecordAgeSeconds: 604_800,
           bisectOnError: true,
           onFailure: { kafkaTopic: 'orders.dlt' },
+          acceptSkippedBatches: true,
           schemaRegistry: { kind: 'glue', registryArn: 'arn:aws:glue:eu-west-1:111122223333:registry/events' },
         },
       }),
@@ -126,36 +127,64 @@ type InvalidCase = {
 
 /** One row per rule: the config breaks exactly that rule, and the message names the route and the rule. */
 const INVALID: Record<string, InvalidCase> = {
-  'an on-failure destination with infinite ESM retries (Lambda caps them at 10)': {
+  'an on-failure destination in provisioned mode, without acceptSkippedBatches': {
     rule: Rule.esmRetries,
     config: withOrders({ mode: provisioned, eventSource: { onFailure: 'sqs' } }),
+    path: 'routes[0].eventSource.onFailure',
+    route: 'orders',
+  },
+  'an on-failure destination in on-demand mode, without acceptSkippedBatches': {
+    rule: Rule.esmRetries,
+    config: withOrders({ eventSource: { onFailure: 'sns' } }),
+    path: 'routes[0].eventSource.onFailure',
+    route: 'orders',
+  },
+  'a finite ESM retryAttempts, without acceptSkippedBatches': {
+    rule: Rule.esmRetries,
+    config: withOrders({ mode: provisioned, eventSource: { onFailure: 'sqs', retryAttempts: 10_000 } }),
     path: 'routes[0].eventSource.retryAttempts',
     route: 'orders',
   },
-  'ESM retries below the runtime attempts': {
+  'a finite ESM maxRecordAgeSeconds, without acceptSkippedBatches': {
+    rule: Rule.esmRetries,
+    config: withOrders({ mode: provisioned, eventSource: { onFailure: 'sqs', maxRecordAgeSeconds: 604_800 } }),
+    path: 'routes[0].eventSource.maxRecordAgeSeconds',
+    route: 'orders',
+  },
+  "accepted skipped batches, but Lambda's cap of 10 retries (-1 with a destination) is below the runtime attempts": {
     rule: Rule.esmRetries,
     config: withOrders({
       mode: provisioned,
-      retry: { maxAttempts: 5 },
-      eventSource: { onFailure: 'sqs', retryAttempts: 4 },
+      retry: { maxAttempts: 11 },
+      eventSource: { onFailure: 'sqs', acceptSkippedBatches: true },
     }),
     path: 'routes[0].eventSource.retryAttempts',
     route: 'orders',
   },
-  'an ESM record age below the runtime record age plus two timeouts': {
+  'accepted skipped batches, but ESM retries below the runtime attempts': {
+    rule: Rule.esmRetries,
+    config: withOrders({
+      mode: provisioned,
+      retry: { maxAttempts: 5 },
+      eventSource: { onFailure: 'sqs', retryAttempts: 4, acceptSkippedBatches: true },
+    }),
+    path: 'routes[0].eventSource.retryAttempts',
+    route: 'orders',
+  },
+  'accepted skipped batches, but an ESM record age below the runtime record age plus two timeouts': {
     rule: Rule.esmRetries,
     config: withOrders({
       mode: provisioned,
       timeoutSeconds: 60,
       retry: { maxRecordAgeSeconds: 3600 },
-      eventSource: { onFailure: 'sqs', retryAttempts: 100, maxRecordAgeSeconds: 3700 },
+      eventSource: { onFailure: 'sqs', retryAttempts: 100, maxRecordAgeSeconds: 3700, acceptSkippedBatches: true },
     }),
     path: 'routes[0].eventSource.maxRecordAgeSeconds',
     route: 'orders',
   },
-  'a finite ESM retry limit without a destination (skipped batches vanish)': {
+  'accepted skipped batches, but a finite ESM retry limit without a destination (skipped batches vanish)': {
     rule: Rule.esmRetries,
-    config: withOrders({ mode: provisioned, eventSource: { retryAttempts: 100 } }),
+    config: withOrders({ mode: provisioned, eventSource: { retryAttempts: 100, acceptSkippedBatches: true } }),
     path: 'routes[0].eventSource.retryAttempts',
     route: 'orders',
   },
@@ -409,6 +438,54 @@ describe('the config schema rejects, naming the path, the route and the rule:', 
     expect(parseBridgeConfig(withOrders({ timeoutSeconds: 840 })).routes[0]?.timeoutSeconds).toBe(840);
   });
 
+  test('the ESM may skip batches only with acceptSkippedBatches: each case is an error without it, and accepted with it', () => {
+    const cases: Array<[string, Partial<RouteInput>, string[]]> = [
+      [
+        'provisioned, a destination, retryAttempts -1 (Lambda: 10)',
+        { mode: provisioned, eventSource: { onFailure: 'sqs' } },
+        ['onFailure'],
+      ],
+      [
+        'provisioned, a destination and a finite retryAttempts',
+        { mode: provisioned, eventSource: { onFailure: 's3', retryAttempts: 10_000 } },
+        ['onFailure', 'retryAttempts'],
+      ],
+      [
+        'provisioned, a destination and a finite maxRecordAgeSeconds',
+        { mode: provisioned, eventSource: { onFailure: 'sns', retryAttempts: 100, maxRecordAgeSeconds: 7_200 } },
+        ['onFailure', 'retryAttempts', 'maxRecordAgeSeconds'],
+      ],
+      [
+        'provisioned, a Kafka-topic destination',
+        { mode: provisioned, eventSource: { onFailure: { kafkaTopic: 'orders-dlt' } } },
+        ['onFailure'],
+      ],
+      ['on-demand, an SQS destination', { eventSource: { onFailure: 'sqs' } }, ['onFailure']],
+      ['on-demand, an S3 destination', { eventSource: { onFailure: 's3' } }, ['onFailure']],
+    ];
+    for (const [title, route, fields] of cases) {
+      const issues = issuesOf(withOrders(route));
+      expect({ title, paths: issues.map((i) => i.path).sort() }).toEqual({
+        title,
+        paths: fields.map((f) => `routes[0].eventSource.${f}`).sort(),
+      });
+      for (const issue of issues) {
+        expect(issue.message).toMatch(/^route "orders": .*\[esm-retries-outlast-runtime\]$/);
+        // Why, and the way out.
+        expect(issue.message).toContain('retry.maxAttempts (5) attempts');
+        expect(issue.message).toContain('an open breaker or a DynamoDB outage count no attempt');
+        expect(issue.message).toContain('eventSource.acceptSkippedBatches: true');
+      }
+      const accepted = { ...route, eventSource: { ...route.eventSource, acceptSkippedBatches: true } };
+      expect(parseBridgeConfig(withOrders(accepted)).routes[0]?.eventSource.acceptSkippedBatches).toBe(true);
+    }
+    // Provisioned mode with no destination and both limits at -1 needs no opt-in: nothing is ever skipped.
+    const safe = parseBridgeConfig(
+      withOrders({ mode: provisioned, eventSource: { retryAttempts: -1, maxRecordAgeSeconds: -1 } }),
+    );
+    expect(safe.routes[0]?.eventSource.acceptSkippedBatches).toBeUndefined();
+  });
+
   test('every rule has a row in the table', () => {
     const covered = new Set(Object.values(INVALID).map((c) => c.rule));
     expect([...Object.values(Rule)].filter((r) => !covered.has(r))).toEqual([]);
@@ -548,7 +625,9 @@ describe('helpers for the runtime and the local tools', () => {
     // A route with an on-failure destination gets a local queue standing in for it, whatever its kind.
     const withDestination = parseBridgeConfig({
       ...baseConfig(),
-      routes: (baseConfig().routes ?? []).map((r, i) => (i === 0 ? { ...r, eventSource: { onFailure: 's3' } } : r)),
+      routes: (baseConfig().routes ?? []).map((r, i) =>
+        i === 0 ? { ...r, eventSource: { onFailure: 's3', acceptSkippedBatches: true } } : r,
+      ),
     });
     expect(localResourceNames(withDestination).onFailureQueues).toEqual({ orders: 'bridge-test-orders-on-failure' });
   });

@@ -324,8 +324,10 @@ describe('the default config (infra/bridge.config.ts), bundled with esbuild', ()
       };
       // A mapping that cannot poll, commit or deliver alarms on its own error counts, missing data being none.
       const esmErrors = math('EventSourceErrors');
+      // InvokeErrorCount too: a throttled or otherwise failed invoke is neither an Invocation nor an Error.
       expect(esmErrors.map((m) => m.MetricName).sort()).toEqual([
         'CommitErrorCount',
+        'InvokeErrorCount',
         'OnFailureDestinationDeliveryErrorCount',
         'PollingErrorCount',
         'SchemaRegistryErrorCount',
@@ -469,7 +471,7 @@ describe('production and options', () => {
         withOrders({
           mode: PROVISIONED,
           retry: { maxAttempts: 5, maxRecordAgeSeconds: 3600 },
-          eventSource: { onFailure: 'sqs', retryAttempts: 1000, maxRecordAgeSeconds: 7200 },
+          eventSource: { onFailure: 'sqs', retryAttempts: 1000, maxRecordAgeSeconds: 7200, acceptSkippedBatches: true },
         }),
       ).template,
     );
@@ -480,11 +482,18 @@ describe('production and options', () => {
     });
   });
 
-  test('an on-demand route with an on-failure destination synthesizes with a warning about the 10-retry cap', () => {
-    const { stack } = synthBridge(withOrders({ eventSource: { onFailure: 'sqs' } }));
-    const warnings = Annotations.fromStack(stack).findWarning('*', Match.stringLikeRegexp('after 10 retries'));
-    expect(warnings).toHaveLength(1);
-    expect(JSON.stringify(warnings[0]?.entry.data)).toContain('route \\"orders\\"');
+  test('an on-demand route with an on-failure destination is a config error unless it accepts skipped batches', () => {
+    expect(() => synthBridge(withOrders({ eventSource: { onFailure: 'sqs' } }))).toThrow(
+      /routes\[0\]\.eventSource\.onFailure: route "orders": an on-demand mapping cannot set retry limits.*acceptSkippedBatches: true.*\[esm-retries-outlast-runtime\]/,
+    );
+    const { stack, template } = synthBridge(
+      withOrders({ eventSource: { onFailure: 'sqs', acceptSkippedBatches: true } }),
+    );
+    const mapping = ordersMapping(template);
+    expect(mapping.DestinationConfig).toEqual({ OnFailure: { Destination: expect.anything() } });
+    // On-demand mode has no retry limits to state; the opt-in leaves no warning behind.
+    expect(mapping.MaximumRetryAttempts).toBeUndefined();
+    expect(Annotations.fromStack(stack).findWarning('*', Match.stringLikeRegexp('10 retries'))).toEqual([]);
   });
 
   test('alarms.minInvocations adds an alarm that treats missing Invocations as breaching', () => {

@@ -26,9 +26,14 @@ export const EsmMetricName = {
 } as const;
 export type EsmMetricName = (typeof EsmMetricName)[keyof typeof EsmMetricName];
 
-/** The `ErrorCount` group but InvokeErrorCount, which the function's own Errors alarm already covers. */
+/**
+ * The whole `ErrorCount` group. `InvokeErrorCount` counts the times Lambda failed to invoke the function: a throttle
+ * or another invocation error is recorded neither as `Invocations` nor as `Errors` (monitoring-metrics-types), so the
+ * function's own Errors alarm never sees it.
+ */
 const ESM_ERROR_METRICS: readonly EsmMetricName[] = [
   EsmMetricName.PollingErrorCount,
+  EsmMetricName.InvokeErrorCount,
   EsmMetricName.CommitErrorCount,
   EsmMetricName.SchemaRegistryErrorCount,
   EsmMetricName.OnFailureDestinationDeliveryErrorCount,
@@ -134,7 +139,7 @@ export class BridgeMetricFactory {
     });
   }
 
-  /** The mapping's own failures to poll, commit, reach the schema registry or deliver to its destination, summed. */
+  /** The mapping's own failures to poll, invoke, commit, reach the schema registry or deliver to its destination, summed. */
   eventSourceErrors(mapping: lambda.IEventSourceMapping): cloudwatch.MathExpression {
     return this.#sum(
       Object.fromEntries(ESM_ERROR_METRICS.map((name, i) => [`e${i}`, this.eventSourceMapping(mapping, name)])),

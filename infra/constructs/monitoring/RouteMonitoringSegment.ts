@@ -104,7 +104,7 @@ export class RouteMonitoringSegment extends Construct {
               'EventSourceErrors',
               metrics.eventSourceErrors(mapping),
               { Critical: { threshold: 0 } },
-              'the event source mapping failed to poll, commit, reach the schema registry or deliver to its on-failure destination (auth, KMS, network); see its PollingErrorCount',
+              'the event source mapping failed to poll, invoke the function, commit, reach the schema registry or deliver to its on-failure destination (auth, KMS, network, throttling); see its PollingErrorCount and InvokeErrorCount',
             ),
             ...add(
               'RecordsDropped',

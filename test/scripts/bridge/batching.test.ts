@@ -158,11 +158,32 @@ test('records older than the maximum record age never reach the handler, first d
   expect(old.kind).toBe('RecordAgeExceeded');
   expect(idsOf(old)).toEqual(['t-0@0']);
   expect(succeed(s, old, 100_000).commits).toEqual([{ topic: 't', partition: 0, offset: 1 }]);
+  expect(old.attempt).toBe(0);
   const fresh = only(s.takeReady(101_000));
   expect(fresh.kind).toBe('invoke');
   fail(s, fresh, 101_000);
-  // Retried after it aged out: skipped as too old.
-  expect(only(s.takeReady(200_000)).kind).toBe('RecordAgeExceeded');
+  fail(s, only(s.takeReady(110_000)), 110_000);
+  // Retried after it aged out: skipped as too old, after the two invocations it had (its on-failure record says so).
+  const expired = only(s.takeReady(200_000));
+  expect(expired.kind).toBe('RecordAgeExceeded');
+  expect(expired.attempt).toBe(2);
+  expect(idsOf(expired)).toEqual(['t-0@1']);
+});
+
+test('one event counts batchSize across its partitions, never per partition', () => {
+  const s = new BatchScheduler({ ...options, batchSize: 4, pollers: 2 });
+  // Partitions 0 and 2 share poller 0, partition 1 has poller 1 to itself.
+  for (const p of [0, 1, 2]) offer(s, p, [0, 1, 2, 3, 4, 5]);
+  const seen: string[][] = [];
+  for (let now = 0; seen.flat().length < 18; now += 1) {
+    for (const batch of s.takeReady(now, true)) {
+      expect(batch.records.length).toBeLessThanOrEqual(4);
+      seen.push(idsOf(batch));
+      succeed(s, batch, now);
+    }
+  }
+  expect(seen).toContainEqual(['t-0@0', 't-0@1', 't-2@0', 't-2@1']);
+  expect(seen.every((ids) => ids.length === 4 || ids.length === 2)).toBe(true);
 });
 
 test('a record over the payload limit goes alone to the destination once the records before it are done', () => {
