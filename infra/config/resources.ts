@@ -40,6 +40,8 @@ export type LocalResourceNames = {
   readonly deadLetterQueues: Readonly<Record<string, string>>;
   /** Route name → the queue standing in for the ESM's on-failure destination, for routes that have one. */
   readonly onFailureQueues: Readonly<Record<string, string>>;
+  /** Route name → the route's retry queue, for routes that park records (`retry.park`). */
+  readonly retryQueues: Readonly<Record<string, string>>;
   /** Side table name → table name. */
   readonly tables: Readonly<Record<string, string>>;
   /** Route name → consumer group id (the same one the ESM uses). */
@@ -60,6 +62,9 @@ export const localResourceNames = (config: BridgeConfig, namespace?: string): Lo
         .filter((r) => r.eventSource.onFailure !== 'none')
         .map((r) => [r.name, `${prefix}-${r.name}-on-failure`]),
     ),
+    retryQueues: Object.fromEntries(
+      config.routes.filter((r) => r.retry.park).map((r) => [r.name, `${prefix}-${r.name}-retry`]),
+    ),
     tables: Object.fromEntries(config.routes.flatMap((r) => r.tables.map((t) => [t.name, `${prefix}-${t.name}`]))),
     consumerGroups: Object.fromEntries(config.routes.map((r) => [r.name, consumerGroupIdOf(config, r)])),
   };
@@ -68,6 +73,8 @@ export const localResourceNames = (config: BridgeConfig, namespace?: string): Lo
 export type RouteResources = {
   readonly idempotencyTableName: string;
   readonly deadLetterQueueUrl: string;
+  /** The route's retry queue, when it parks records (`retry.park`). */
+  readonly retryQueueUrl?: string | undefined;
   /** Side table name → physical table name (a CDK token in the stack). */
   readonly tableNames: Readonly<Record<string, string>>;
   /** Where a Confluent-compatible registry really is, when not at the config's URL (the local one). */
@@ -93,6 +100,10 @@ export const routeEnvironment = (
     POWERTOOLS_SERVICE_NAME: route.name,
     POWERTOOLS_METRICS_NAMESPACE: config.observability.namespace,
   };
+  if (route.retry.park) {
+    if (!resources.retryQueueUrl) throw new Error(`route "${route.name}" parks records, but has no retry queue`);
+    env.RETRY_QUEUE_URL = resources.retryQueueUrl;
+  }
   const registry = route.registry;
   if (registry?.kind === 'confluent') {
     env.SCHEMA_REGISTRY_URL = resources.schemaRegistryUrl ?? registry.url;
@@ -116,12 +127,17 @@ export const localRouteEnvironment = (
   config: BridgeConfig,
   route: RouteConfig,
   deadLetterQueueUrl: string,
-  options: { namespace?: string | undefined; schemaRegistryUrl?: string | undefined } = {},
+  options: {
+    namespace?: string | undefined;
+    schemaRegistryUrl?: string | undefined;
+    retryQueueUrl?: string | undefined;
+  } = {},
 ): Record<string, string> => {
   const names = localResourceNames(config, options.namespace);
   return routeEnvironment(config, route, {
     idempotencyTableName: names.idempotencyTable,
     deadLetterQueueUrl,
+    ...(options.retryQueueUrl && { retryQueueUrl: options.retryQueueUrl }),
     tableNames: names.tables,
     ...(options.schemaRegistryUrl && { schemaRegistryUrl: options.schemaRegistryUrl }),
   });

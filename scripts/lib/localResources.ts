@@ -32,6 +32,8 @@ export type LocalRouteResources = {
    * Kafka topic in AWS), for routes that have one.
    */
   readonly onFailureQueueUrl?: string;
+  /** The route's retry queue (ElasticMQ keeps SQS message timers), for routes that park records. */
+  readonly retryQueueUrl?: string;
   /** The route's environment contract (DESIGN §5), pointing at the local resources. */
   readonly environment: Record<string, string>;
 };
@@ -123,13 +125,17 @@ export const ensureLocalResources = async (
     };
     const deadLetterQueueUrl = await createQueue(names.deadLetterQueues[route.name] as string);
     const onFailure = names.onFailureQueues[route.name];
+    const retry = names.retryQueues[route.name];
+    const retryQueueUrl = retry ? await createQueue(retry) : undefined;
     resources.push({
       route,
       deadLetterQueueUrl,
       ...(onFailure && { onFailureQueueUrl: await createQueue(onFailure) }),
+      ...(retryQueueUrl && { retryQueueUrl }),
       environment: localRouteEnvironment(config, route, deadLetterQueueUrl, {
         namespace: options.namespace,
         schemaRegistryUrl,
+        retryQueueUrl,
       }),
     });
   }
