@@ -210,6 +210,8 @@ const routeFactory = (
         ...(options.park ? { park: { delaysSeconds: [0, 0], ordering: 'key' as const } } : {}),
       },
       idempotency: { clockSkewMs: 200 },
+      // Open times compressed like the timeouts: the run checks what the breaker does, within the model's deadline.
+      breaker: { openMs: 200, maxOpenMs: 1_000 },
       partialBatchResponse: options.esm === 'provisioned',
     },
   };

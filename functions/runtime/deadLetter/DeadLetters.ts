@@ -92,6 +92,8 @@ export class DeadLetters<V, K> {
     error: unknown,
     attempts: number,
     firstSeen: number,
+    /** Not attempted (an open breaker refused it): a record from the retry queue waits its stage's delay again. */
+    untried = false,
   ): Promise<PartitionFailure | undefined> {
     const batch = this.#batch;
     const delays = batch.settings.retry.park?.delaysSeconds ?? [];
@@ -101,6 +103,10 @@ export class DeadLetters<V, K> {
     // The record's coordinates are in the envelope; each stage keeps only what went wrong in it.
     const message = describeError(error).slice(0, MAX_TRY_MESSAGE);
     const tried: ParkedTry = { stage, at: batch.now(), kind, name: failed.name, message, attempts };
+    if (untried && prepared.parked) {
+      const again: Letter = { ...failed, parked: prepared.parked };
+      return this.#settle(prepared, prepared, again, recordError);
+    }
     const history = [...(prepared.parked?.history ?? []), tried];
     if (stage + 1 >= delays.length) {
       const exhausted = batch.recordError(prepared, ErrorKind.exhausted, error);
@@ -250,8 +256,12 @@ export class DeadLetters<V, K> {
     prepared: Prepared<V, K>,
     taken: Extract<Taken, { outcome: 'dead-lettered' | 'parked' }>,
   ): PartitionFailure | undefined {
+    const batch = this.#batch;
     if (taken.outcome === 'parked' && prepared.parkStage !== undefined && taken.stage < prepared.parkStage)
-      return this.#batch.failure(prepared, new TransientError('its item is not yet parked for this stage'));
+      return batch.failure(prepared, new TransientError('its item is not yet parked for this stage'));
+    // Parked by an invocation beside ours (a zombie of this batch): the rest of its key waits behind it here too.
+    const line = taken.outcome === 'parked' && !prepared.parked ? batch.lineOf(prepared) : undefined;
+    if (line !== undefined) batch.parkedLines.add(line);
     this.settled(prepared, taken.unsent);
     return undefined;
   }

@@ -173,10 +173,17 @@ export class ProcessMode<V, K> implements WorkMode<V, K> {
         // Not an attempt: the downstream was not called, so the claim's count is given back.
         batch.summary.breakerShortCircuited += 1;
         const refused = breakerOpenError(gate.retryAtMs);
-        // A record from Kafka is parked so its partition moves on; one from the retry queue keeps its stage and
-        // comes again with its message.
-        if (retry.park && !prepared.parked)
-          return this.#park(prepared, 'temporary', refused, { attempts: attempt - 1, firstSeen: claim.firstSeen });
+        // Parked so its partition moves on; one from the retry queue waits its stage's delay again, not counting it
+        // (left to the queue's visibility timeout, an outage could use up its receives and strand it in the
+        // queue's own dead-letter queue).
+        if (retry.park)
+          return this.#park(
+            prepared,
+            'temporary',
+            refused,
+            { attempts: attempt - 1, firstSeen: claim.firstSeen },
+            true,
+          );
         return this.#failAndRelease(prepared, refused, attempt - 1);
       }
       const started = batch.now();
@@ -237,8 +244,9 @@ export class ProcessMode<V, K> implements WorkMode<V, K> {
     kind: 'transient' | 'temporary',
     error: unknown,
     claim: { attempts: number; firstSeen: number },
+    untried = false,
   ): Promise<PartitionFailure | undefined> {
-    const failure = await this.#deadLetters.park(prepared, kind, error, claim.attempts, claim.firstSeen);
+    const failure = await this.#deadLetters.park(prepared, kind, error, claim.attempts, claim.firstSeen, untried);
     if (failure) this.#batch.releases.push({ key: prepared.key, attempts: claim.attempts });
     return failure;
   }
