@@ -38,7 +38,8 @@ const program = new Command()
   .description(
     "Reads the route's topic and looks up every record's idempotency key in the idempotency table and in the\n" +
       "route's dead-letter queue, and reads the route's consumer-group offsets. Prints a JSON report: completed,\n" +
-      'deadLettered, inProgress, missing, pending (not consumed yet), tombstones skipped, with the coordinates of\n' +
+      'deadLettered, parked (in the retry queue), inProgress, missing, pending (not consumed yet), tombstones\n' +
+      'skipped, with the coordinates of\n' +
       'missing, in-progress and (a few) pending records. Exits 1 if a consumed record is missing, 2 on a usage or\n' +
       'connection error.',
   )
@@ -86,7 +87,7 @@ const summarize = (report: ReconcileReport): string[] => {
   const lines = [
     `reconcile: route ${report.route} (topic ${report.topic}${group ? `, consumer group ${group.groupId}` : ''}): ` +
       `${report.records} record(s): ${report.completed} completed, ${report.deadLettered} dead-lettered, ` +
-      `${report.inProgress} in progress, ${report.skipped.tombstones} tombstone(s) skipped, ` +
+      `${report.parked} parked, ${report.inProgress} in progress, ${report.skipped.tombstones} tombstone(s) skipped, ` +
       `${report.pending} pending, ${report.missing} missing`,
   ];
   if (report.pending > 0) {
@@ -103,7 +104,7 @@ const summarize = (report: ReconcileReport): string[] => {
     );
   } else {
     lines.push(
-      `reconcile: OK: every consumed record was completed or dead-lettered${report.pending > 0 ? ' (pending ones are still to come)' : ''}`,
+      `reconcile: OK: every consumed record was completed, dead-lettered or parked${report.pending > 0 ? ' (pending ones are still to come)' : ''}`,
     );
   }
   return lines;

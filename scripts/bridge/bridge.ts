@@ -113,6 +113,7 @@ export const startBridge = async (options: BridgeOptions): Promise<BridgeHandle>
       brokers: options.brokers,
       source,
       ...(resource.onFailureQueueUrl && { onFailureQueueUrl: resource.onFailureQueueUrl }),
+      ...(resource.retryQueueUrl && { retryQueueUrl: resource.retryQueueUrl }),
       ...(options.pollers !== undefined && { pollers: options.pollers }),
       ...(options.windowMs !== undefined && { windowMs: options.windowMs }),
       ...(options.backoffBaseMs !== undefined && { backoffBaseMs: options.backoffBaseMs }),

@@ -5,7 +5,11 @@
 // - completed: its key's item is COMPLETED. Several records may share one item: a duplicate of a payment (same txId)
 //   is found under the first copy's item, and counts as completed with it;
 // - deadLettered: its key's item is DEAD_LETTERED, or the DLQ holds an envelope with its key (the send happens
-//   before the marker is written, so a DLQ envelope wins over an IN_PROGRESS item);
+//   before the marker is written, so a DLQ envelope wins over an IN_PROGRESS item). A record dead-lettered as a
+//   `conflict` (its key held by other content) counts so by its envelope's coordinates, though its key's item is
+//   the holder's;
+// - parked: the item is PARKED, or IN_PROGRESS while the retry queue runs it (it has a `parkStage`): the route's retry
+//   queue (`retry.park`) holds it, and brings it to completed or dead-lettered;
 // - inProgress: the item is IN_PROGRESS and no envelope exists (a batch is running, or failed and will be
 //   redelivered);
 // - skipped: a tombstone without an item. Routes skip tombstones by default (`tombstones: 'skip'`) and write no
@@ -56,6 +60,8 @@ export type ReconcileReport = {
   completed: number;
   deadLettered: number;
   inProgress: number;
+  /** In the route's retry queue (`retry.park`): settled for its partition, on its way to completed or dead-lettered. */
+  parked: number;
   missing: number;
   /** Not consumed yet by the route's consumer group (see the top of this file); never counted as missing. */
   pending: number;
@@ -77,7 +83,7 @@ export type ReconcileReport = {
   consumerGroup: GroupProgress | null;
 };
 
-type Item = { status: string };
+type Item = { status: string; parked: boolean };
 
 const getItems = async (dynamodb: DynamoDBClient, table: string, pks: string[]): Promise<Map<string, Item>> => {
   const items = new Map<string, Item>();
@@ -89,14 +95,14 @@ const getItems = async (dynamodb: DynamoDBClient, table: string, pks: string[]):
           RequestItems: {
             [table]: {
               Keys: keys,
-              ProjectionExpression: 'pk, #status',
+              ProjectionExpression: 'pk, #status, parkStage',
               ExpressionAttributeNames: { '#status': 'status' },
             },
           },
         }),
       );
       for (const item of result.Responses?.[table] ?? []) {
-        if (item.pk?.S) items.set(item.pk.S, { status: item.status?.S ?? '' });
+        if (item.pk?.S) items.set(item.pk.S, { status: item.status?.S ?? '', parked: item.parkStage !== undefined });
       }
       keys = (result.UnprocessedKeys?.[table]?.Keys ?? []) as typeof keys;
       if (keys.length > 0) {
@@ -139,6 +145,11 @@ export const reconcileRecords = async (options: {
   for (const letter of letters)
     lettersByKey.set(letter.idempotencyKey, (lettersByKey.get(letter.idempotencyKey) ?? 0) + 1);
   const recordKeys = new Set(keyed.map((k) => k.key));
+  const conflicts = new Set(
+    letters
+      .filter((l) => l.errorKind === 'conflict')
+      .map((l) => `${l.topic}-${l.partition}@${l.offset}`),
+  );
 
   const report: ReconcileReport = {
     route: route.name,
@@ -148,6 +159,7 @@ export const reconcileRecords = async (options: {
     completed: 0,
     deadLettered: 0,
     inProgress: 0,
+    parked: 0,
     missing: 0,
     pending: 0,
     skipped: { tombstones: 0 },
@@ -173,9 +185,12 @@ export const reconcileRecords = async (options: {
       offset: record.offset,
       idempotencyKey: key,
     };
-    const status = items.get(idempotencyPartitionKey(route.name, key))?.status;
-    if (status === 'COMPLETED') report.completed += 1;
+    const item = items.get(idempotencyPartitionKey(route.name, key));
+    const status = item?.status;
+    if (conflicts.has(`${record.topic}-${record.partition}@${record.offset}`)) report.deadLettered += 1;
+    else if (status === 'COMPLETED') report.completed += 1;
     else if (status === 'DEAD_LETTERED' || lettersByKey.has(key)) report.deadLettered += 1;
+    else if (status === 'PARKED' || (status === 'IN_PROGRESS' && item?.parked)) report.parked += 1;
     else if (!consumed(record) && (status === 'IN_PROGRESS' || record.value !== null)) {
       report.pending += 1;
       report.pendingRecords.push(coordinates);

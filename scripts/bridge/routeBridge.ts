@@ -34,6 +34,7 @@ import { recordFilter } from './filters.ts';
 import { HandlerHost } from './handlerHost.ts';
 import { type OnFailureCondition, onFailureRecord } from './onFailureRecord.ts';
 import { type BatchDecision, decideBatchOutcome } from './outcome.ts';
+import { RetryQueuePoller } from './retryQueuePoller.ts';
 import { emfMetrics, RouteStats } from './stats.ts';
 
 export type RouteBridgeOptions = {
@@ -45,6 +46,8 @@ export type RouteBridgeOptions = {
   readonly source: EventSource;
   /** The local queue standing in for the route's on-failure destination, if it has one. */
   readonly onFailureQueueUrl?: string;
+  /** The route's retry queue, for routes that park records: an SQS event source on it runs beside the topic's. */
+  readonly retryQueueUrl?: string;
   /** ESM pollers, each with one invocation in flight (default: the route's minPollers in provisioned mode, else 1). */
   readonly pollers?: number;
   /** Overrides the route's maxBatchingWindowSeconds (the ESM default for Kafka is 500 ms). */
@@ -86,6 +89,8 @@ export class RouteBridge {
   readonly #scheduler: BatchScheduler;
   /** One function instance per poller. */
   readonly #hosts: HandlerHost[];
+  /** The retry queue's event source, with a function instance of its own. */
+  readonly #retryQueue: { readonly poller: RetryQueuePoller; readonly host: HandlerHost } | undefined;
   readonly #partial: boolean;
   readonly #passesFilters: ((record: LambdaKafkaRecord) => boolean) | undefined;
   readonly #sqs = new SQSClient({});
@@ -142,25 +147,35 @@ export class RouteBridge {
         bisect: limits.bisectOnError,
       },
     });
-    this.#hosts = Array.from(
-      { length: pollers },
-      () =>
-        new HandlerHost({
-          handlerPath: resolveHandlerEntry(route),
-          functionName: this.functionName,
-          timeoutSeconds: route.timeoutSeconds,
-          memoryMb: route.memoryMb,
-          environment: options.environment,
-          log: options.log,
-          onOutput: (line) => {
-            const metrics = emfMetrics(line);
-            if (metrics) {
-              for (const [name, value] of metrics) if (!STANDARD_METRICS.has(name)) this.stats.addCustom(name, value);
-            }
-            options.onHandlerOutput?.(line);
-          },
-        }),
-    );
+    const newHost = () =>
+      new HandlerHost({
+        handlerPath: resolveHandlerEntry(route),
+        functionName: this.functionName,
+        timeoutSeconds: route.timeoutSeconds,
+        memoryMb: route.memoryMb,
+        environment: options.environment,
+        log: options.log,
+        onOutput: (line) => {
+          const metrics = emfMetrics(line);
+          if (metrics) {
+            for (const [name, value] of metrics) if (!STANDARD_METRICS.has(name)) this.stats.addCustom(name, value);
+          }
+          options.onHandlerOutput?.(line);
+        },
+      });
+    this.#hosts = Array.from({ length: pollers }, newHost);
+    if (options.retryQueueUrl) {
+      const host = newHost();
+      const poller = new RetryQueuePoller({
+        queueUrl: options.retryQueueUrl,
+        host,
+        sqs: this.#sqs,
+        stats: this.stats,
+        visibilityTimeoutSeconds: route.timeoutSeconds + 5,
+        log: (line) => this.#logError('retry-queue', line),
+      });
+      this.#retryQueue = { poller, host };
+    }
   }
 
   get functionName(): string {
@@ -185,8 +200,9 @@ export class RouteBridge {
 
   /** Loads the handler, joins the group and starts consuming. */
   async start(): Promise<void> {
-    await Promise.all(this.#hosts.map((host) => host.start()));
+    await Promise.all([...this.#hosts, ...(this.#retryQueue ? [this.#retryQueue.host] : [])].map((h) => h.start()));
     this.#fetchLoop = this.#run();
+    this.#retryQueue?.poller.start();
   }
 
   // ---- membership ------------------------------------------------------------------------------------------
@@ -645,7 +661,8 @@ export class RouteBridge {
         this.#log(`abandoning ${abandoned} batch(es) still running after ${graceMs} ms; they will be redelivered`);
       }
     }
-    await Promise.all(this.#hosts.map((host) => host.close()));
+    await Promise.race([this.#retryQueue?.poller.stop(), sleep(graceMs)]);
+    await Promise.all([...this.#hosts, ...(this.#retryQueue ? [this.#retryQueue.host] : [])].map((h) => h.close()));
     await Promise.allSettled([...this.#inFlight]);
     if (this.#committing) await Promise.race([this.#committing, sleep(10_000)]);
     await this.#fetchLoop?.catch(() => {});

@@ -8,6 +8,7 @@ export type RouteSnapshot = {
   readonly duplicates: number;
   readonly tombstones: number;
   readonly deadLettered: number;
+  readonly parked: number;
   readonly retried: number;
   readonly invocations: number;
   readonly failedInvocations: number;
@@ -57,6 +58,7 @@ export class RouteStats {
   duplicates = 0;
   tombstones = 0;
   deadLettered = 0;
+  parked = 0;
   retried = 0;
   invocations = 0;
   failedInvocations = 0;
@@ -87,6 +89,7 @@ export class RouteStats {
     this.duplicates += summary.duplicates;
     this.tombstones += summary.tombstones;
     this.deadLettered += summary.deadLettered;
+    this.parked += summary.parked;
     this.retried += summary.retried;
     this.breakerOpened += summary.breakerOpened;
     this.breakerShortCircuited += summary.breakerShortCircuited;
@@ -130,6 +133,7 @@ export class RouteStats {
       duplicates: this.duplicates,
       tombstones: this.tombstones,
       deadLettered: this.deadLettered,
+      parked: this.parked,
       retried: this.retried,
       invocations: this.invocations,
       failedInvocations: this.failedInvocations,
@@ -191,6 +195,7 @@ export const formatProgressLine = (s: RouteSnapshot): string => {
     `duplicates ${s.duplicates}`,
     `dead-lettered ${s.deadLettered}`,
   ];
+  if (s.parked > 0) parts.push(`parked ${s.parked}`);
   if (s.tombstones > 0) parts.push(`tombstones ${s.tombstones}`);
   if (s.failedInvocations > 0) parts.push(`failed invocations ${s.failedInvocations} (redelivered ${s.redelivered})`);
   if (s.filteredOut > 0) parts.push(`filtered out ${s.filteredOut}`);
