@@ -36,8 +36,13 @@ export const handler = kafkaHandler({
         TableName: requiredEnv('E2E_COUNTS_TABLE', COUNTED_ROUTE),
         Key: { pk: { S: `${record.topic}-${record.partition}@${record.offset}` } },
         // `applications` is what the checks read; the request ids say which invocations applied it.
-        UpdateExpression: 'ADD applications :one, requestIds :request',
-        ExpressionAttributeValues: { ':one': { N: '1' }, ':request': { SS: [context.requestId] } },
+        // `appliedAt` orders a key's applications, for the retry queue's ordering check.
+        UpdateExpression: 'ADD applications :one, requestIds :request SET appliedAt = :now',
+        ExpressionAttributeValues: {
+          ':one': { N: '1' },
+          ':request': { SS: [context.requestId] },
+          ':now': { N: String(Date.now()) },
+        },
       }),
     );
   },

@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { GetQueueUrlCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { GetQueueAttributesCommand, GetQueueUrlCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { PaymentEvent } from '../../functions/handlers/payments.ts';
 import { MAX_UNCONFIRMED_COMPLETES } from '../../functions/runtime/modes/ProcessMode.ts';
 import {
@@ -110,7 +110,12 @@ export type RunOptions = {
   countedSkips?: boolean;
   /** `counted` with a small, quick circuit breaker (COUNTED_BREAKER), for outages of its downstream. */
   countedBreaker?: boolean;
+  /** `counted` parks failing records in its retry queue (COUNTED_PARK, ordering by key), without a circuit breaker. */
+  countedPark?: boolean;
 };
+
+/** The retry queue of a `countedPark` run: two tries from the queue, 4 s and 8 s after parking. */
+export const COUNTED_PARK = { delaysSeconds: [4, 8], ordering: 'key' } as const;
 
 /** What a `countedSkips` run's `counted` route is configured with, for its checks. */
 export const COUNTED_SKIPS = { batchSize: 4, maxRecordAgeSeconds: 600 } as const;
@@ -240,6 +245,10 @@ export class Run {
           },
         }),
         ...(options.countedBreaker && { breaker: COUNTED_BREAKER }),
+        ...(options.countedPark && {
+          retry: { maxAttempts: 5, baseDelayMs: 50, maxDelayMs: 200, park: COUNTED_PARK },
+          breaker: { enabled: false },
+        }),
       },
     };
     const raw = {
@@ -363,6 +372,23 @@ export class Run {
     return QueueUrl as string;
   }
 
+  /** Messages in the route's retry queue: visible, in flight or waiting out their delay. */
+  async retryQueueDepth(name: RouteName): Promise<number> {
+    const queue = localResourceNames(this.config).retryQueues[name] as string;
+    const { QueueUrl } = await this.sqs.send(new GetQueueUrlCommand({ QueueName: queue }));
+    const { Attributes = {} } = await this.sqs.send(
+      new GetQueueAttributesCommand({
+        QueueUrl,
+        AttributeNames: [
+          'ApproximateNumberOfMessages',
+          'ApproximateNumberOfMessagesNotVisible',
+          'ApproximateNumberOfMessagesDelayed',
+        ],
+      }),
+    );
+    return Object.values(Attributes).reduce((sum, count) => sum + Number(count), 0);
+  }
+
   /** What the local stand-in for the route's on-failure destination holds, read without consuming it. */
   async onFailureRecords(name: RouteName): Promise<OnFailureRecord[]> {
     const queue = localResourceNames(this.config).onFailureQueues[name] as string;
@@ -404,12 +430,18 @@ export class Run {
   }
 
   /** `counted`'s counters: coordinates → how many times the record was applied, and by which invocations. */
-  async applications(): Promise<Map<string, { applications: number; requestIds: string[] }>> {
+  async applications(): Promise<
+    Map<string, { applications: number; requestIds: string[]; appliedAt: number | undefined }>
+  > {
     const items = await scanAll(this.countsTable, this.counts);
     return new Map(
       items.map((i) => [
         i.pk?.S as string,
-        { applications: Number(i.applications?.N ?? 0), requestIds: [...(i.requestIds?.SS ?? [])] },
+        {
+          applications: Number(i.applications?.N ?? 0),
+          requestIds: [...(i.requestIds?.SS ?? [])],
+          appliedAt: i.appliedAt?.N === undefined ? undefined : Number(i.appliedAt.N),
+        },
       ]),
     );
   }
