@@ -278,3 +278,34 @@ test("ordering 'key': a hand-over cut off after its message went keeps the next 
   expect(r1.response).toEqual({ batchItemFailures: [] });
   expect(applied).toEqual(['r0', 'r1']);
 });
+
+test('a parked record an open breaker refuses waits its stage again: its message is replaced, not left to the visibility timeout', async () => {
+  const route = await faultyRoute({
+    warm: true,
+    settings: {
+      retry: { ...retry, park },
+      breaker: { minimumCalls: 2, windowSeconds: 30, openMs: 60_000, maxOpenMs: 60_000, halfOpenProbes: 1 },
+    },
+    process: async (record: { value: Tx }) => {
+      if (record.value.id === 'r1') throw new TransientError('down');
+    },
+  });
+  const first = await route.invoke(records(2));
+  expect(first.summary).toMatchObject({ breakerOpened: 1, parked: 1 });
+  const messages = await route.parked();
+  expect(messages).toHaveLength(1);
+  const attempts = (await route.item('orders-0@1'))?.attempts?.N;
+
+  const refused = await route.invokeParked(messages);
+  expect(refused.response).toEqual({ batchItemFailures: [] });
+  expect(refused.summary).toMatchObject({ breakerShortCircuited: 1, parked: 1, processed: 0 });
+  const again = await route.parked();
+  expect(again).toHaveLength(1);
+  const body = JSON.parse(again[0]?.Body ?? '{}');
+  expect(body.parked).toEqual(JSON.parse(messages[0]?.Body ?? '{}').parked);
+  expect(await route.item('orders-0@1')).toMatchObject({
+    status: { S: 'PARKED' },
+    parkStage: { N: '0' },
+    attempts: { N: attempts },
+  });
+});
