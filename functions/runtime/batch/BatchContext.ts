@@ -1,4 +1,6 @@
-import type { BreakerAttempt, BreakerGate, Breakers } from '../breaker/Breakers.ts';
+import { type BreakerAttempt, type BreakerGate, type Breakers, breakerOutcome } from '../breaker/Breakers.ts';
+import type { BreakerOutcome } from '../breaker/CircuitBreaker.ts';
+import type { Classification } from '../classify.ts';
 import type { DeadLetterSink } from '../deadLetter/DeadLetterSink.ts';
 import { type ErrorKind, RecordProcessingError } from '../errors.ts';
 import { type CompletedKeyCache, cacheKeyOf } from '../idempotency/CompletedKeyCache.ts';
@@ -114,6 +116,16 @@ export class BatchContext<V, K> {
   waitsInLine(prepared: Prepared<V, K>): boolean {
     const line = this.lineOf(prepared);
     return line !== undefined && !prepared.parked && this.parkedLines.has(line);
+  }
+
+  /**
+   * What an attempt's error tells the breakers. A record from the retry queue failed before, so its failing again
+   * says little of the downstream's health, and the queue holds only such records: counted, a few bad ones would
+   * keep the breaker open for the whole route. Its failure is ignored (a probe's place freed); its success counts.
+   */
+  breakerOutcomeOf(prepared: Pick<Prepared<V, K>, 'parked'>, kind: Classification): BreakerOutcome {
+    const outcome = breakerOutcome(kind);
+    return prepared.parked && outcome === 'failure' ? 'ignored' : outcome;
   }
 
   /** Whether a record is old enough, after its attempts ran out, to be dead-lettered instead of retried. */

@@ -1,6 +1,5 @@
 import type { BatchContext, PartitionFailure, WorkMode } from '../batch/BatchContext.ts';
 import type { Prepared } from '../batch/prepare.ts';
-import { breakerOutcome } from '../breaker/Breakers.ts';
 import { deadLetterKindOf, isFinal } from '../classify.ts';
 import { Limiter } from '../concurrency.ts';
 import type { DeadLetters } from '../deadLetter/DeadLetters.ts';
@@ -201,7 +200,7 @@ export class ProcessMode<V, K> implements WorkMode<V, K> {
         spent += took;
         const attempted = { attempts: attempt, firstSeen: claim.firstSeen };
         const kind = batch.route.classify(error);
-        gate.record(breakerOutcome(kind), kind);
+        gate.record(batch.breakerOutcomeOf(prepared, kind), kind);
         if (isFinal(kind)) {
           batch.samples.processingTime.push(spent);
           return this.#deadLetter(prepared, deadLetterKindOf(kind), error, attempted);

@@ -1,7 +1,6 @@
 import type { TransactWriteItem } from '@aws-sdk/client-dynamodb';
 import { type BatchContext, earliest, type PartitionFailure, type WorkMode } from '../batch/BatchContext.ts';
 import type { Prepared } from '../batch/prepare.ts';
-import { breakerOutcome } from '../breaker/Breakers.ts';
 import { deadLetterKindOf, isFinal } from '../classify.ts';
 import type { DeadLetters } from '../deadLetter/DeadLetters.ts';
 import type { KafkaRecord } from '../decode.ts';
@@ -203,7 +202,8 @@ export class TransactMode<V, K> implements WorkMode<V, K> {
         gate.record('success');
       } catch (error) {
         const kind = batch.route.classify(error);
-        gate.record(breakerOutcome(kind), kind);
+        // A pack from the retry queue holds one record (each message runs on its own).
+        gate.record(batch.breakerOutcomeOf(remaining[0]?.prepared ?? {}, kind), kind);
         if (isFinal(kind)) {
           if (remaining.length === 1)
             return earliest(
