@@ -36,6 +36,8 @@ export const acknowledgeNagFindings = (stack: BridgeStack): void => {
   for (const route of stack.routes) {
     acknowledge(route.deadLetterQueue, 'SQS3', NAG_REASONS.sqs3DeadLetter);
     if (route.failureQueue) acknowledge(route.failureQueue, 'SQS3', NAG_REASONS.sqs3FailedInvocations);
+    // A route's retry queue has a redrive (SQS3), and its own dead-letter queue is one (cdk-nag sees it so): neither
+    // needs an acknowledgment.
 
     const role = route.function.executionRole;
     const source = stack.config.source;

@@ -49,6 +49,7 @@ export const Rule = {
   mskScramKey: 'msk-scram-secret-kms-key',
   esmRetries: 'esm-retries-outlast-runtime',
   registrySecret: 'registry-auth-needs-secret',
+  parkWithinTtl: 'park-within-idempotency-ttl',
 } as const;
 export type Rule = (typeof Rule)[keyof typeof Rule];
 
@@ -334,6 +335,7 @@ export const RESERVED_ENV = [
   'SCHEMA_REGISTRY_URL',
   'SCHEMA_REGISTRY_SECRET_ARN',
   'GLUE_REGISTRY_ARN',
+  'RETRY_QUEUE_URL',
 ] as const;
 
 /** A route's own DynamoDB table for its side effects (on-demand, PITR, SSE, like the idempotency table). */
@@ -640,6 +642,20 @@ const checkRoute = (
         ? 'registry.secretArn is for auth "basic" or "bearer"; auth "none" reads no secret'
         : `registry auth "${registry.auth}" needs registry.secretArn (the credentials in Secrets Manager)`,
     );
+  }
+  const park = route.retry.park;
+  if (park) {
+    const delays = park.delaysSeconds.reduce((sum, delay) => sum + delay, 0);
+    const schedule = delays + park.delaysSeconds.length * route.timeoutSeconds;
+    if (schedule >= route.idempotency.ttlSeconds) {
+      issue(
+        ctx,
+        at('retry', 'park', 'delaysSeconds'),
+        name,
+        Rule.parkWithinTtl,
+        `retry.park keeps a record parked up to ${schedule} s (its delays, ${delays} s, plus one ${route.timeoutSeconds} s timeout per stage), not less than idempotency.ttlSeconds (${route.idempotency.ttlSeconds}): its PARKED item and (ordering 'key') its key's line, where later records of the key wait with their bytes, could expire meanwhile, and those records would be lost without a trace. Raise idempotency.ttlSeconds above ${schedule}, or shorten the delays`,
+      );
+    }
   }
   const envs = new Set<string>();
   route.tables.forEach((table, t) => {

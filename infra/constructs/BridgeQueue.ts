@@ -8,11 +8,18 @@ export interface BridgeQueueProps {
   /** @default 256 KiB, which every SQS queue accepts */
   readonly maxMessageSizeBytes?: number;
   readonly retain: boolean;
+  /** @default 14 days, the longest SQS offers */
+  readonly retentionPeriod?: Duration;
+  /** For a queue a Lambda event source consumes. @default 30 seconds (SQS's default) */
+  readonly visibilityTimeout?: Duration;
+  /** Where SQS moves a message after `maxReceiveCount` receives that did not delete it. */
+  readonly deadLetterQueue?: sqs.DeadLetterQueue;
 }
 
 /**
  * A queue that holds failed records: SSE with SQS-managed keys, TLS enforced by the queue
  * policy, and the longest retention SQS offers (14 days), so an operator has time to replay.
+ * The route's retry queue is one too, with a shorter retention, a visibility timeout and a redrive.
  */
 export class BridgeQueue extends Construct {
   readonly queue: sqs.Queue;
@@ -22,9 +29,11 @@ export class BridgeQueue extends Construct {
     this.queue = new sqs.Queue(this, 'Queue', {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
-      retentionPeriod: Duration.days(14),
+      retentionPeriod: props.retentionPeriod ?? Duration.days(14),
       maxMessageSizeBytes: Math.max(256 * 1024, props.maxMessageSizeBytes ?? 0),
       removalPolicy: removalPolicyFor(props.retain),
+      ...(props.visibilityTimeout && { visibilityTimeout: props.visibilityTimeout }),
+      ...(props.deadLetterQueue && { deadLetterQueue: props.deadLetterQueue }),
     });
   }
 }

@@ -15,6 +15,7 @@ import { BridgeFunction } from './BridgeFunction.ts';
 import { BridgeQueue, SendOnlySqsDestination } from './BridgeQueue.ts';
 import { IDEMPOTENCY_ACTIONS } from './BridgeTable.ts';
 import { grantDecryptViaSecretsManager, KafkaEventSource } from './KafkaEventSource.ts';
+import { RetryQueue } from './RetryQueue.ts';
 import { removalPolicyFor } from './retention.ts';
 
 export interface BridgeRouteProps {
@@ -90,8 +91,9 @@ class TopicDestination implements lambda.IEventSourceDlq {
 
 /**
  * One route: its function (with the DESIGN §5 environment), its Kafka event source mapping,
- * its dead-letter queue (written by the runtime), and, when the route asks for one, the ESM's
- * on-failure destination for batches the mapping gives up on.
+ * its dead-letter queue (written by the runtime), when the route asks for one, the ESM's
+ * on-failure destination for batches the mapping gives up on, and, when it parks records
+ * (`retry.park`), its retry queue with the SQS event source mapping that takes them back.
  */
 export class BridgeRoute extends Construct {
   readonly route: RouteConfig;
@@ -101,6 +103,8 @@ export class BridgeRoute extends Construct {
   readonly failureQueue?: sqs.Queue;
   /** Absent while the route is detached. */
   readonly eventSource?: KafkaEventSource;
+  /** Set when the route parks records (`retry.park`); its SQS mapping stays while the Kafka one is detached. */
+  readonly retryQueue?: RetryQueue;
   /** The side tables this route writes, by config name. */
   readonly tables: ReadonlyMap<string, dynamodb.ITable>;
 
@@ -114,6 +118,9 @@ export class BridgeRoute extends Construct {
       maxMessageSizeBytes: route.deadLetter.maxMessageBytes,
       retain: props.retain,
     }).queue;
+
+    const park = route.retry.park;
+    if (park) this.retryQueue = new RetryQueue(this, 'RetryQueue', { route, park, retain: props.retain });
 
     const tables = new Map<string, dynamodb.ITable>();
     for (const table of route.tables) {
@@ -133,6 +140,7 @@ export class BridgeRoute extends Construct {
       environment: routeEnvironment(config, route, {
         idempotencyTableName: props.idempotencyTable.tableName,
         deadLetterQueueUrl: this.deadLetterQueue.queueUrl,
+        ...(this.retryQueue && { retryQueueUrl: this.retryQueue.queue.queueUrl }),
         tableNames: Object.fromEntries([...tables].map(([name, table]) => [name, table.tableName])),
       }),
     });
@@ -144,6 +152,8 @@ export class BridgeRoute extends Construct {
     this.deadLetterQueue.grant(this.function, 'sqs:SendMessage');
     for (const table of tables.values()) table.grantReadWriteData(this.function);
     if (route.registry) grantRegistryRead(this.function, route.registry);
+    // SendMessage on its own retry queue, and what its SQS event source mapping needs to consume it.
+    this.retryQueue?.attach(this.function);
 
     const { destination: onFailure, queue: failureQueue } = this.#onFailureDestination(route, props.retain);
     this.failureQueue = failureQueue;

@@ -33,8 +33,8 @@ export const constructId = (name: string): string =>
 
 /**
  * Everything one bridge config deploys: the idempotency table, the routes' side tables,
- * a function + Kafka event source + dead-letter queue + on-failure destination per route,
- * and the alarms, alarm topic and dashboard.
+ * a function + Kafka event source + dead-letter queue + on-failure destination per route (and a retry
+ * queue + SQS event source for a route that parks records), and the alarms, alarm topic and dashboard.
  */
 export class BridgeStack extends Stack {
   readonly config: BridgeConfig;
@@ -112,6 +112,11 @@ export class BridgeStack extends Stack {
         value: route.deadLetterQueue.queueUrl,
       });
       new CfnOutput(this, `${constructId(route.route.name)}FunctionName`, { value: route.function.functionName });
+      if (route.retryQueue) {
+        new CfnOutput(this, `${constructId(route.route.name)}RetryQueueUrl`, {
+          value: route.retryQueue.queue.queueUrl,
+        });
+      }
     }
   }
 }

@@ -8,7 +8,10 @@ export interface BridgeDashboardProps {
   readonly segments: readonly RouteMonitoringSegment[];
 }
 
-/** One dashboard assembled from the segments: a title, then per route its row and its breaker row. */
+/**
+ * One dashboard assembled from the segments: a title, then per route its row, its breaker row and, when the route
+ * parks records, its retry queue row.
+ */
 export class BridgeDashboard extends Construct {
   readonly dashboard: cloudwatch.Dashboard;
 
@@ -22,6 +25,8 @@ export class BridgeDashboard extends Construct {
       this.dashboard.addWidgets(...segment.summaryWidgets());
       this.dashboard.addWidgets(new cloudwatch.Row(...segment.widgets()));
       this.dashboard.addWidgets(new cloudwatch.Row(...segment.breakerWidgets()));
+      const park = segment.parkWidgets();
+      if (park.length > 0) this.dashboard.addWidgets(new cloudwatch.Row(...park));
     }
   }
 }

@@ -155,6 +155,24 @@ export class BridgeMetricFactory {
     });
   }
 
+  /** Messages sent with a delay (the retry queue's timers) that are not yet visible. */
+  queueDelayed(queue: sqs.IQueue, label: string): cloudwatch.Metric {
+    return queue.metricApproximateNumberOfMessagesDelayed({
+      statistic: cloudwatch.Stats.MAXIMUM,
+      period: this.period,
+      label,
+    });
+  }
+
+  /** Messages received and not yet deleted: in an invocation, or waiting out their visibility timeout. */
+  queueInFlight(queue: sqs.IQueue, label: string): cloudwatch.Metric {
+    return queue.metricApproximateNumberOfMessagesNotVisible({
+      statistic: cloudwatch.Stats.MAXIMUM,
+      period: this.period,
+      label,
+    });
+  }
+
   queueOldestAge(queue: sqs.IQueue, label: string): cloudwatch.Metric {
     return queue.metricApproximateAgeOfOldestMessage({
       statistic: cloudwatch.Stats.MAXIMUM,

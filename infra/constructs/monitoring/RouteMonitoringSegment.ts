@@ -3,6 +3,7 @@ import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import { Construct } from 'constructs';
 import type { AlarmThresholds } from '../../config/schema.ts';
 import type { BridgeRoute } from '../BridgeRoute.ts';
+import { parkedAgeAlarmSeconds, RETRY_QUEUE_MAX_RECEIVE_COUNT, RETRY_QUEUE_RETENTION } from '../RetryQueue.ts';
 import type { BridgeAlarmFactory } from './BridgeAlarmFactory.ts';
 import { type BridgeMetricFactory, EsmMetricName, MetricName } from './BridgeMetricFactory.ts';
 
@@ -19,7 +20,8 @@ const WIDGET_HEIGHT = 6;
 
 /**
  * Layer 3: one route's monitoring. Wires the metric and alarm factories, owns the route's
- * alarms, and exposes its dashboard widgets (`widgets()`, `summaryWidgets()`, `breakerWidgets()`, `alarmWidgets()`).
+ * alarms, and exposes its dashboard widgets (`widgets()`, `summaryWidgets()`, `breakerWidgets()`, `parkWidgets()`,
+ * `alarmWidgets()`).
  */
 export class RouteMonitoringSegment extends Construct {
   readonly routeName: string;
@@ -129,6 +131,7 @@ export class RouteMonitoringSegment extends Construct {
             `fewer than ${thresholds.minInvocations} invocations per period, or none at all: the mapping may be unable to poll`,
           )
         : []),
+      ...this.#parkAlarms(),
       ...(route.failureQueue
         ? add(
             'FailedInvocations',
@@ -139,6 +142,33 @@ export class RouteMonitoringSegment extends Construct {
         : []),
     ];
     this.alarms = alarms;
+  }
+
+  /**
+   * A parking route's two alarms: records stuck in park (the oldest parked message is older than the whole schedule
+   * plus a timeout and a period; see `parkedAgeAlarmSeconds`), and parked messages the function could not take back
+   * (its retry queue's own dead-letter queue has messages).
+   */
+  #parkAlarms(): cloudwatch.Alarm[] {
+    const { route, metrics, thresholds } = this.#props;
+    const retry = route.retryQueue;
+    if (!retry) return [];
+    const add = this.#props.alarms.addAlarms.bind(this.#props.alarms, this, this.routeName);
+    const ageSeconds = parkedAgeAlarmSeconds(route.route, retry.park, thresholds.periodMinutes);
+    return [
+      ...add(
+        'RetryQueueAge',
+        metrics.queueOldestAge(retry.queue, 'Retry queue oldest (s)'),
+        { Warning: { threshold: ageSeconds } },
+        `a parked record has waited more than ${ageSeconds} s (every delay of retry.park, one timeout and one period): the retry queue is not being drained (mapping disabled or throttled, function failing), so records are stuck in park; SQS drops them after ${RETRY_QUEUE_RETENTION.toDays()} days`,
+      ),
+      ...add(
+        'RetryDeadLetterMessages',
+        metrics.queueVisible(retry.deadLetterQueue, 'Retry DLQ visible'),
+        { Critical: { threshold: 0 } },
+        `parked messages came back ${RETRY_QUEUE_MAX_RECEIVE_COUNT} times without being deleted and left the retry queue: the function could not read them or failed them every time; move them back with an SQS dead-letter queue redrive once fixed`,
+      ),
+    ];
   }
 
   #tables(): Array<{ table: dynamodb.ITable; label: string }> {
@@ -249,6 +279,30 @@ export class RouteMonitoringSegment extends Construct {
         leftAnnotations: [{ value: 0, label: 'alarm', color: cloudwatch.Color.RED }],
         width: WIDGET_WIDTH,
         height: WIDGET_HEIGHT,
+      }),
+    ];
+  }
+
+  /** A parking route's row: records parked, the retry queue's oldest message and depth, its dead-letter queue. */
+  parkWidgets(): cloudwatch.IWidget[] {
+    const { route, metrics, thresholds } = this.#props;
+    const retry = route.retryQueue;
+    if (!retry) return [];
+    const graph = (title: string, left: cloudwatch.IMetric[], extra: Partial<cloudwatch.GraphWidgetProps> = {}) =>
+      new cloudwatch.GraphWidget({ title, left, width: WIDGET_WIDTH, height: WIDGET_HEIGHT, ...extra });
+    const ageSeconds = parkedAgeAlarmSeconds(route.route, retry.park, thresholds.periodMinutes);
+    return [
+      graph('Parked records', [metrics.routeCount(this.routeName, MetricName.RecordsParked, 'parked')]),
+      graph('Retry queue oldest (s)', [metrics.queueOldestAge(retry.queue, 'oldest (s)')], {
+        leftAnnotations: [{ value: ageSeconds, label: 'alarm', color: cloudwatch.Color.ORANGE }],
+      }),
+      graph('Retry queue depth', [
+        metrics.queueVisible(retry.queue, 'visible'),
+        metrics.queueDelayed(retry.queue, 'delayed'),
+        metrics.queueInFlight(retry.queue, 'in flight'),
+      ]),
+      graph('Retry dead letters', [metrics.queueVisible(retry.deadLetterQueue, 'Retry DLQ visible')], {
+        leftAnnotations: [{ value: 0, label: 'alarm', color: cloudwatch.Color.RED }],
       }),
     ];
   }
