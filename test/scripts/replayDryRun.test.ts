@@ -36,6 +36,31 @@ const withReport = (result: CliResult) => ({
 
 describe('npm run replay -- --dry-run', () => {
   test(
+    'a route with a retry queue: its parked records are counted apart, as not in the DLQ and not replayed',
+    async () => {
+      const config = JSON.parse(readFileSync(AUDIT_CONFIG, 'utf8'));
+      config.name = uniqueName('rdp');
+      config.routes[0].topic = uniqueName('replay-park');
+      config.routes[0].retry = { park: { delaysSeconds: [60] } };
+      const configPath = join(dir, `${config.name}.json`);
+      writeFileSync(configPath, JSON.stringify(config));
+      const [resources] = await ensureLocalResources(parseBridgeConfig(config), { partitions: 1 });
+      const retryQueueUrl = resources?.retryQueueUrl as string;
+      expect(retryQueueUrl).toMatch(/-audit-retry$/);
+      await sqs.send(new SendMessageCommand({ QueueUrl: retryQueueUrl, MessageBody: '{}' }));
+      await sqs.send(new SendMessageCommand({ QueueUrl: retryQueueUrl, MessageBody: '{}', DelaySeconds: 60 }));
+
+      const dry = withReport(
+        await runScript('scripts/replay.ts', ['--route', 'audit', '--config', configPath, '--dry-run']),
+      );
+      expect(dry.code).toBe(0);
+      expect(dry.report).toMatchObject({ received: 0, parked: { queueUrl: retryQueueUrl, waiting: 1, delayed: 1 } });
+      expect(dry.stderr).toMatch(/2 parked record\(s\) in the retry queue \(1 waiting out a delay, 0 being run\)/);
+    },
+    TIMEOUT,
+  );
+
+  test(
     'groups the dead letters by reason, with a count per group and the time each was dead-lettered',
     async () => {
       const route = await setupRoute();
