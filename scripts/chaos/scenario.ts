@@ -58,6 +58,8 @@ export type ChaosResult = {
   readonly park: boolean;
   readonly records: number;
   readonly invocations: number;
+  /** Of `invocations`, those with retry queue messages (runs with `park`). */
+  readonly retryQueueInvocations: number;
   readonly failedInvocations: number;
   readonly coldStarts: number;
   readonly overlaps: number;
@@ -310,7 +312,7 @@ const driveEventSourceMapping = async (
   const drained = () => committed.every((offset, p) => offset >= (logs[p] as Planned[]).length);
   const perPartition = Math.max(1, Math.ceil(options.batchSize / options.partitions));
   const zombies: Promise<unknown>[] = [];
-  const counts = { invocations: 0, failedInvocations: 0, coldStarts: 1, overlaps: 0 };
+  const counts = { invocations: 0, retryQueueInvocations: 0, failedInvocations: 0, coldStarts: 1, overlaps: 0 };
   const deadline = Date.now() + options.deadlineMs;
   let handler = newHandler();
   while (!drained() && Date.now() < deadline) {
@@ -365,7 +367,10 @@ const driveEventSourceMapping = async (
 const retryQueueModel = (queueUrl: string) => {
   const sqs = new SQSClient({});
   return {
-    poll: async (handler: Handler, counts: { invocations: number; failedInvocations: number }) => {
+    poll: async (
+      handler: Handler,
+      counts: { invocations: number; retryQueueInvocations: number; failedInvocations: number },
+    ) => {
       const { Messages = [] } = await sqs.send(
         new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, VisibilityTimeout: 1 }),
       );
@@ -374,6 +379,7 @@ const retryQueueModel = (queueUrl: string) => {
         Records: Messages.map((m) => ({ messageId: m.MessageId, body: m.Body, eventSource: 'aws:sqs' })),
       };
       counts.invocations += 1;
+      counts.retryQueueInvocations += 1;
       let failed: Set<string | undefined>;
       try {
         const response = (await handler(event, contextFor(5_000))) as SqsBatchResponse | undefined;
@@ -547,6 +553,7 @@ export const runChaos = async (input: ChaosOptions, onInvocation: () => void = (
       park: options.park,
       records: options.records,
       invocations: run.invocations,
+      retryQueueInvocations: run.retryQueueInvocations,
       failedInvocations: run.failedInvocations,
       coldStarts: run.coldStarts,
       overlaps: run.overlaps,

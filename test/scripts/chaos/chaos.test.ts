@@ -3,13 +3,22 @@
 // both work modes under both event-source-mapping modes. Every record must end applied once XOR dead-lettered.
 import { type ChaosResult, EsmModes, runChaos, WorkModes } from '../../../scripts/chaos/scenario.ts';
 
-const runs = [0.06, 0.3].flatMap((faultRate) =>
-  WorkModes.flatMap((work) => EsmModes.map((esm) => ({ faultRate, work, esm, seed: faultRate === 0.06 ? 7 : 11 }))),
-);
+const runs = [
+  ...[0.06, 0.3].flatMap((faultRate) =>
+    WorkModes.flatMap((work) =>
+      EsmModes.map((esm) => ({ faultRate, work, esm, park: false, seed: faultRate === 0.06 ? 7 : 11 })),
+    ),
+  ),
+  // With a retry queue (retry.park, ordering by key): each work mode once per fault rate, the ESM modes alternating.
+  ...WorkModes.flatMap((work, i) => [
+    { faultRate: 0.06, work, esm: EsmModes[i % 2] as (typeof EsmModes)[number], park: true, seed: 13 },
+    { faultRate: 0.3, work, esm: EsmModes[(i + 1) % 2] as (typeof EsmModes)[number], park: true, seed: 17 },
+  ]),
+];
 const results: ChaosResult[] = [];
 
 test.each(runs)(
-  '$work mode, $esm, $faultRate faults (seed $seed): applied once XOR dead-lettered',
+  '$work mode, $esm, $faultRate faults, park $park (seed $seed): applied once XOR dead-lettered',
   async (run) => {
     const result = await runChaos({ ...run, records: 160 });
     results.push(result);
@@ -18,6 +27,8 @@ test.each(runs)(
     expect(result.faults.before + result.faults.after).toBeGreaterThan(0);
     expect(result.deadLettered).toBeGreaterThan(0);
     expect(result.applied).toBeGreaterThan(result.records / 2);
+    // A run with a retry queue parked records and took them back from it.
+    if (run.park) expect(result.retryQueueInvocations).toBeGreaterThan(0);
   },
   180_000,
 );
