@@ -146,9 +146,9 @@ const replay = async (options: Options, print: (text: string) => Promise<void>):
     if (report.dryRun) for (const line of formatGroups(report.groups)) note(line);
   }
   const parked = report.parked;
-  if (parked && parked.waiting + parked.delayed + parked.inFlight > 0)
+  if (parked && parked.total > 0)
     note(
-      `replay: ${parked.waiting + parked.delayed + parked.inFlight} parked record(s) in the retry queue (${parked.delayed} ` +
+      `replay: ${parked.total} parked record(s) in the retry queue (${parked.delayed} ` +
         `waiting out a delay, ${parked.inFlight} being run): not dead letters, so not replayed; they come back on their own`,
     );
   if (report.error) {

@@ -12,7 +12,6 @@ import {
   CreateQueueCommand,
   DeleteMessageBatchCommand,
   DeleteQueueCommand,
-  GetQueueAttributesCommand,
   ReceiveMessageCommand,
   SQSClient,
 } from '@aws-sdk/client-sqs';
@@ -22,7 +21,7 @@ import { DeadLetterEnvelope } from '../../functions/runtime/deadLetter/envelopeS
 import { BusinessRuleError, formatCoordinates, TransientError } from '../../functions/runtime/errors.ts';
 import type { KafkaBatchResponse, SqsBatchResponse, WireRecord } from '../../functions/runtime/event.ts';
 import { kafkaHandler } from '../../functions/runtime/kafkaHandler.ts';
-import { createTableIfMissing, drainMessages, scanTable } from '../lib/localResources.ts';
+import { createTableIfMissing, drainMessages, queueMessages, scanTable } from '../lib/localResources.ts';
 import { seededRandom } from '../lib/traffic.ts';
 import { type FaultStats, injectFaults, quickRetries } from './faults.ts';
 
@@ -397,19 +396,7 @@ const retryQueueModel = (queueUrl: string) => {
           }),
         );
     },
-    empty: async () => {
-      const { Attributes = {} } = await sqs.send(
-        new GetQueueAttributesCommand({
-          QueueUrl: queueUrl,
-          AttributeNames: [
-            'ApproximateNumberOfMessages',
-            'ApproximateNumberOfMessagesNotVisible',
-            'ApproximateNumberOfMessagesDelayed',
-          ],
-        }),
-      );
-      return Object.values(Attributes).every((count) => Number(count) === 0);
-    },
+    empty: async () => (await queueMessages(sqs, queueUrl)).total === 0,
   };
 };
 

@@ -10,6 +10,7 @@ import {
 import {
   CreateQueueCommand,
   DeleteMessageBatchCommand,
+  GetQueueAttributesCommand,
   type Message,
   ReceiveMessageCommand,
   SQSClient,
@@ -140,6 +141,24 @@ export const ensureLocalResources = async (
     });
   }
   return resources;
+};
+
+/** What a queue holds: visible, waiting out a delay (message timers), and received but not deleted. */
+export const queueMessages = async (client: SQSClient, queueUrl: string) => {
+  const { Attributes = {} } = await client.send(
+    new GetQueueAttributesCommand({
+      QueueUrl: queueUrl,
+      AttributeNames: [
+        'ApproximateNumberOfMessages',
+        'ApproximateNumberOfMessagesDelayed',
+        'ApproximateNumberOfMessagesNotVisible',
+      ],
+    }),
+  );
+  const waiting = Number(Attributes.ApproximateNumberOfMessages ?? 0);
+  const delayed = Number(Attributes.ApproximateNumberOfMessagesDelayed ?? 0);
+  const inFlight = Number(Attributes.ApproximateNumberOfMessagesNotVisible ?? 0);
+  return { waiting, delayed, inFlight, total: waiting + delayed + inFlight };
 };
 
 /** Every item of a table, read consistently (the local tools' and the tests' tables are small). */

@@ -1,13 +1,7 @@
 // The core of `npm run replay`: drain a route's dead-letter queue back into Kafka or straight into
 // the route's handler. A message is deleted only after its record was re-delivered: produced with
 // acks=all, or handed to a handler invocation that returned without reporting it as failed.
-import {
-  DeleteMessageBatchCommand,
-  GetQueueAttributesCommand,
-  type Message,
-  ReceiveMessageCommand,
-  SQSClient,
-} from '@aws-sdk/client-sqs';
+import { DeleteMessageBatchCommand, type Message, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { DeadLetterEnvelope } from '../../functions/runtime/deadLetter/envelopeSchema.ts';
 import type { KafkaBatchResponse } from '../../functions/runtime/event.ts';
 import {
@@ -19,6 +13,7 @@ import {
 } from '../bridge/deadLetters.ts';
 import { describeFailure } from './cliArgs.ts';
 import { type InvokeSummary, invokeRoute, type PreparedRoute, type RouteHandler } from './invokeRoute.ts';
+import { queueMessages } from './localResources.ts';
 import {
   deliveredFromKafka,
   deliveredSide,
@@ -113,7 +108,7 @@ export type ReplayReport = {
    * A route with a retry queue (`retry.park`): the records waiting there, which are not in the DLQ and need no replay
    * (they come back on their own, and are dead-lettered only after their last delay).
    */
-  parked?: { queueUrl: string; waiting: number; delayed: number; inFlight: number };
+  parked?: { queueUrl: string; waiting: number; delayed: number; inFlight: number; total: number };
 };
 
 /** A message whose record is ready to go back. */
@@ -385,28 +380,11 @@ export const replayDeadLetters = async (options: ReplayOptions): Promise<ReplayR
   report.left = report.items.filter((i) => i.outcome !== 'replayed').length;
   report.groups = groupByReason(report.items);
   const retryQueueUrl = prepared.environment.RETRY_QUEUE_URL;
-  if (retryQueueUrl) report.parked = await retryQueueDepth(sqs, retryQueueUrl).catch(() => undefined);
+  if (retryQueueUrl) {
+    const held = await queueMessages(sqs, retryQueueUrl).catch(() => undefined);
+    if (held) report.parked = { queueUrl: retryQueueUrl, ...held };
+  }
   return report;
-};
-
-/** What a route's retry queue holds: visible, waiting out a delay, and being run now. */
-const retryQueueDepth = async (sqs: SQSClient, queueUrl: string): Promise<NonNullable<ReplayReport['parked']>> => {
-  const { Attributes = {} } = await sqs.send(
-    new GetQueueAttributesCommand({
-      QueueUrl: queueUrl,
-      AttributeNames: [
-        'ApproximateNumberOfMessages',
-        'ApproximateNumberOfMessagesDelayed',
-        'ApproximateNumberOfMessagesNotVisible',
-      ],
-    }),
-  );
-  return {
-    queueUrl,
-    waiting: Number(Attributes.ApproximateNumberOfMessages ?? 0),
-    delayed: Number(Attributes.ApproximateNumberOfMessagesDelayed ?? 0),
-    inFlight: Number(Attributes.ApproximateNumberOfMessagesNotVisible ?? 0),
-  };
 };
 
 /** A message that is not a dead-letter envelope has no error of its own: its group is why it cannot be replayed. */

@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { GetQueueAttributesCommand, GetQueueUrlCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { GetQueueUrlCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { PaymentEvent } from '../../functions/handlers/payments.ts';
 import { MAX_UNCONFIRMED_COMPLETES } from '../../functions/runtime/modes/ProcessMode.ts';
 import {
@@ -31,7 +31,7 @@ import { type ReconcileReport, reconcileRecords } from '../../scripts/bridge/rec
 import type { RouteSnapshot } from '../../scripts/bridge/stats.ts';
 import { createAdmin, createProducer } from '../../scripts/lib/kafka.ts';
 import type { LambdaKafkaRecord } from '../../scripts/lib/kafkaEvents.ts';
-import { createTableIfMissing, ensureLocalResources } from '../../scripts/lib/localResources.ts';
+import { createTableIfMissing, ensureLocalResources, queueMessages } from '../../scripts/lib/localResources.ts';
 import {
   OrdersTraffic,
   PaymentsTraffic,
@@ -376,17 +376,7 @@ export class Run {
   async retryQueueDepth(name: RouteName): Promise<number> {
     const queue = localResourceNames(this.config).retryQueues[name] as string;
     const { QueueUrl } = await this.sqs.send(new GetQueueUrlCommand({ QueueName: queue }));
-    const { Attributes = {} } = await this.sqs.send(
-      new GetQueueAttributesCommand({
-        QueueUrl,
-        AttributeNames: [
-          'ApproximateNumberOfMessages',
-          'ApproximateNumberOfMessagesNotVisible',
-          'ApproximateNumberOfMessagesDelayed',
-        ],
-      }),
-    );
-    return Object.values(Attributes).reduce((sum, count) => sum + Number(count), 0);
+    return (await queueMessages(this.sqs, QueueUrl as string)).total;
   }
 
   /** What the local stand-in for the route's on-failure destination holds, read without consuming it. */

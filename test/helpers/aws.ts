@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { type AttributeValue, DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
-import { CreateQueueCommand, GetQueueAttributesCommand, type Message, SQSClient } from '@aws-sdk/client-sqs';
-import { createTableIfMissing, drainMessages, scanTable } from '../../scripts/lib/localResources.ts';
+import { CreateQueueCommand, type Message, SQSClient } from '@aws-sdk/client-sqs';
+import { createTableIfMissing, drainMessages, queueMessages, scanTable } from '../../scripts/lib/localResources.ts';
 
 /** Clients for the local services that test/globalSetup.ts started (endpoints come from the environment). */
 export const dynamodb = new DynamoDBClient({});
@@ -22,19 +22,7 @@ export const createQueue = async (name: string): Promise<string> => {
 };
 
 /** Every message the queue holds: visible, in flight (received, not deleted) and delayed. */
-export const queueDepth = async (queueUrl: string): Promise<number> => {
-  const { Attributes = {} } = await sqs.send(
-    new GetQueueAttributesCommand({
-      QueueUrl: queueUrl,
-      AttributeNames: [
-        'ApproximateNumberOfMessages',
-        'ApproximateNumberOfMessagesNotVisible',
-        'ApproximateNumberOfMessagesDelayed',
-      ],
-    }),
-  );
-  return Object.values(Attributes).reduce((sum, count) => sum + Number(count), 0);
-};
+export const queueDepth = async (queueUrl: string): Promise<number> => (await queueMessages(sqs, queueUrl)).total;
 
 /** Receives until the queue is empty (two empty polls), deleting what it read. */
 export const drainQueue = (queueUrl: string): Promise<Message[]> => drainMessages(sqs, queueUrl);
