@@ -146,9 +146,7 @@ export const reconcileRecords = async (options: {
     lettersByKey.set(letter.idempotencyKey, (lettersByKey.get(letter.idempotencyKey) ?? 0) + 1);
   const recordKeys = new Set(keyed.map((k) => k.key));
   const conflicts = new Set(
-    letters
-      .filter((l) => l.errorKind === 'conflict')
-      .map((l) => `${l.topic}-${l.partition}@${l.offset}`),
+    letters.filter((l) => l.errorKind === 'conflict').map((l) => `${l.topic}-${l.partition}@${l.offset}`),
   );
 
   const report: ReconcileReport = {
