@@ -4,12 +4,13 @@
 // poison records, and shows a live summary until Ctrl-C or --duration.
 // On the way out it stops the local services it started itself and leaves those that were already running.
 import { randomUUID } from 'node:crypto';
-import { loadBridgeConfig } from '../infra/config/index.ts';
+import { type BridgeConfig, consumerGroupIdOf, loadBridgeConfig } from '../infra/config/index.ts';
 import { startBridge } from './bridge/bridge.ts';
+import { readGroupProgress } from './bridge/reconcileRoute.ts';
 import type { RouteSnapshot } from './bridge/stats.ts';
 import { formatSummaryTable } from './bridge/summary.ts';
 import { cliProgram, EXIT_USAGE, errorLine, numberArg } from './lib/cliArgs.ts';
-import { brokersFromEnv, createProducer } from './lib/kafka.ts';
+import { brokersFromEnv, createAdmin, createProducer } from './lib/kafka.ts';
 import { produceTraffic, routeTraffic } from './lib/traffic.ts';
 import { applyEndpointsToEnv, ensureLocalServices, releaseLocalServices, type ServiceName } from './local/services.ts';
 
@@ -31,6 +32,49 @@ const program = cliProgram('npm start --')
   .option('--poison <percent>', 'share of poison records', numberArg('--poison', { min: 0, max: 100 }), 1)
   .option('-c, --config <path>', 'bridge config (.ts or .json; default BRIDGE_CONFIG or infra/bridge.config.ts)')
   .option('--refresh <seconds>', 'summary refresh interval', numberArg('--refresh', { min: 0.2 }), 1);
+
+/**
+ * The lines under the summary table: how its columns relate. `backlog` is, per route, what its consumer group had not
+ * yet consumed when this run started (records an earlier run produced): the bridge processes those too, so with a
+ * backlog `produced` alone does not add up.
+ */
+export const demoFooter = (backlog: ReadonlyMap<string, number>): string[] => {
+  const earlier = [...backlog].filter(([, n]) => n > 0);
+  const balance =
+    earlier.length === 0
+      ? ['once lag is 0: produced = processed + duplicates + dead-lettered']
+      : [
+          'once lag is 0: produced + earlier = processed + duplicates + dead-lettered, where earlier are the records',
+          `of earlier runs not yet consumed when this one started, which processed includes: ${earlier.map(([route, n]) => `${route} ${n}`).join(', ')}`,
+        ];
+  return [
+    ...balance,
+    'duplicates: skipped as done before (copies under a business idempotency key, redeliveries); a route keyed',
+    'by offset (the default) processes the copies, which are new records at new offsets · stale: orders events',
+    'older than the stored version (among processed) · p99 e2e: produce to commit',
+  ];
+};
+
+/**
+ * Per route, the records its consumer group has not consumed yet (its lag before the bridge starts): an earlier run's.
+ * A topic that does not exist yet has none.
+ */
+const backlogOf = async (config: BridgeConfig, brokers: string[]): Promise<Map<string, number>> => {
+  const admin = createAdmin(brokers, { clientId: 'demo-backlog' });
+  try {
+    const lags = await Promise.all(
+      config.routes.map((route) =>
+        readGroupProgress(admin, consumerGroupIdOf(config, route), route.topic).then(
+          (progress) => progress.lag,
+          () => 0,
+        ),
+      ),
+    );
+    return new Map(config.routes.map((route, i) => [route.name, lags[i] ?? 0]));
+  } finally {
+    await admin.close().catch(() => {});
+  }
+};
 
 /** The local services this run started, once they are up: the ones to stop on the way out. */
 let servicesStarted: readonly ServiceName[] | undefined;
@@ -66,6 +110,8 @@ const main = async () => {
   applyEndpointsToEnv(endpoints);
   const config = await loadBridgeConfig(opts.config);
   const brokers = brokersFromEnv();
+  // Before the bridge consumes any of it: what earlier runs left for the groups, which `processed` will include.
+  const backlog = await backlogOf(config, brokers);
   const bridgeLog: string[] = [];
   const bridge = await startBridge({
     config,
@@ -82,6 +128,10 @@ const main = async () => {
   say(
     `ready in ${((Date.now() - t0) / 1000).toFixed(1)}s. Handler logs and EMF metrics: ${bridge.handlerLogs.join(', ')}`,
   );
+  const earlier = [...backlog.values()].reduce((a, b) => a + b, 0);
+  if (earlier > 0) {
+    say(`the consumer groups start with ${earlier} records of earlier runs not yet consumed: processed includes them`);
+  }
 
   const abort = new AbortController();
   const producer = createProducer(brokers, { clientId: 'demo-traffic' });
@@ -118,8 +168,7 @@ const main = async () => {
     const lines = [
       `kafka-lambda-bridge · ${config.name} · ${elapsed}s · ${opts.rate} records/s per route, ${opts.duplicates}% duplicates, ${opts.poison}% poison${final ? ' · stopped' : ' · Ctrl-C to stop'}`,
       ...formatSummaryTable(rows),
-      'once lag is 0: produced = processed + duplicates + dead-lettered · duplicates: skipped by the idempotency key ·',
-      'stale: orders events older than the stored version (among processed) · p99 e2e: produce to commit',
+      ...demoFooter(backlog),
     ];
     if (tty) {
       const recent = bridgeLog.map((l) => `  ${l.slice(0, (process.stdout.columns ?? 120) - 2)}`);
@@ -161,8 +210,11 @@ const main = async () => {
   if (opts.duration !== undefined) setTimeout(() => void stop(`${opts.duration}s elapsed`), opts.duration * 1000);
 };
 
-main().catch(async (error: unknown) => {
-  process.stderr.write(`${errorLine('demo', error)}\n`);
-  if (servicesStarted) process.stderr.write(`${await releaseLocalServices(servicesStarted)}\n`);
-  process.exit(EXIT_USAGE);
-});
+// Run as a script (`npm start`); imported (a test of demoFooter), it only defines.
+if (import.meta.main) {
+  main().catch(async (error: unknown) => {
+    process.stderr.write(`${errorLine('demo', error)}\n`);
+    if (servicesStarted) process.stderr.write(`${await releaseLocalServices(servicesStarted)}\n`);
+    process.exit(EXIT_USAGE);
+  });
+}

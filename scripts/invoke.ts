@@ -9,6 +9,7 @@ import { EXIT_USAGE } from './lib/cliArgs.ts';
 import {
   CliInputError,
   formatSummary,
+  INVOKE_NAMESPACE,
   invokeRoute,
   loadRouteHandler,
   note,
@@ -23,8 +24,6 @@ import { loadRouteSchemas, valueMaker } from './lib/schemaValues.ts';
 const EXIT_HANDLER_THREW = 1;
 /** The route's resources could not be prepared: a service is unreachable, like any other connection error. */
 const EXIT_SETUP_FAILED = EXIT_USAGE;
-/** invoke's own resources beside the bridge's: its records never meet the ones the bridge consumes. */
-const INVOKE_NAMESPACE = 'invoke';
 
 const program = new Command()
   .name('invoke')
@@ -51,13 +50,10 @@ const program = new Command()
     "use the AWS endpoints and credentials of the SDK, and the deployed resources named by IDEMPOTENCY_TABLE_NAME, DLQ_URL and the side tables' variables; nothing is created",
   )
   .addOption(
-    new Option('--log-level <level>', "the runtime's log level (its logs go to stderr)").choices([
-      'DEBUG',
-      'INFO',
-      'WARN',
-      'ERROR',
-      'SILENT',
-    ]),
+    new Option(
+      '--log-level <level>',
+      "the runtime's log level (its logs go to stderr); DEBUG also prints an error's stack",
+    ).choices(['DEBUG', 'INFO', 'WARN', 'ERROR', 'SILENT']),
   )
   .addHelpText(
     'after',
@@ -71,16 +67,16 @@ stdout: one JSON object
 Endpoints: KAFKA_BROKERS, AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_SQS when set, else the local
 services of \`npm run local:up\`. EMF metric lines are off unless POWERTOOLS_METRICS_DISABLED=false.
 
-State: locally, invoke writes to tables and queues of its own (<config>-invoke-*), never to the bridge's, so
+State: locally, invoke writes to tables and queues of its own (<config>-${INVOKE_NAMESPACE}-*), never to the bridge's, so
 running a sample does not make the real record at the same coordinates a duplicate. --shared-state uses the
 bridge's (to try a replay, say).
 
 Exit codes: 0 the handler returned (or --generate printed), ${EXIT_HANDLER_THREW} the handler threw (the JSON is still
 printed), ${EXIT_USAGE} bad arguments, config or event file, or the route's resources could not be prepared.
 
-Examples:
-  npm run invoke -- --route orders --generate > my-event.json
-  npm run invoke -- --route orders --generate | npm run invoke -- --route orders --event -
+Examples (npm run -s: without it npm prints its own banner on stdout, ahead of the JSON):
+  npm run -s invoke -- --route orders --generate > my-event.json
+  npm run -s invoke -- --route orders --generate | npm run -s invoke -- --route orders --event -
   npm run invoke -- --route audit --event events/msk-event.json --config test/fixtures/audit.config.json`,
   );
 

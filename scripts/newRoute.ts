@@ -189,24 +189,27 @@ const program = cliProgram('npm run new-route --')
   )
   .option('-c, --config <path>', 'bridge config (.ts or .json; default BRIDGE_CONFIG or infra/bridge.config.ts)');
 
+/** A refusal: `new-route: <why>` on one line, exit 2, like every CLI here. */
+const refuse = (why: string): never => failUsage('new-route', new Error(why));
+
 const main = async () => {
   program.parse();
   const [name] = program.args as [string];
   const opts = program.opts<{ topic?: string; mode: 'process' | 'transact'; config?: string }>();
   const scaffold: Scaffold = { name, topic: opts.topic ?? name, mode: opts.mode };
   const checked = RouteConfig.pick({ name: true, topic: true }).safeParse({ name, topic: scaffold.topic });
-  if (!checked.success) program.error(`route "${name}": ${checked.error.issues[0]?.message}`);
+  if (!checked.success) refuse(`route "${name}": ${checked.error.issues[0]?.message}`);
 
   const configPath = resolveConfigPath(opts.config);
   const config = await loadBridgeConfig(configPath);
-  if (config.routes.some((r) => r.name === name)) program.error(`the config already has a route "${name}"`);
+  if (config.routes.some((r) => r.name === name)) refuse(`the config already has a route "${name}"`);
   const files = {
     handler: join(HANDLERS_DIR, `${name}.ts`),
     event: join(ROOT, 'events', `${name}.json`),
     test: join(ROOT, 'test/functions/handlers', `${name}.test.ts`),
   };
   const taken = Object.values(files).filter((file) => existsSync(file));
-  if (taken.length > 0) program.error(`would overwrite ${taken.map((f) => relative(ROOT, f)).join(', ')}`);
+  if (taken.length > 0) refuse(`would overwrite ${taken.map((f) => relative(ROOT, f)).join(', ')}`);
 
   const configText = readFileSync(configPath, 'utf8');
   const written: string[] = [];
@@ -233,7 +236,8 @@ const main = async () => {
   if (biome.status !== 0) {
     process.stderr.write(`new-route: biome could not format the new files:\n${biome.stdout}${biome.stderr}`);
   }
-  const shown = (file: string) => relative(ROOT, file);
+  // Relative to the repository, or absolute for a config outside it.
+  const shown = (file: string) => (relative(ROOT, file).startsWith('..') ? file : relative(ROOT, file));
   process.stdout.write(
     [
       `new-route: route "${name}" (topic ${scaffold.topic}, ${scaffold.mode} mode)`,

@@ -7,10 +7,17 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Command, InvalidArgumentError, Option } from 'commander';
-import { numberArg } from '../lib/cliArgs.ts';
+import { InvalidArgumentError, Option } from 'commander';
+import { cliProgram, failUsage, isConnectionError, numberArg } from '../lib/cliArgs.ts';
 import { brokersFromEnv } from '../lib/kafka.ts';
-import { applyEndpointsToEnv, ensureLocalServices, localServicesStatus } from '../local/services.ts';
+import { ConfigError } from '../local/config.ts';
+import {
+  applyEndpointsToEnv,
+  checkExternalEndpoints,
+  ensureLocalServices,
+  LocalServicesError,
+  localServicesStatus,
+} from '../local/services.ts';
 import { createQueue, deleteQueue, dynamoDbClient, sqsClient } from './aws.ts';
 import { runColdStart } from './coldStart.ts';
 import { runEndToEnd } from './endToEnd.ts';
@@ -84,8 +91,7 @@ type Options = {
   render: boolean;
 };
 
-const program = new Command()
-  .name('bench')
+const program = cliProgram('npm run bench --')
   .description(
     'Benchmarks: handler throughput and DynamoDB requests against Powertools, cold start against Powertools and the ' +
       'bare floor, local end to end. Writes scripts/bench/results.json and scripts/bench/RESULTS.md.',
@@ -152,6 +158,9 @@ const main = async (opts: Options): Promise<void> => {
   const initSamples = opts.initSamples ?? (opts.quick ? 21 : 51);
   const records = opts.records ?? (opts.quick ? 20_000 : 100_000);
   const baselineRecords = opts.baselineRecords ?? (opts.quick ? 2_000 : 10_000);
+  const needsServices = sections.has('throughput') || sections.has('end-to-end');
+  // Before the cold-start section, which takes minutes: an endpoint from the environment that refuses fails now.
+  if (needsServices) await checkExternalEndpoints();
   const cores = os.availableParallelism();
   log(
     `${opts.quick ? 'quick' : 'full'} run on ${cores} cores, Node ${process.version}, load average ` +
@@ -160,7 +169,6 @@ const main = async (opts: Options): Promise<void> => {
         .map((l) => l.toFixed(2))
         .join(' ')}`,
   );
-  const needsServices = sections.has('throughput') || sections.has('end-to-end');
   const runId = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 5)}`;
   let throughput: ThroughputScenario[] | undefined;
   let coldStart: Record<'bridge' | 'powertools' | 'floor', ColdStartEntry> | undefined;
@@ -288,11 +296,22 @@ const main = async (opts: Options): Promise<void> => {
   );
 };
 
+/**
+ * Bad flags, a bad environment (ports, endpoints) and services that cannot be reached are the user's to fix: one line,
+ * exit 2, like the other CLIs. Anything else failed inside a measurement: its stack, exit 1.
+ */
+const isUsageOrConnection = (error: unknown): boolean =>
+  error instanceof InvalidArgumentError ||
+  error instanceof ConfigError ||
+  error instanceof LocalServicesError ||
+  isConnectionError(error);
+
 program.action(async (opts: Options) => {
   try {
     await main(opts);
     process.exit(0);
   } catch (error) {
+    if (isUsageOrConnection(error)) failUsage('bench', error);
     log(`failed: ${(error as Error).stack ?? error}`);
     process.exit(1);
   }

@@ -26,17 +26,38 @@ const UNREACHABLE: Readonly<Record<string, string>> = {
 
 type Failure = Error & { code?: unknown; address?: unknown; port?: unknown; hostname?: unknown; errors?: unknown };
 
-/** The first error in `error`'s cause chain and aggregated errors (depth first) that says a connection failed. */
+/**
+ * The first error in `error`'s cause chain and aggregated errors (depth first) that says a connection failed. Any
+ * object with a `code` counts, not only `instanceof Error`: an error made in another realm (a jest sandbox, a vm
+ * context) is not an instance of this one's Error.
+ */
 const connectionFailure = (error: unknown, depth = 0): Failure | undefined => {
-  if (!(error instanceof Error) || depth > 8) return undefined;
+  if (typeof error !== 'object' || error === null || depth > 8) return undefined;
   const e = error as Failure;
   if (typeof e.code === 'string' && e.code in UNREACHABLE) return e;
   for (const inner of [e.cause, ...(Array.isArray(e.errors) ? e.errors : [])]) {
     const found = connectionFailure(inner, depth + 1);
     if (found) return found;
   }
+  // An error that kept only the message of the one it wraps (the AWS SDK's "error wrapper" for a foreign error).
+  const wrapped = typeof e.message === 'string' ? WRAPPED_FAILURE.exec(e.message) : null;
+  if (wrapped) {
+    const [, code, host, port] = wrapped;
+    return Object.assign(new Error(e.message), { code, address: host?.replace(/^\[|\]$/g, ''), port });
+  }
   return undefined;
 };
+
+/** `connect ECONNREFUSED 127.0.0.1:1`, `getaddrinfo ENOTFOUND broker` in a message. */
+const WRAPPED_FAILURE = new RegExp(
+  `\\b(${Object.keys(UNREACHABLE).join('|')})\\b(?: (\\[[0-9a-fA-F:.]+\\]|[^\\s:]+)(?::(\\d+))?)?`,
+);
+
+/** True when `error` (or an error it wraps) says a service refused the connection: nothing listens there. */
+export const isConnectionRefused = (error: unknown): boolean => connectionFailure(error)?.code === 'ECONNREFUSED';
+
+/** True when `error` (or an error it wraps) says a service could not be reached at all. */
+export const isConnectionError = (error: unknown): boolean => connectionFailure(error) !== undefined;
 
 const LOCAL_HOSTS = new Set(['127.0.0.1', '::1', 'localhost', '0.0.0.0', '::']);
 
@@ -66,7 +87,8 @@ export const oneLine = (message: string): string => {
 
 /** An error's message on one line, with the first of the errors it aggregates (the Kafka client's MultipleErrors). */
 const firstLine = (error: unknown, depth = 0): string => {
-  const message = oneLine(error instanceof Error ? error.message : String(error));
+  const text = (error as { message?: unknown } | null)?.message;
+  const message = oneLine(typeof text === 'string' ? text : String(error));
   const inner = (error as Failure | null)?.errors;
   if (!Array.isArray(inner) || inner.length === 0 || depth > 4) return message;
   const detail = firstLine(inner[0], depth + 1);

@@ -2,7 +2,8 @@
 // route's environment (local resources by default), loading its handler module and running it once
 // with a Lambda-like context.
 import { readFile } from 'node:fs/promises';
-import { pathToFileURL } from 'node:url';
+import { relative } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Context } from 'aws-lambda';
 import { type Command, CommanderError, type OptionValues } from 'commander';
 import { KafkaEvent } from '../../functions/runtime/event.ts';
@@ -17,9 +18,25 @@ import {
   routeEnvironment,
 } from '../../infra/config/index.ts';
 import { applyEndpointsToEnv, resolveEndpoints } from '../local/config.ts';
-import { EXIT_USAGE } from './cliArgs.ts';
+import { describeFailure, EXIT_USAGE, oneLine } from './cliArgs.ts';
 import { createLambdaContext } from './lambdaContext.ts';
 import { ensureLocalResources } from './localResources.ts';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+/**
+ * `invoke`'s own local resources beside the bridge's (`<config>-_invoke-*`). The underscore is what no config, route or
+ * table name may hold (they are lower-case kebab-case), so invoke's names never meet the bridge's: with "invoke", the
+ * invoke DLQ of route `widgets` and the bridge's DLQ of a route named `invoke-widgets` were one queue.
+ */
+export const INVOKE_NAMESPACE = '_invoke';
+
+/** Whether a tool was asked for debug output (`--log-level DEBUG`, or LOG_LEVEL=DEBUG): then errors carry a stack. */
+const debugWanted = (options: OptionValues): boolean =>
+  String(options.logLevel ?? process.env.LOG_LEVEL ?? '').toUpperCase() === 'DEBUG';
+
+const isBug = (error: unknown): boolean =>
+  error instanceof TypeError || error instanceof ReferenceError || error instanceof RangeError;
 
 /** Bad input from the user (flags, config, event file): reported on stderr, exit code 2. */
 export class CliInputError extends Error {
@@ -100,22 +117,40 @@ export const runJsonCli = async <Options extends OptionValues>(
     program.parse();
     exitCode = await main(program.opts<Options>(), stdout.print);
   } catch (error) {
+    // One line per error (a config's list of problems joined, a connection failure named with its service); the
+    // stack only with --log-level DEBUG.
+    const debug = debugWanted(program.opts());
     if (error instanceof CommanderError) {
       exitCode = error.exitCode === 0 ? 0 : EXIT_USAGE;
     } else if (error instanceof CliInputError) {
-      note(`${name}: ${error.message}`);
+      note(`${name}: ${oneLine(error.message)}`);
       exitCode = EXIT_USAGE;
     } else if (error instanceof RouteSetupError) {
-      note(`${name}: ${error.message}`);
+      const hint = error instanceof HandlerLoadError && !debug ? ' (--log-level DEBUG shows its stack)' : '';
+      note(`${name}: ${oneLine(error.message)}${hint}`);
       exitCode = failureExitCode;
-    } else {
+    } else if (isBug(error) && !debug) {
+      // A programming error keeps its stack: it is for whoever fixes the tool.
       note(`${name}: ${(error as Error).stack ?? String(error)}`);
       exitCode = failureExitCode;
+    } else {
+      note(`${name}: ${describeFailure(error)}`);
+      exitCode = failureExitCode;
     }
+    const cause = error instanceof RouteSetupError ? error.cause : error;
+    if (debug && cause instanceof Error && cause.stack) note(cause.stack);
   }
   await pendingOutput;
   process.exit(exitCode);
 };
+
+/** The route's handler module threw as it loaded (a syntax error, a failing import, a check at module level). */
+export class HandlerLoadError extends RouteSetupError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'HandlerLoadError';
+  }
+}
 
 export type PreparedRoute = {
   readonly config: BridgeConfig;
@@ -196,7 +231,8 @@ export const prepareRoute = async (options: PrepareRouteOptions): Promise<Prepar
     }
   } catch (error) {
     if (error instanceof CliInputError) throw error;
-    throw new RouteSetupError(`cannot prepare route ${route.name}: ${(error as Error).message}`, { cause: error });
+    // A service that cannot be reached is named, with `npm run local:up` when it is a local one.
+    throw new RouteSetupError(`cannot prepare route ${route.name}: ${describeFailure(error)}`, { cause: error });
   }
   if (options.logLevel) environment.LOG_LEVEL = options.logLevel;
   Object.assign(process.env, environment);
@@ -212,10 +248,21 @@ export const prepareRoute = async (options: PrepareRouteOptions): Promise<Prepar
 
 export type RouteHandler = (event: unknown, context: Context) => Promise<unknown>;
 
-/** Imports the route's handler module; call it after `prepareRoute`, as the module may read its environment. */
-export const loadRouteHandler = async (route: RouteConfig): Promise<RouteHandler> => {
+/**
+ * Imports the route's handler module; call it after `prepareRoute`, as the module may read its environment. A module
+ * that throws as it loads is a RouteSetupError naming the route and the file, in one line (the stack is its cause).
+ */
+export const loadRouteHandler = async (route: Pick<RouteConfig, 'name' | 'handler'>): Promise<RouteHandler> => {
   const entry = resolveHandlerEntry(route);
-  const module = (await import(pathToFileURL(entry).href)) as { handler?: unknown };
+  let module: { handler?: unknown };
+  try {
+    module = (await import(pathToFileURL(entry).href)) as { handler?: unknown };
+  } catch (error) {
+    throw new HandlerLoadError(
+      `route ${route.name}: its handler ${relative(ROOT, entry)} failed to load: ${describeFailure(error)}`,
+      { cause: error },
+    );
+  }
   if (typeof module.handler !== 'function') {
     throw new CliInputError(`route ${route.name}: ${entry} does not export a handler function`);
   }

@@ -13,8 +13,9 @@ import {
   resolveEndpoints,
   SERVICE_NAMES,
   type ServiceName,
+  STATE_DIR_ENV,
   stopLocalServices,
-  wipeKafkaData,
+  wipeLocalData,
 } from './services.ts';
 
 const progress = (line: string) => process.stderr.write(`local: ${line}\n`);
@@ -31,6 +32,8 @@ const program = cliProgram('local')
 Ports (127.0.0.1): ${PORT_ENV_VARS.kafka} (9092), ${PORT_ENV_VARS.kafkaController} (9093),
   ${PORT_ENV_VARS.dynamodb} (8000), ${PORT_ENV_VARS.elasticmq} (9324).
 Bring your own services: set ${Object.values(ENDPOINT_ENV_VARS).join(', ')}; nothing is started for them.
+Data (Kafka's topics and offsets, DynamoDB Local's tables, ElasticMQ's queues) is kept across restarts under
+  .local/<service>/data (${STATE_DIR_ENV} moves all state but the jars); \`down --clean\` removes it.
 Needs Java 17+ and, on the first run, Maven (jars are cached in .local/lib).`,
   );
 
@@ -58,13 +61,16 @@ program
   .command('down')
   .description('stop the services these scripts started (the schema registry too) and free their ports')
   .addOption(servicesOption())
-  .option('--clean', "also remove Kafka's data (topics and committed offsets)")
+  .option(
+    '--clean',
+    "also remove their data: Kafka's topics and committed offsets, DynamoDB Local's tables, ElasticMQ's queues",
+  )
   .action(async (opts: { services?: ServiceName[]; clean?: boolean }) => {
     const stopped: string[] = await stopLocalServices(opts.services ?? SERVICE_NAMES, { log: progress });
     // The registry starts on demand (a route that needs one), so it is not one of --services.
     if (!opts.services && (await stopRegistry({ log: progress }))) stopped.push('registry');
     progress(stopped.length > 0 ? `stopped ${stopped.join(', ')}` : 'nothing of ours was running');
-    if (opts.clean) await wipeKafkaData({ log: progress });
+    if (opts.clean) await wipeLocalData(opts.services ?? SERVICE_NAMES, { log: progress });
   });
 
 program

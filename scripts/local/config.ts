@@ -206,14 +206,24 @@ export type LocalPaths = {
   pidFile: (name: ManagedName) => string;
   logFile: (name: ManagedName) => string;
   pom: (name: ManagedName) => string;
+  /** Where a service keeps its data across restarts: Kafka's logs, DynamoDB Local's tables, ElasticMQ's queues. */
+  dataDir: (name: ServiceName) => string;
   kafkaDataDir: string;
   kafkaServerLog: string;
 };
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
-export function localPaths(root: string = REPO_ROOT): LocalPaths {
-  const state = path.join(root, '.local');
+/**
+ * Moves the services' state (PID files, logs, config files and data) out of `.local/`, for a second set of services
+ * beside the usual one (with LOCAL_*_PORT); the downloaded jars stay in `.local/lib`.
+ */
+export const STATE_DIR_ENV = 'LOCAL_STATE_DIR';
+
+/** The paths under `root` (default: this repository); `stateDir` replaces `<root>/.local` for everything but jars. */
+export function localPaths(root: string = REPO_ROOT, stateDir?: string): LocalPaths {
+  const state = stateDir ? path.resolve(stateDir) : path.join(root, '.local');
+  const dataDir = (name: ServiceName) => path.join(state, name, 'data');
   return {
     root,
     state,
@@ -221,12 +231,13 @@ export function localPaths(root: string = REPO_ROOT): LocalPaths {
     logs: path.join(state, 'logs'),
     lockFile: path.join(state, 'run', 'services.lock'),
     poms: path.join(root, 'scripts', 'local', 'poms'),
-    lib: (name) => path.join(state, 'lib', name),
+    lib: (name) => path.join(root, '.local', 'lib', name),
     home: (name) => path.join(state, name),
     pidFile: (name) => path.join(state, 'run', `${name}.pid`),
     logFile: (name) => path.join(state, 'logs', `${name}.out.log`),
     pom: (name) => path.join(root, 'scripts', 'local', 'poms', name, 'pom.xml'),
-    kafkaDataDir: path.join(state, 'kafka', 'data'),
+    dataDir,
+    kafkaDataDir: dataDir('kafka'),
     kafkaServerLog: path.join(state, 'logs', 'kafka-server.log'),
   };
 }
@@ -303,8 +314,26 @@ logger.request.level = WARN
 `;
 }
 
-/** HOCON for ElasticMQ: bind and advertise 127.0.0.1 so queue URLs point where the SDK can reach them. */
-export function renderElasticMqConf(opts: { port: number; region?: string; accountId?: string }): string {
+/**
+ * HOCON for ElasticMQ: bind and advertise 127.0.0.1 so queue URLs point where the SDK can reach them. With `dataDir`,
+ * queues and their messages persist there (ElasticMQ's SQL message storage, an H2 file, keeps both), so after a
+ * restart the dead-letter queues still hold what they held, as Kafka still holds its records and DynamoDB Local its
+ * tables.
+ */
+export function renderElasticMqConf(opts: {
+  port: number;
+  region?: string;
+  accountId?: string;
+  dataDir?: string;
+}): string {
+  const storage = opts.dataDir
+    ? `
+messages-storage {
+  enabled = true
+  uri = ${JSON.stringify(`jdbc:h2:${path.join(opts.dataDir, 'messages')}`)}
+}
+`
+    : '';
   return `# Rendered by scripts/local/services.ts; edits are overwritten on the next start.
 include classpath("application.conf")
 
@@ -332,7 +361,7 @@ aws {
   region = "${opts.region ?? DUMMY_AWS_ENV.AWS_REGION}"
   accountId = "${opts.accountId ?? '000000000000'}"
 }
-`;
+${storage}`;
 }
 
 /** A Kafka cluster id: 16 random bytes, base64url without padding (the form Kafka's Uuid prints). */
@@ -411,6 +440,8 @@ export function serviceCommand(name: ServiceName, paths: LocalPaths, ports: Loca
     }
     case 'dynamodb':
       // DynamoDB Local has no bind-address option: its launcher (run from source by the JDK) binds it to BIND_HOST.
+      // Its tables live on disk (-dbPath, one shared file), so they survive a restart as Kafka's topics and offsets do:
+      // in memory, a restart would forget what was completed while Kafka still remembers what was committed.
       return {
         cwd: paths.home('dynamodb'),
         args: [
@@ -421,7 +452,8 @@ export function serviceCommand(name: ServiceName, paths: LocalPaths, ports: Loca
           '-cp',
           classpath(lib),
           MAIN_CLASSES.dynamodb,
-          '-inMemory',
+          '-dbPath',
+          paths.dataDir('dynamodb'),
           '-sharedDb',
           '-disableTelemetry',
           '-port',

@@ -1,16 +1,20 @@
 // The local service manager: Kafka (KRaft), DynamoDB Local and ElasticMQ as detached JVMs fetched from Maven
-// Central into .local/, with PID files, logs and readiness checks through the real clients.
+// Central into .local/, with PID files, logs and readiness checks through the real clients. All three keep their data
+// on disk under .local/<service>/data, so after a restart they still agree on what was consumed and completed.
 //
 // Public API (everything else in scripts/local is an implementation detail):
 //   ensureLocalServices(opts?)      start what is not running, wait until every service answers
 //   stopLocalServices(names?, opts?) stop what we started (SIGTERM, then SIGKILL), free the ports
 //   releaseLocalServices(started, opts?)  stop what one run started, keep what was up before; one line saying which
 //   localServicesStatus(opts?)      what runs where
+//   wipeLocalData(names?, opts?)    remove stopped services' data (Kafka's logs, DynamoDB Local's tables, ElasticMQ's H2)
+//   checkExternalEndpoints(opts?)   fail at once when an endpoint from the environment refuses connections
 //   applyEndpointsToEnv(endpoints, env?)  KAFKA_BROKERS, AWS_ENDPOINT_URL_* and (when unset) region + dummy keys
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { describeFailure, isConnectionRefused } from '../lib/cliArgs.ts';
 import {
   BIND_HOST,
   type EndpointPlan,
@@ -25,6 +29,7 @@ import {
   newKafkaClusterId,
   PORT_ENV_VARS,
   planEndpoint,
+  REPO_ROOT,
   renderElasticMqConf,
   renderKafkaLog4j2,
   renderKafkaServerProperties,
@@ -33,6 +38,7 @@ import {
   SERVICE_NAMES,
   SERVICE_VERSIONS,
   type ServiceName,
+  STATE_DIR_ENV,
   serviceCommand,
   servicePorts,
 } from './config.ts';
@@ -59,6 +65,7 @@ export {
   resolveEndpoints,
   SERVICE_NAMES,
   type ServiceName,
+  STATE_DIR_ENV,
 } from './config.ts';
 export { LocalServicesError, MissingToolError } from './tools.ts';
 
@@ -102,7 +109,7 @@ type Ctx = {
 function context(opts: LocalServicesOptions = {}): Ctx {
   const env = opts.env ?? process.env;
   return {
-    paths: localPaths(),
+    paths: localPaths(REPO_ROOT, env[STATE_DIR_ENV]?.trim() || undefined),
     ports: resolvePorts(env),
     env,
     log: opts.log ?? (() => {}),
@@ -206,8 +213,13 @@ async function prepare(ctx: Ctx, name: ServiceName, java: string): Promise<void>
   const home = ctx.paths.home(name);
   fs.mkdirSync(home, { recursive: true });
   fs.mkdirSync(ctx.paths.logs, { recursive: true });
+  // DynamoDB Local's tables and ElasticMQ's queues live on disk, as Kafka's topics and offsets do: after a restart
+  // the three agree on what was consumed, completed and dead-lettered (`local:down --clean` wipes all three).
+  if (name === 'dynamodb') fs.mkdirSync(ctx.paths.dataDir('dynamodb'), { recursive: true });
   if (name === 'elasticmq') {
-    fs.writeFileSync(path.join(home, 'elasticmq.conf'), renderElasticMqConf({ port: ctx.ports.elasticmq }));
+    const dataDir = ctx.paths.dataDir('elasticmq');
+    fs.mkdirSync(dataDir, { recursive: true });
+    fs.writeFileSync(path.join(home, 'elasticmq.conf'), renderElasticMqConf({ port: ctx.ports.elasticmq, dataDir }));
   }
   if (name === 'kafka') {
     const files = kafkaFiles(ctx.paths);
@@ -320,17 +332,65 @@ async function ensureManaged(ctx: Ctx, name: ServiceName): Promise<boolean> {
   return true;
 }
 
+/** How long a refused connection to an endpoint from the environment is retried: a service may be binding its port. */
+const REFUSED_GRACE_MS = 2_000;
+/** How often a wait for an endpoint from the environment says it is still waiting. */
+const WAITING_NOTE_MS = 10_000;
+
+/** The error for an endpoint from the environment that refuses connections: one line, with what to do. */
+function refusedError(plan: Extract<EndpointPlan, { external: true }>): LocalServicesError {
+  const label = SERVICE_LABELS[plan.name];
+  return new LocalServicesError(
+    `cannot connect to ${label} at ${plan.endpoint}, the endpoint in ${plan.envVar} (connection refused): ` +
+      `start it there (\`npm run local:up\` in a shell without ${plan.envVar} starts the local services), ` +
+      `or unset ${plan.envVar} to have these scripts start ${label}`,
+  );
+}
+
+/**
+ * Waits for a service someone else runs. A refused connection (nothing listens there) fails within a couple of
+ * seconds, not after the readiness timeout; a service that is slow to answer gets a progress line every few seconds.
+ */
+async function waitForExternal(ctx: Ctx, plan: Extract<EndpointPlan, { external: true }>): Promise<void> {
+  const label = SERVICE_LABELS[plan.name];
+  const started = Date.now();
+  const deadline = started + ctx.readyTimeoutMs;
+  let refusedSince: number | undefined;
+  let noted = 0;
+  for (;;) {
+    try {
+      await probe(plan.name, plan.endpoint, Math.max(500, Math.min(3_000, deadline - Date.now())));
+      return;
+    } catch (error) {
+      if (isConnectionRefused(error)) {
+        refusedSince ??= Date.now();
+        if (Date.now() - refusedSince >= REFUSED_GRACE_MS) throw refusedError(plan);
+      } else {
+        refusedSince = undefined;
+        if (Date.now() - noted >= WAITING_NOTE_MS) {
+          noted = Date.now();
+          ctx.log(
+            `${label}: ${plan.endpoint} from ${plan.envVar} is not answering yet (${describeFailure(error)}); ` +
+              `waiting up to ${Math.round(ctx.readyTimeoutMs / 1000)}s…`,
+          );
+        }
+        if (Date.now() >= deadline) {
+          throw new LocalServicesError(
+            `${label} at ${plan.endpoint} (from ${plan.envVar}) is not ready after ${seconds(started)}: ` +
+              `${describeFailure(error)} (unset ${plan.envVar} to have these scripts start ${label})`,
+            { cause: error },
+          );
+        }
+      }
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
 async function ensureOne(ctx: Ctx, plan: EndpointPlan): Promise<boolean> {
   if (!plan.external) return ensureManaged(ctx, plan.name);
   const started = Date.now();
-  try {
-    await waitUntilReady(plan.name, plan.endpoint, { deadline: Date.now() + ctx.readyTimeoutMs });
-  } catch (error) {
-    throw new LocalServicesError(
-      `${(error as Error).message} (endpoint from ${plan.envVar}; unset it to have these scripts start ${SERVICE_LABELS[plan.name]})`,
-      { cause: error },
-    );
-  }
+  await waitForExternal(ctx, plan);
   ctx.log(`${SERVICE_LABELS[plan.name]}: using ${plan.endpoint} from ${plan.envVar} (ready, ${seconds(started)})`);
   return false;
 }
@@ -484,12 +544,54 @@ export async function localServicesStatus(opts: LocalServicesOptions = {}): Prom
   );
 }
 
+/**
+ * Removes the named services' data (default all): Kafka's topics and committed offsets, DynamoDB Local's tables,
+ * ElasticMQ's queues and messages. Only of services that are stopped, so the three are wiped together or not at all.
+ * Resolves to the services whose data was removed.
+ */
+export async function wipeLocalData(
+  names: readonly ServiceName[] = SERVICE_NAMES,
+  opts: Omit<LocalServicesOptions, 'services'> = {},
+): Promise<ServiceName[]> {
+  const ctx = context(opts);
+  return withLock(ctx, async () => {
+    const running = names.filter((name) => liveRecord(ctx, name));
+    if (running.length > 0) {
+      throw new LocalServicesError(`stop ${running.map((n) => SERVICE_LABELS[n]).join(', ')} before wiping its data`);
+    }
+    const wiped: ServiceName[] = [];
+    for (const name of names) {
+      const dir = ctx.paths.dataDir(name);
+      if (!fs.existsSync(dir)) continue;
+      fs.rmSync(dir, { recursive: true, force: true });
+      ctx.log(`${SERVICE_LABELS[name]} data removed (${dir})`);
+      wiped.push(name);
+    }
+    return wiped;
+  });
+}
+
 /** Removes Kafka's data dir (topics, offsets); only when Kafka is stopped. */
 export async function wipeKafkaData(opts: Omit<LocalServicesOptions, 'services'> = {}): Promise<void> {
+  await wipeLocalData(['kafka'], opts);
+}
+
+/**
+ * Probes, once each, the services whose endpoints come from the environment, and rejects at once if one refuses
+ * connections: for a command that would otherwise work for minutes before it needs them (`npm run bench`).
+ */
+export async function checkExternalEndpoints(opts: LocalServicesOptions = {}): Promise<void> {
   const ctx = context(opts);
-  await withLock(ctx, async () => {
-    if (liveRecord(ctx, 'kafka')) throw new LocalServicesError('stop kafka before wiping its data');
-    fs.rmSync(ctx.paths.kafkaDataDir, { recursive: true, force: true });
-    ctx.log(`kafka data removed (${ctx.paths.kafkaDataDir})`);
-  });
+  const names = opts.services ?? SERVICE_NAMES;
+  await allSettled(
+    names.map(async (name) => {
+      const plan = planEndpoint(name, ctx.env, ctx.ports);
+      if (!plan.external) return;
+      try {
+        await probe(name, plan.endpoint, 3_000);
+      } catch (error) {
+        if (isConnectionRefused(error)) throw refusedError(plan);
+      }
+    }),
+  );
 }

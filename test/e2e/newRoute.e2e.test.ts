@@ -6,19 +6,26 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Match } from 'aws-cdk-lib/assertions';
+import { loadBridgeConfig } from '../../infra/config/index.ts';
 import { ROOT, runScript } from '../helpers/cli.ts';
+import { CLUSTER_ARN, synthBridge } from '../infra/helpers.ts';
 import { drainRoute, endpointEnv, sharedEndpoints } from './harness.ts';
 
 const id = randomUUID().slice(0, 6);
 const name = `widgets-${id}`;
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'new-route-'));
 const configPath = path.join(dir, 'bridge.config.json');
-/** What new-route writes into the repository: removed after the test, whatever happens. */
-const scaffolded = [
-  path.join(ROOT, 'functions/handlers', `${name}.ts`),
-  path.join(ROOT, 'events', `${name}.json`),
-  path.join(ROOT, 'test/functions/handlers', `${name}.test.ts`),
+/** What new-route writes into the repository for a route: removed after the tests, whatever happens. */
+const filesOf = (route: string) => [
+  path.join(ROOT, 'functions/handlers', `${route}.ts`),
+  path.join(ROOT, 'events', `${route}.json`),
+  path.join(ROOT, 'test/functions/handlers', `${route}.test.ts`),
 ];
+const scaffolded = filesOf(name);
+/** The routes the second test scaffolds into a .ts config, one per mode. */
+const gadgets = `gadgets-${id}`;
+const ledgers = `ledgers-${id}`;
 
 const endpoints = sharedEndpoints();
 const env = endpointEnv(endpoints);
@@ -26,7 +33,7 @@ const run = (script: string, args: string[], input?: string) =>
   runScript(script, [...args, '--config', configPath], env, input);
 
 afterAll(() => {
-  for (const file of scaffolded) fs.rmSync(file, { force: true });
+  for (const file of [...scaffolded, ...filesOf(gadgets), ...filesOf(ledgers)]) fs.rmSync(file, { force: true });
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
@@ -86,3 +93,46 @@ test('new-route, invoke --generate | invoke, load, the bridge and reconcile: eve
   expect(reconcile.code).toBe(0);
   expect(JSON.parse(reconcile.stdout)).toMatchObject({ records: sent, completed: sent, missing: 0, pending: 0 });
 });
+
+test('new-route into a copy of the .ts default config, in both modes: the config synthesizes, the scaffolded tests pass', async () => {
+  // The default config as shipped, with its marker line, where a user's copy would be (not infra/bridge.config.ts,
+  // which is the user's own and which other tests read).
+  const shipped = fs.readFileSync(path.join(ROOT, 'test/fixtures/default.bridge.config.ts'), 'utf8');
+  const tsConfig = path.join(dir, 'bridge.config.ts');
+  fs.writeFileSync(
+    tsConfig,
+    shipped.replace("'../../infra/config/schema.ts'", JSON.stringify(path.join(ROOT, 'infra/config/schema.ts'))),
+  );
+  for (const [route, mode] of [
+    [gadgets, 'process'],
+    [ledgers, 'transact'],
+  ] as const) {
+    const scaffold = await runScript('scripts/newRoute.ts', [route, '--mode', mode, '--config', tsConfig], env);
+    expect({ route, code: scaffold.code, stderr: scaffold.stderr }).toEqual({ route, code: 0, stderr: '' });
+    expect(scaffold.stdout).toContain(`new-route: route "${route}" (topic ${route}, ${mode} mode)`);
+  }
+
+  // What `npm test` checks of it: the stack synthesizes (cdk-nag included, handlers bundled with esbuild)...
+  const config = await loadBridgeConfig(tsConfig, { env: { BRIDGE_MSK_CLUSTER_ARN: CLUSTER_ARN } });
+  expect(config.routes.map((r) => r.name)).toEqual(['orders', 'payments', gadgets, ledgers]);
+  const { template } = synthBridge(config, { bundle: true, stage: 'dev' });
+  template.resourceCountIs('AWS::Lambda::EventSourceMapping', 4);
+  // The idempotency table, orders, accounts, ledger and the transact route's own.
+  template.resourceCountIs('AWS::DynamoDB::Table', 5);
+  template.hasResourceProperties('AWS::Lambda::Function', {
+    Environment: {
+      Variables: { BRIDGE_ROUTE: ledgers, [`LEDGERS_${id.toUpperCase()}_TABLE_NAME`]: { Ref: Match.anyValue() } },
+    },
+  });
+  for (const route of [gadgets, ledgers]) {
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', { Topics: [route] });
+  }
+
+  // ...and the tests new-route wrote pass as written.
+  const jest = await runScript(
+    'node_modules/jest/bin/jest.js',
+    [`test/functions/handlers/${gadgets}.test.ts`, `test/functions/handlers/${ledgers}.test.ts`],
+    { ...env, NODE_OPTIONS: '--experimental-vm-modules' },
+  );
+  expect({ code: jest.code, output: jest.stderr.slice(-2_000) }).toMatchObject({ code: 0 });
+}, 120_000);

@@ -1,8 +1,8 @@
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { RouteSettings } from '../../functions/runtime/settings.ts';
-import { PLACEHOLDER_CLUSTER_ARN } from '../../infra/bridge.config.ts';
 import {
   BridgeConfigError,
   type BridgeConfigInput,
@@ -16,7 +16,11 @@ import {
   resolveHandlerEntry,
   routeSettingsFor,
 } from '../../infra/config/index.ts';
+import { PLACEHOLDER_CLUSTER_ARN } from '../fixtures/default.bridge.config.ts';
 import { baseConfig, CLUSTER_ARN, SECRET_ARN, withOrders } from './helpers.ts';
+
+/** infra/bridge.config.ts as shipped; the real one is the user's, and `npm run new-route` adds routes to it. */
+const SHIPPED_CONFIG = fileURLToPath(new URL('../fixtures/default.bridge.config.ts', import.meta.url));
 
 const tempDir = mkdtempSync(join(tmpdir(), 'bridge-config-'));
 const writeTemp = (name: string, content: string): string => {
@@ -356,6 +360,22 @@ const INVALID: Record<string, InvalidCase> = {
     path: 'routes[0].tables[0].env',
     route: 'orders',
   },
+  'a table env that the retry queue uses': {
+    rule: Rule.tableEnv,
+    config: withOrders({ tables: [{ name: 'orders', partitionKey: 'orderId', env: 'RETRY_QUEUE_URL' }] }),
+    path: 'routes[0].tables[0].env',
+    route: 'orders',
+  },
+  // Delays 30 + 300 + 900 s plus three 60 s timeouts = 1410 s: the PARKED item (and its key's line) could expire.
+  'a retry.park schedule that outlasts the idempotency items': {
+    rule: Rule.parkWithinTtl,
+    config: withOrders({
+      retry: { park: { delaysSeconds: [30, 300, 900] } },
+      idempotency: { ttlSeconds: 1410 },
+    }),
+    path: 'routes[0].retry.park.delaysSeconds',
+    route: 'orders',
+  },
   'a table env that Lambda reserves': {
     rule: Rule.tableEnv,
     config: withOrders({ tables: [{ name: 'orders', partitionKey: 'orderId', env: 'AWS_REGION' }] }),
@@ -536,31 +556,39 @@ describe('the config schema rejects, naming the path, the route and the rule:', 
 
 describe('loadBridgeConfig', () => {
   test('loads infra/bridge.config.ts by default, resolved from the module, not the working directory', async () => {
+    // Whatever routes the user has added to it since (`npm run new-route` does): only what holds for any config.
     const cwd = process.cwd();
     process.chdir(tmpdir());
     try {
-      const config = await loadBridgeConfig(undefined, { env: {} });
       expect(DEFAULT_CONFIG_PATH).toMatch(/infra\/bridge\.config\.ts$/);
-      expect(config.routes.map((r) => [r.name, r.topic, r.handler])).toEqual([
-        ['orders', 'orders', 'orders.ts'],
-        ['payments', 'payments', 'payments.ts'],
-      ]);
-      expect(config.source).toEqual({ kind: 'msk', clusterArn: PLACEHOLDER_CLUSTER_ARN, auth: 'iam' });
-      expect(config.routes[0]?.tables).toEqual([{ name: 'orders', partitionKey: 'orderId', env: 'ORDERS_TABLE_NAME' }]);
-      expect(config.routes[1]?.tables.map((t) => [t.name, t.partitionKey, t.env])).toEqual([
-        ['accounts', 'accountId', 'ACCOUNTS_TABLE_NAME'],
-        ['ledger', 'txId', 'LEDGER_TABLE_NAME'],
-      ]);
+      const config = await loadBridgeConfig(undefined, { env: {} });
+      expect(config).toEqual(await loadBridgeConfig(DEFAULT_CONFIG_PATH, { env: {} }));
+      expect(config.routes.length).toBeGreaterThan(0);
+      for (const route of config.routes) expect(existsSync(resolveHandlerEntry(route))).toBe(true);
     } finally {
       process.chdir(cwd);
     }
   });
 
+  test('the default config as shipped (a frozen copy): the orders and payments example routes on MSK', async () => {
+    const config = await loadBridgeConfig(SHIPPED_CONFIG, { env: {} });
+    expect(config.routes.map((r) => [r.name, r.topic, r.handler])).toEqual([
+      ['orders', 'orders', 'orders.ts'],
+      ['payments', 'payments', 'payments.ts'],
+    ]);
+    expect(config.source).toEqual({ kind: 'msk', clusterArn: PLACEHOLDER_CLUSTER_ARN, auth: 'iam' });
+    expect(config.routes[0]?.tables).toEqual([{ name: 'orders', partitionKey: 'orderId', env: 'ORDERS_TABLE_NAME' }]);
+    expect(config.routes[1]?.tables.map((t) => [t.name, t.partitionKey, t.env])).toEqual([
+      ['accounts', 'accountId', 'ACCOUNTS_TABLE_NAME'],
+      ['ledger', 'txId', 'LEDGER_TABLE_NAME'],
+    ]);
+  });
+
   test('the default config takes the cluster ARN from CDK context before the environment', async () => {
-    const fromEnv = await loadBridgeConfig(undefined, { env: { BRIDGE_MSK_CLUSTER_ARN: CLUSTER_ARN } });
+    const fromEnv = await loadBridgeConfig(SHIPPED_CONFIG, { env: { BRIDGE_MSK_CLUSTER_ARN: CLUSTER_ARN } });
     expect(fromEnv.source.kind === 'msk' && fromEnv.source.clusterArn).toBe(CLUSTER_ARN);
     const other = CLUSTER_ARN.replace('events', 'other');
-    const fromContext = await loadBridgeConfig(undefined, {
+    const fromContext = await loadBridgeConfig(SHIPPED_CONFIG, {
       env: { BRIDGE_MSK_CLUSTER_ARN: CLUSTER_ARN },
       context: (key) => (key === 'mskClusterArn' ? other : undefined),
     });
@@ -619,6 +647,7 @@ describe('helpers for the runtime and the local tools', () => {
       idempotencyTable: 'bridge-test-idempotency',
       deadLetterQueues: { orders: 'bridge-test-orders-dlq', payments: 'bridge-test-payments-dlq' },
       onFailureQueues: {},
+      retryQueues: {},
       tables: { orders: 'bridge-test-orders', accounts: 'bridge-test-accounts', ledger: 'bridge-test-ledger' },
       consumerGroups: { orders: 'bridge-test-orders', payments: 'bridge-test-payments' },
     });
@@ -630,6 +659,9 @@ describe('helpers for the runtime and the local tools', () => {
       ),
     });
     expect(localResourceNames(withDestination).onFailureQueues).toEqual({ orders: 'bridge-test-orders-on-failure' });
+    // A route that parks records gets its retry queue.
+    const parking = parseBridgeConfig(withOrders({ retry: { park: { delaysSeconds: [30] } } }));
+    expect(localResourceNames(parking).retryQueues).toEqual({ orders: 'bridge-test-orders-retry' });
   });
 
   test('resolveHandlerEntry gives the absolute path of an existing handler module', () => {

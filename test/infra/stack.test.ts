@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { CfnResource, type Stack } from 'aws-cdk-lib';
 import { Annotations, Match, type Template } from 'aws-cdk-lib/assertions';
 import { RouteSettings } from '../../functions/runtime/settings.ts';
@@ -13,6 +14,9 @@ import {
   synthBridge,
   withOrders,
 } from './helpers.ts';
+
+/** infra/bridge.config.ts as shipped: the real one is the user's, and `npm run new-route` adds routes to it. */
+const SHIPPED_CONFIG = fileURLToPath(new URL('../fixtures/default.bridge.config.ts', import.meta.url));
 
 const ENV_CONTRACT = [
   'BRIDGE_ROUTE',
@@ -44,7 +48,7 @@ const logicalIdIn = (stack: Stack, path: string): string => {
   return stack.getLogicalId(construct as CfnResource);
 };
 
-describe('the default config (infra/bridge.config.ts), bundled with esbuild', () => {
+describe('the default config as shipped (a frozen copy of infra/bridge.config.ts), bundled with esbuild', () => {
   let synth: Synthesized;
   let template: Template;
   let config: BridgeConfig;
@@ -52,7 +56,7 @@ describe('the default config (infra/bridge.config.ts), bundled with esbuild', ()
   const id = (path: string) => logicalIdIn(synth.stack, path);
 
   beforeAll(async () => {
-    config = await loadBridgeConfig(undefined, { env: { BRIDGE_MSK_CLUSTER_ARN: CLUSTER_ARN } });
+    config = await loadBridgeConfig(SHIPPED_CONFIG, { env: { BRIDGE_MSK_CLUSTER_ARN: CLUSTER_ARN } });
     synth = synthBridge(config, { bundle: true, stage: 'dev' });
     template = synth.template;
   });
@@ -420,6 +424,30 @@ describe('the default config (infra/bridge.config.ts), bundled with esbuild', ()
       'alarm',
     ]) {
       expect(body).toContain(text);
+    }
+  });
+});
+
+describe('the live default config (infra/bridge.config.ts, with whatever routes the user added)', () => {
+  // Only what holds for any valid route: `npm run new-route` adds routes with the defaults (no batching window) and,
+  // in transact mode, a table of their own.
+  test('synthesizes with cdk-nag: per route a function, an event source mapping on its topic, a DLQ', async () => {
+    const config = await loadBridgeConfig(undefined, { env: { BRIDGE_MSK_CLUSTER_ARN: CLUSTER_ARN } });
+    const { template } = synthBridge(config, { stage: 'dev' });
+    template.resourceCountIs('AWS::Lambda::EventSourceMapping', config.routes.length);
+    // A dead-letter queue each; a route may add an on-failure or a retry queue.
+    expect(resources(template, 'AWS::SQS::Queue').length).toBeGreaterThanOrEqual(config.routes.length);
+    const sideTables = new Set(config.routes.flatMap((r) => r.tables.map((t) => t.name)));
+    template.resourceCountIs('AWS::DynamoDB::Table', 1 + sideTables.size);
+    for (const route of config.routes) {
+      const [fnId, fn] = functionOf(template, route.name);
+      template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+        FunctionName: { Ref: fnId },
+        Topics: [route.topic],
+        BatchSize: route.batchSize,
+      });
+      const env = (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+      expect(Object.keys(env)).toEqual(expect.arrayContaining([...ENV_CONTRACT, ...route.tables.map((t) => t.env)]));
     }
   });
 });

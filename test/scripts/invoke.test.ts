@@ -1,11 +1,14 @@
 // `npm run invoke`, run as a child process against DynamoDB Local and ElasticMQ.
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KafkaEvent } from '../../functions/runtime/event.ts';
+import { localResourceNames, parseBridgeConfig } from '../../infra/config/index.ts';
+import { HandlerLoadError, INVOKE_NAMESPACE, loadRouteHandler } from '../../scripts/lib/invokeRoute.ts';
 import { scanAll, uniqueName } from '../helpers/aws.ts';
-import { runScript } from '../helpers/cli.ts';
+import { ROOT, runScript } from '../helpers/cli.ts';
 
 const MSK_FIXTURE = fileURLToPath(new URL('../fixtures/msk-event.json', import.meta.url));
 const SIGNED_HEADERS_FIXTURE = fileURLToPath(new URL('../fixtures/msk-event-signed-headers.json', import.meta.url));
@@ -75,7 +78,8 @@ describe('npm run invoke', () => {
       expect(isolated.stderr).toContain("invoke: state of its own, not the bridge's");
       const name = JSON.parse(readFileSync(config, 'utf8')).name as string;
       const keys = async (table: string) => (await scanAll(table)).map((item) => item.pk?.S).filter(Boolean);
-      expect(await keys(`${name}-invoke-idempotency`)).toHaveLength(1);
+      expect(isolated.stderr).toContain(`table ${name}-${INVOKE_NAMESPACE}-idempotency`);
+      expect(await keys(`${name}-${INVOKE_NAMESPACE}-idempotency`)).toHaveLength(1);
       // What the bridge will consume: nothing of invoke's there. --shared-state writes it (to try a replay, say).
       await expect(keys(`${name}-idempotency`)).rejects.toThrow(/non-existent table|not found/i);
       const shared = await runCli(['--route', 'audit', '--event', MSK_FIXTURE, '--config', config, '--shared-state']);
@@ -201,7 +205,137 @@ describe('npm run invoke', () => {
       expect(result.stdout).toMatch(/--route <name>/);
       expect(result.stdout).toMatch(/"response".*"error"/);
       expect(result.stdout).toMatch(/Exit codes/);
+      // Every example that pipes or redirects stdout runs npm silently: npm's banner would come first otherwise.
+      const piped = result.stdout.split('\n').filter((line) => /npm run .*[|>]/.test(line));
+      expect(piped.length).toBeGreaterThan(0);
+      for (const line of piped) expect(line).not.toMatch(/npm run (?!-s )/);
     },
     TIMEOUT,
   );
+
+  test(
+    'the documented pipe works through npm: `npm run -s invoke -- --generate | npm run -s invoke -- --event -`',
+    async () => {
+      const config = freshAuditConfig();
+      const run = (flags: string) => `npm run -s invoke -- --route audit --config '${config}' ${flags}`;
+      const result = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+        const child = spawn('sh', ['-c', `${run('--generate')} | ${run('--event -')}`], {
+          cwd: ROOT,
+          // This Node first on PATH: npm runs the scripts with the `node` it finds there.
+          env: { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH}` },
+        });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (chunk) => {
+          stdout += chunk;
+        });
+        child.stderr.on('data', (chunk) => {
+          stderr += chunk;
+        });
+        child.on('error', reject);
+        child.on('close', (code) => resolve({ code, stdout, stderr }));
+      });
+      expect({ code: result.code, stderr: result.code === 0 ? '' : result.stderr }).toEqual({ code: 0, stderr: '' });
+      expect(JSON.parse(result.stdout).summary).toMatchObject({ received: 1, processed: 1, deadLettered: 0 });
+    },
+    TIMEOUT,
+  );
+
+  test(
+    'a config with several problems is one line on stderr',
+    async () => {
+      const bad = join(dir, 'several-problems.json');
+      writeFileSync(bad, JSON.stringify({ name: 3 }));
+      const result = await runCli(['--route', 'audit', '--event', MSK_FIXTURE, '--config', bad]);
+      expect(result.code).toBe(2);
+      expect(result.stdout).toBe('');
+      expect(result.stderr.trimEnd().split('\n')).toEqual([
+        expect.stringMatching(
+          /^invoke: invalid bridge config .*several-problems\.json: name: .*; source: .*; routes: /,
+        ),
+      ]);
+    },
+    TIMEOUT,
+  );
+
+  test(
+    'a refused local connection names the service and says to run `npm run local:up`, in one line',
+    async () => {
+      const result = await runCli(['--route', 'audit', '--event', MSK_FIXTURE, '--config', freshAuditConfig()], {
+        AWS_ENDPOINT_URL_DYNAMODB: 'http://127.0.0.1:1',
+      });
+      expect(result.code).toBe(2);
+      expect(result.stdout).toBe('');
+      expect(result.stderr.trimEnd().split('\n')).toEqual([
+        'invoke: cannot prepare route audit: cannot connect to DynamoDB at 127.0.0.1:1 (connection refused): ' +
+          'are the local services running? Start them with `npm run local:up`',
+      ]);
+    },
+    TIMEOUT,
+  );
+
+  test('a handler module that throws as it loads is a HandlerLoadError naming the route and the file', async () => {
+    const error = await loadRouteHandler({ name: 'broken', handler: '../../test/fixtures/throwingHandler.ts' }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(HandlerLoadError);
+    expect((error as Error).message).toBe(
+      'route broken: its handler test/fixtures/throwingHandler.ts failed to load: a check at module level failed, on purpose',
+    );
+  });
+
+  test(
+    'a handler that fails on import: one line on stderr, exit 2; its stack only with --log-level DEBUG',
+    async () => {
+      // invoke's own error path (runJsonCli), with the fixture module: no config may name a module outside
+      // functions/handlers/.
+      const driver = `
+        import { Command } from 'commander';
+        import { loadRouteHandler, runJsonCli } from ${JSON.stringify(join(ROOT, 'scripts/lib/invokeRoute.ts'))};
+        const program = new Command().option('--log-level <level>');
+        await runJsonCli('invoke', program, 2, async () => {
+          await loadRouteHandler({ name: 'broken', handler: '../../test/fixtures/throwingHandler.ts' });
+          return 0;
+        });`;
+      const run = (args: string[]) =>
+        new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
+          const child = spawn(process.execPath, ['--input-type=module', '-e', driver, '--', ...args], { cwd: ROOT });
+          let stderr = '';
+          child.stderr.on('data', (chunk) => {
+            stderr += chunk;
+          });
+          child.on('error', reject);
+          child.on('close', (code) => resolve({ code, stderr }));
+        });
+      const plain = await run([]);
+      expect(plain.code).toBe(2);
+      expect(plain.stderr.trimEnd().split('\n')).toEqual([
+        'invoke: route broken: its handler test/fixtures/throwingHandler.ts failed to load: a check at module level ' +
+          'failed, on purpose (--log-level DEBUG shows its stack)',
+      ]);
+      const debug = await run(['--log-level', 'DEBUG']);
+      expect(debug.code).toBe(2);
+      expect(debug.stderr).toMatch(/failed, on purpose\nError: a check at module level failed, on purpose\n\s+at /);
+    },
+    TIMEOUT,
+  );
+
+  test("invoke's own names never meet the bridge's, even for a route named invoke-<route>", () => {
+    const route = (name: string) => ({ name, topic: name, handler: 'audit.ts' });
+    const config = parseBridgeConfig({
+      ...JSON.parse(readFileSync(AUDIT_CONFIG, 'utf8')),
+      routes: [route('widgets'), route('invoke-widgets')],
+    });
+    const all = (names: ReturnType<typeof localResourceNames>) => [
+      names.idempotencyTable,
+      ...Object.values(names.deadLetterQueues),
+      ...Object.values(names.onFailureQueues),
+      ...Object.values(names.retryQueues),
+      ...Object.values(names.tables),
+    ];
+    const invokes = all(localResourceNames(config, INVOKE_NAMESPACE));
+    const bridges = all(localResourceNames(config));
+    expect(invokes.filter((name) => bridges.includes(name))).toEqual([]);
+  });
 });

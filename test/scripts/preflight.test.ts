@@ -35,3 +35,13 @@ test('it runs before the TypeScript entry points, and reads the floor from packa
   expect(pkg.scripts.prestart).toBe('node scripts/preflight.cjs');
   expect(pkg.scripts.pretest).toBe('node scripts/preflight.cjs');
 });
+
+test('every npm script that runs a TypeScript entry point checks the Node version first', () => {
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
+  const scripts = pkg.scripts as Record<string, string>;
+  const typescript = Object.keys(scripts).filter((name) => /^node scripts\/\S+\.ts\b/.test(scripts[name] as string));
+  for (const name of ['new-route', 'invoke', 'load', 'reconcile', 'replay', 'bridge', 'chaos', 'bench', 'start']) {
+    expect(typescript).toContain(name);
+  }
+  expect(typescript.filter((name) => scripts[`pre${name}`] !== 'node scripts/preflight.cjs')).toEqual([]);
+});

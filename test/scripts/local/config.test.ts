@@ -209,6 +209,12 @@ describe('rendered config', () => {
     expect(conf).toMatch(/node-address \{[^}]*host = "127\.0\.0\.1"[^}]*port = 19324/);
     expect(conf).toMatch(/rest-sqs \{[^}]*bind-port = 19324[^}]*bind-hostname = "127\.0\.0\.1"/);
     expect(conf).toMatch(/aws \{[^}]*region = "us-east-1"/);
+    // Without a data dir, in memory; with one, queues and messages in an H2 file there (kept across restarts).
+    expect(conf).not.toContain('messages-storage');
+    const kept = renderElasticMqConf({ port: 19324, dataDir: '/x/.local/elasticmq/data' });
+    expect(kept).toMatch(
+      /messages-storage \{\s*enabled = true\s*uri = "jdbc:h2:\/x\/\.local\/elasticmq\/data\/messages"\s*\}/,
+    );
   });
 
   test('kafka cluster ids are 22 base64url characters', () => {
@@ -225,6 +231,17 @@ describe('command lines', () => {
     expect(paths.pidFile('dynamodb')).toBe(path.join('/repo', '.local', 'run', 'dynamodb.pid'));
     expect(paths.pom('elasticmq')).toBe(path.join('/repo', 'scripts', 'local', 'poms', 'elasticmq', 'pom.xml'));
     expect(REPO_ROOT).toBe(`${path.resolve(import.meta.dirname, '../../..')}${path.sep}`);
+    expect(paths.dataDir('dynamodb')).toBe('/repo/.local/dynamodb/data');
+    expect(paths.dataDir('elasticmq')).toBe('/repo/.local/elasticmq/data');
+    expect(paths.kafkaDataDir).toBe('/repo/.local/kafka/data');
+  });
+
+  test('LOCAL_STATE_DIR moves all state but the jars', () => {
+    const moved = localPaths('/repo', '/tmp/state');
+    expect(moved.pidFile('dynamodb')).toBe('/tmp/state/run/dynamodb.pid');
+    expect(moved.dataDir('dynamodb')).toBe('/tmp/state/dynamodb/data');
+    expect(moved.home('elasticmq')).toBe('/tmp/state/elasticmq');
+    expect(moved.lib('kafka')).toBe('/repo/.local/lib/kafka');
   });
 
   test('kafka: modest heap, log4j2 config, kafka.Kafka with server.properties', () => {
@@ -247,13 +264,22 @@ describe('command lines', () => {
     );
   });
 
-  test('dynamodb local: in memory, shared, native lib on java.library.path', () => {
+  test('dynamodb local: on disk under .local/dynamodb/data, shared, native lib on java.library.path', () => {
     const { args } = serviceCommand('dynamodb', paths, { ...DEFAULT_PORTS, dynamodb: 18000 });
     expect(args).toContain('-Djava.library.path=/repo/.local/lib/dynamodb');
     // DynamoDB Local's main, through the launcher that binds it to 127.0.0.1 (it has no bind option).
     expect(args).toContain('-Dbind.host=127.0.0.1');
     expect(args.find((a) => a.endsWith('scripts/local/DynamoDbLocalLoopback.java'))).toBeDefined();
-    expect(args.slice(-5)).toEqual(['-inMemory', '-sharedDb', '-disableTelemetry', '-port', '18000']);
+    // On disk, not -inMemory: its tables survive a restart, as Kafka's committed offsets do.
+    expect(args).not.toContain('-inMemory');
+    expect(args.slice(-6)).toEqual([
+      '-dbPath',
+      '/repo/.local/dynamodb/data',
+      '-sharedDb',
+      '-disableTelemetry',
+      '-port',
+      '18000',
+    ]);
   });
 
   test('elasticmq reads the rendered config', () => {
