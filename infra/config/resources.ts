@@ -53,6 +53,10 @@ export type LocalResourceNames = {
  * meets the records the bridge consumes. Consumer groups are the bridge's either way.
  */
 export const localResourceNames = (config: BridgeConfig, namespace?: string): LocalResourceNames => {
+  // Route and table names are [a-z0-9-]: a namespace made of those could name another route's resources
+  // (`invoke` + route `widgets` is route `invoke-widgets`), so it must hold a character they cannot.
+  if (namespace !== undefined && /^[a-z0-9-]*$/.test(namespace))
+    throw new Error(`local resource namespace "${namespace}" could collide with a route's names; use one with "_"`);
   const prefix = namespace ? `${config.name}-${namespace}` : config.name;
   return {
     idempotencyTable: `${prefix}-idempotency`,

@@ -659,6 +659,9 @@ describe('helpers for the runtime and the local tools', () => {
       ),
     });
     expect(localResourceNames(withDestination).onFailureQueues).toEqual({ orders: 'bridge-test-orders-on-failure' });
+    // A tool's namespace cannot name a route's resources.
+    expect(() => localResourceNames(config, 'invoke')).toThrow(/could collide/);
+    expect(localResourceNames(config, '_invoke').idempotencyTable).toBe('bridge-test-_invoke-idempotency');
     // A route that parks records gets its retry queue.
     const parking = parseBridgeConfig(withOrders({ retry: { park: { delaysSeconds: [30] } } }));
     expect(localResourceNames(parking).retryQueues).toEqual({ orders: 'bridge-test-orders-retry' });
