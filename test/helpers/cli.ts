@@ -15,20 +15,19 @@ export type RunningScript = {
 };
 
 /**
- * Starts one of the project's scripts (`scripts/invoke.ts`, …) in a child Node process, as a user would; `input` is
- * written to its stdin (closed either way).
+ * A child process in the repository root with its output captured; `input` is written to its stdin (closed either
+ * way), and it is killed after `timeoutMs` if given (a regression must not leave a benchmark running).
  */
-export const startScript = (
-  script: string,
+export const startProcess = (
+  command: string,
   args: string[],
-  env: NodeJS.ProcessEnv = {},
-  input?: string,
+  options: { env?: NodeJS.ProcessEnv; input?: string | undefined; timeoutMs?: number } = {},
 ): RunningScript => {
-  const child = spawn(process.execPath, [join(ROOT, script), ...args], {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-  });
-  child.stdin.end(input ?? '');
+  const child = spawn(command, args, { cwd: ROOT, env: { ...process.env, ...options.env } });
+  child.stdin.end(options.input ?? '');
+  const timer =
+    options.timeoutMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), options.timeoutMs);
+  child.on('close', () => clearTimeout(timer));
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk) => {
@@ -43,6 +42,14 @@ export const startScript = (
   });
   return { done, output: () => ({ stdout, stderr }) };
 };
+
+/** Starts one of the project's scripts (`scripts/invoke.ts`, …) in a child Node process, as a user would. */
+export const startScript = (
+  script: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  input?: string,
+): RunningScript => startProcess(process.execPath, [join(ROOT, script), ...args], { env, input });
 
 /** Runs a project script to its end (see `startScript`). */
 export const runScript = (

@@ -17,7 +17,7 @@ import {
   routeSettingsFor,
 } from '../../infra/config/index.ts';
 import { PLACEHOLDER_CLUSTER_ARN } from '../fixtures/default.bridge.config.ts';
-import { baseConfig, CLUSTER_ARN, SECRET_ARN, withOrders } from './helpers.ts';
+import { baseConfig, CLUSTER_ARN, issuesOf, SECRET_ARN, withOrders } from './helpers.ts';
 
 /** infra/bridge.config.ts as shipped; the real one is the user's, and `npm run new-route` adds routes to it. */
 const SHIPPED_CONFIG = fileURLToPath(new URL('../fixtures/default.bridge.config.ts', import.meta.url));
@@ -27,17 +27,6 @@ const writeTemp = (name: string, content: string): string => {
   const file = join(tempDir, name);
   writeFileSync(file, content);
   return file;
-};
-
-/** The issues of a config that must not parse. */
-const issuesOf = (input: unknown) => {
-  try {
-    parseBridgeConfig(input);
-  } catch (error) {
-    expect(error).toBeInstanceOf(BridgeConfigError);
-    return (error as BridgeConfigError).issues;
-  }
-  throw new Error('the config parsed, but it should not have');
 };
 
 type Routes = NonNullable<BridgeConfigInput['routes']>;

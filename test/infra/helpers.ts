@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { addBridge } from '../../infra/bridgeApp.ts';
-import { parseBridgeConfig } from '../../infra/config/load.ts';
+import { BridgeConfigError, parseBridgeConfig } from '../../infra/config/load.ts';
 import type { BridgeConfig, BridgeConfigInput } from '../../infra/config/schema.ts';
 import type { BridgeStack } from '../../infra/stacks/BridgeStack.ts';
 
@@ -105,3 +105,14 @@ export const policyStatements = (
 
 export const actionsOf = (statement: { Action: string | string[] }): string[] =>
   Array.isArray(statement.Action) ? statement.Action : [statement.Action];
+
+/** The issues of a config that must not parse. */
+export const issuesOf = (input: unknown) => {
+  try {
+    parseBridgeConfig(input);
+  } catch (error) {
+    expect(error).toBeInstanceOf(BridgeConfigError);
+    return (error as BridgeConfigError).issues;
+  }
+  throw new Error('the config parsed, but it should not have');
+};

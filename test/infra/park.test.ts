@@ -6,7 +6,7 @@ import { App, CfnResource, type Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { type ParkSettings, RouteSettings } from '../../functions/runtime/settings.ts';
 import { addBridge } from '../../infra/bridgeApp.ts';
-import { BridgeConfigError, parseBridgeConfig } from '../../infra/config/load.ts';
+import { parseBridgeConfig } from '../../infra/config/load.ts';
 import type { BridgeConfigInput } from '../../infra/config/schema.ts';
 import {
   parkedAgeAlarmSeconds,
@@ -14,7 +14,15 @@ import {
   RETRY_MAX_CONCURRENCY,
   RETRY_QUEUE_MAX_RECEIVE_COUNT,
 } from '../../infra/constructs/RetryQueue.ts';
-import { actionsOf, baseConfig, policyStatements, type Synthesized, synthBridge, withOrders } from './helpers.ts';
+import {
+  actionsOf,
+  baseConfig,
+  issuesOf,
+  policyStatements,
+  type Synthesized,
+  synthBridge,
+  withOrders,
+} from './helpers.ts';
 
 type Resource = { Type: string; Properties: Record<string, unknown> };
 const resources = (template: Template, type: string): Array<[string, Resource]> =>
@@ -283,16 +291,6 @@ describe('cdk-nag and cfn-lint on the parking config', () => {
 });
 
 describe('config rules about retry.park', () => {
-  const issuesOf = (input: unknown) => {
-    try {
-      parseBridgeConfig(input);
-    } catch (error) {
-      expect(error).toBeInstanceOf(BridgeConfigError);
-      return (error as BridgeConfigError).issues;
-    }
-    throw new Error('the config parsed, but it should not have');
-  };
-
   test('the whole schedule must end before the idempotency items expire [park-within-idempotency-ttl]', () => {
     // 1230 s of delays plus 3 stages of a 60 s timeout: 1410 s.
     const issues = issuesOf(withOrders({ retry: { park: PARK }, idempotency: { ttlSeconds: 1410 } }));

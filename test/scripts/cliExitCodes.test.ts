@@ -1,38 +1,17 @@
 // The CLIs agree: exit 2 with one line on stderr (never the help text) for a usage error and for a service that cannot
 // be reached, and a refused local connection says how to start the local services. Each CLI runs as a user runs it.
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ROOT } from '../helpers/cli.ts';
+import { ROOT, startProcess } from '../helpers/cli.ts';
 
 const AUDIT_CONFIG = fileURLToPath(new URL('../fixtures/audit.config.json', import.meta.url));
 
-type Result = { code: number | null; stdout: string; stderr: string; ms: number };
-
-/** Runs a script to its end, or kills it after `timeoutMs` (a regression must not leave a benchmark running). */
-const run = (script: string, args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000): Promise<Result> =>
-  new Promise((resolve, reject) => {
-    const started = Date.now();
-    const child = spawn(process.execPath, [join(ROOT, script), ...args], {
-      cwd: ROOT,
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => {
-      stdout += chunk;
-    });
-    child.stderr.on('data', (chunk) => {
-      stderr += chunk;
-    });
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, ms: Date.now() - started });
-    });
-  });
+/** Runs a script to its end, or kills it after `timeoutMs`; `ms` is how long it took. */
+const run = async (script: string, args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000) => {
+  const started = Date.now();
+  const result = await startProcess(process.execPath, [join(ROOT, script), ...args], { env, timeoutMs }).done;
+  return { ...result, ms: Date.now() - started };
+};
 
 const lines = (text: string) => text.trimEnd().split('\n');
 

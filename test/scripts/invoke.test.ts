@@ -8,7 +8,7 @@ import { KafkaEvent } from '../../functions/runtime/event.ts';
 import { localResourceNames, parseBridgeConfig } from '../../infra/config/index.ts';
 import { HandlerLoadError, INVOKE_NAMESPACE, loadRouteHandler } from '../../scripts/lib/invokeRoute.ts';
 import { scanAll, uniqueName } from '../helpers/aws.ts';
-import { ROOT, runScript } from '../helpers/cli.ts';
+import { ROOT, runScript, startProcess } from '../helpers/cli.ts';
 
 const MSK_FIXTURE = fileURLToPath(new URL('../fixtures/msk-event.json', import.meta.url));
 const SIGNED_HEADERS_FIXTURE = fileURLToPath(new URL('../fixtures/msk-event-signed-headers.json', import.meta.url));
@@ -218,23 +218,10 @@ describe('npm run invoke', () => {
     async () => {
       const config = freshAuditConfig();
       const run = (flags: string) => `npm run -s invoke -- --route audit --config '${config}' ${flags}`;
-      const result = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-        const child = spawn('sh', ['-c', `${run('--generate')} | ${run('--event -')}`], {
-          cwd: ROOT,
-          // This Node first on PATH: npm runs the scripts with the `node` it finds there.
-          env: { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH}` },
-        });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (chunk) => {
-          stdout += chunk;
-        });
-        child.stderr.on('data', (chunk) => {
-          stderr += chunk;
-        });
-        child.on('error', reject);
-        child.on('close', (code) => resolve({ code, stdout, stderr }));
-      });
+      const result = await startProcess('sh', ['-c', `${run('--generate')} | ${run('--event -')}`], {
+        // This Node first on PATH: npm runs the scripts with the `node` it finds there.
+        env: { PATH: `${dirname(process.execPath)}:${process.env.PATH}` },
+      }).done;
       expect({ code: result.code, stderr: result.code === 0 ? '' : result.stderr }).toEqual({ code: 0, stderr: '' });
       expect(JSON.parse(result.stdout).summary).toMatchObject({ received: 1, processed: 1, deadLettered: 0 });
     },
