@@ -97,6 +97,13 @@ const summarize = (report: ReconcileReport): string[] => {
         'run the bridge, or wait for it with --wait S',
     );
   }
+  if (report.unverifiable > 0) {
+    lines.push(
+      `reconcile: ${report.unverifiable} unverifiable: consumed with no trace, but written before the idempotency ` +
+        `table was created (${report.tableCreatedAt}); local services restarted in memory forget their tables while ` +
+        'Kafka keeps its offsets (LOCAL_PERSIST=1 keeps them), so the table cannot tell: not counted as missing',
+    );
+  }
   if (report.missing > 0) {
     lines.push(
       `reconcile: ${report.missing} missing: consumed by the group but neither completed nor dead-lettered, e.g. ` +

@@ -19,13 +19,15 @@
 //   consumer group, or in a partition where the group committed nothing. The bridge (or the event source mapping)
 //   delivers it from there; an IN_PROGRESS item of such a record is a batch that will be delivered again;
 // - missing: none of the above: consumed (below the committed offset) with no item and no dead letter. That is a lost
-//   record, and the report lists its coordinates.
+//   record, and the report lists its coordinates;
+// - unverifiable: what would be missing, but the idempotency table was created after the record was written: the
+//   table cannot tell (local services restarted in memory forget their tables while Kafka keeps its offsets).
 //
 // Without the group's offsets (`consumerGroup` not given), every record counts as consumed: callers that waited for
 // the lag to reach 0 get the same answer either way. Read the offsets (`readGroupProgress`) before calling
 // `reconcileRecords`, which reads the table and the queue: a record consumed after its item was looked up would
 // otherwise look lost.
-import { BatchGetItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { BatchGetItemCommand, DescribeTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { idempotencyPartitionKey } from '../../functions/runtime/idempotency/DynamoDbIdempotencyStore.ts';
 import type { BridgeConfig, RouteConfig } from '../../infra/config/index.ts';
@@ -65,6 +67,10 @@ export type ReconcileReport = {
   missing: number;
   /** Not consumed yet by the route's consumer group (see the top of this file); never counted as missing. */
   pending: number;
+  /** Consumed, with no trace, but written before the idempotency table was created: the table cannot tell. */
+  unverifiable: number;
+  /** When the idempotency table was created (ISO), if it could be read. */
+  tableCreatedAt: string | null;
   skipped: { tombstones: number };
   /** Records whose key an earlier record already had (business duplicates), included in the counts above. */
   sharedKeys: number;
@@ -136,10 +142,12 @@ export const reconcileRecords = async (options: {
   const keyOf = await idempotencyKeyFor(route);
   const keyed = records.map((record) => ({ record, key: keyOf(record) }));
   const pks = [...new Set(keyed.map((k) => idempotencyPartitionKey(route.name, k.key)))];
-  const [items, dlq] = await Promise.all([
+  const [items, dlq, description] = await Promise.all([
     getItems(options.dynamodb, table, pks),
     peekDeadLetters(options.sqs, options.queueUrl),
+    options.dynamodb.send(new DescribeTableCommand({ TableName: table })).catch(() => undefined),
   ]);
+  const tableCreatedAt = description?.Table?.CreationDateTime;
   const letters = dlq.letters.filter((l) => l.route === route.name);
   const lettersByKey = new Map<string, number>();
   for (const letter of letters)
@@ -160,6 +168,8 @@ export const reconcileRecords = async (options: {
     parked: 0,
     missing: 0,
     pending: 0,
+    unverifiable: 0,
+    tableCreatedAt: tableCreatedAt?.toISOString() ?? null,
     skipped: { tombstones: 0 },
     sharedKeys: 0,
     deadLetterQueue: {
@@ -196,6 +206,7 @@ export const reconcileRecords = async (options: {
       report.inProgress += 1;
       report.inProgressRecords.push(coordinates);
     } else if (record.value === null) report.skipped.tombstones += 1;
+    else if (tableCreatedAt && record.timestamp < tableCreatedAt.getTime()) report.unverifiable += 1;
     else {
       report.missing += 1;
       report.missingRecords.push(coordinates);

@@ -27,6 +27,7 @@ import {
   localPaths,
   MAIN_CLASSES,
   newKafkaClusterId,
+  PERSIST_ENV,
   PORT_ENV_VARS,
   planEndpoint,
   REPO_ROOT,
@@ -61,6 +62,7 @@ export {
   ENDPOINT_ENV_VARS,
   formatExports,
   type LocalEndpoints,
+  PERSIST_ENV,
   PORT_ENV_VARS,
   resolveEndpoints,
   SERVICE_NAMES,
@@ -109,7 +111,11 @@ type Ctx = {
 function context(opts: LocalServicesOptions = {}): Ctx {
   const env = opts.env ?? process.env;
   return {
-    paths: localPaths(REPO_ROOT, env[STATE_DIR_ENV]?.trim() || undefined),
+    paths: localPaths(
+      REPO_ROOT,
+      env[STATE_DIR_ENV]?.trim() || undefined,
+      ['1', 'true'].includes(env[PERSIST_ENV] ?? ''),
+    ),
     ports: resolvePorts(env),
     env,
     log: opts.log ?? (() => {}),
@@ -213,13 +219,17 @@ async function prepare(ctx: Ctx, name: ServiceName, java: string): Promise<void>
   const home = ctx.paths.home(name);
   fs.mkdirSync(home, { recursive: true });
   fs.mkdirSync(ctx.paths.logs, { recursive: true });
-  // DynamoDB Local's tables and ElasticMQ's queues live on disk, as Kafka's topics and offsets do: after a restart
-  // the three agree on what was consumed, completed and dead-lettered (`local:down --clean` wipes all three).
-  if (name === 'dynamodb') fs.mkdirSync(ctx.paths.dataDir('dynamodb'), { recursive: true });
+  // With PERSIST_ENV, DynamoDB Local's tables and ElasticMQ's queues live on disk, as Kafka's topics and offsets do:
+  // after a restart the three agree on what was consumed, completed and dead-lettered (`local:down --clean` wipes
+  // all three).
+  const persistent = ctx.paths.persist && (name === 'dynamodb' || name === 'elasticmq');
+  if (persistent) fs.mkdirSync(ctx.paths.dataDir(name), { recursive: true });
   if (name === 'elasticmq') {
-    const dataDir = ctx.paths.dataDir('elasticmq');
-    fs.mkdirSync(dataDir, { recursive: true });
-    fs.writeFileSync(path.join(home, 'elasticmq.conf'), renderElasticMqConf({ port: ctx.ports.elasticmq, dataDir }));
+    const dataDir = persistent ? ctx.paths.dataDir('elasticmq') : undefined;
+    fs.writeFileSync(
+      path.join(home, 'elasticmq.conf'),
+      renderElasticMqConf({ port: ctx.ports.elasticmq, ...(dataDir && { dataDir }) }),
+    );
   }
   if (name === 'kafka') {
     const files = kafkaFiles(ctx.paths);

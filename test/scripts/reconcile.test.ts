@@ -5,9 +5,11 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { consumerGroupIdOf, findRoute, parseBridgeConfig } from '../../infra/config/index.ts';
+import { DeleteTableCommand } from '@aws-sdk/client-dynamodb';
+import { consumerGroupIdOf, findRoute, localResourceNames, parseBridgeConfig } from '../../infra/config/index.ts';
 import { brokersFromEnv, createAdmin, createProducer, ensureTopics } from '../../scripts/lib/kafka.ts';
-import { uniqueName } from '../helpers/aws.ts';
+import { ensureLocalResources } from '../../scripts/lib/localResources.ts';
+import { dynamodb, uniqueName } from '../helpers/aws.ts';
 import { type CliResult, runScript, startScript } from '../helpers/cli.ts';
 import { mskEvent } from '../helpers/events.ts';
 
@@ -27,6 +29,8 @@ const setupRoute = async (values: unknown[][]): Promise<Route> => {
   const configPath = join(dir, `${config.name}.json`);
   writeFileSync(configPath, JSON.stringify(config));
   const parsed = parseBridgeConfig(config);
+  // The table and queue first, as the bridge makes them before it consumes: the records are younger than the table.
+  await ensureLocalResources(parsed, { topics: false });
   await ensureTopics(brokers, [{ topic, partitions: values.length }]);
   const producer = createProducer(brokers);
   try {
@@ -108,6 +112,30 @@ const at = (route: Route, partition: number, offset: number) =>
   expect.objectContaining({ topic: route.topic, partition, offset });
 
 describe('npm run reconcile', () => {
+  test.concurrent(
+    'consumed records older than the idempotency table are unverifiable, not missing (exit 0): local services restarted in memory',
+    async () => {
+      const route = await setupRoute([[{ n: 1 }, { n: 2 }]]);
+      await commit(route, { 0: 2 });
+      // The services restarted in memory: the table is new, Kafka still has its records and the group's offsets.
+      const table = localResourceNames(
+        parseBridgeConfig(JSON.parse(readFileSync(route.configPath, 'utf8'))),
+      ).idempotencyTable;
+      await dynamodb.send(new DeleteTableCommand({ TableName: table }));
+      await new Promise((resolve) => setTimeout(resolve, 1_100));
+      const result = await reconcile(route);
+      expect(result.code).toBe(0);
+      expect(result.report).toMatchObject({
+        records: 2,
+        missing: 0,
+        unverifiable: 2,
+        tableCreatedAt: expect.any(String),
+      });
+      expect(result.stderr).toMatch(/2 unverifiable: consumed with no trace, but written before the idempotency table/);
+    },
+    TIMEOUT,
+  );
+
   test.concurrent(
     'records the group has not consumed are pending (exit 0); consumed ones with no item and no dead letter are missing (exit 1)',
     async () => {

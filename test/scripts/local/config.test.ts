@@ -264,15 +264,20 @@ describe('command lines', () => {
     );
   });
 
-  test('dynamodb local: on disk under .local/dynamodb/data, shared, native lib on java.library.path', () => {
+  test('dynamodb local: in memory by default, on disk under .local/dynamodb/data with LOCAL_PERSIST, shared, native lib on java.library.path', () => {
     const { args } = serviceCommand('dynamodb', paths, { ...DEFAULT_PORTS, dynamodb: 18000 });
     expect(args).toContain('-Djava.library.path=/repo/.local/lib/dynamodb');
     // DynamoDB Local's main, through the launcher that binds it to 127.0.0.1 (it has no bind option).
     expect(args).toContain('-Dbind.host=127.0.0.1');
     expect(args.find((a) => a.endsWith('scripts/local/DynamoDbLocalLoopback.java'))).toBeDefined();
-    // On disk, not -inMemory: its tables survive a restart, as Kafka's committed offsets do.
-    expect(args).not.toContain('-inMemory');
-    expect(args.slice(-6)).toEqual([
+    expect(args.slice(-5)).toEqual(['-inMemory', '-sharedDb', '-disableTelemetry', '-port', '18000']);
+    // Persisting: its tables survive a restart, as Kafka's committed offsets do.
+    const persisted = serviceCommand('dynamodb', localPaths('/repo', undefined, true), {
+      ...DEFAULT_PORTS,
+      dynamodb: 18000,
+    }).args;
+    expect(persisted).not.toContain('-inMemory');
+    expect(persisted.slice(-6)).toEqual([
       '-dbPath',
       '/repo/.local/dynamodb/data',
       '-sharedDb',

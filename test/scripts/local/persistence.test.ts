@@ -1,5 +1,5 @@
-// DynamoDB Local and ElasticMQ keep their data across a restart, as Kafka keeps its topics and offsets: otherwise a
-// `reconcile` after `local:up` restarted them would find every record Kafka remembers as consumed "missing".
+// With LOCAL_PERSIST=1, DynamoDB Local and ElasticMQ keep their data across a restart, as Kafka keeps its topics and
+// offsets: a `reconcile` after `local:up` restarted them then finds what Kafka remembers as consumed.
 // The services here are a set of this test's own (LOCAL_STATE_DIR, LOCAL_*_PORT), never the shared ones.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -12,6 +12,7 @@ import { localPaths, REPO_ROOT } from '../../../scripts/local/config.ts';
 import {
   ensureLocalServices,
   localServicesStatus,
+  PERSIST_ENV,
   STATE_DIR_ENV,
   stopLocalServices,
 } from '../../../scripts/local/services.ts';
@@ -33,6 +34,7 @@ let env: Record<string, string>;
 beforeAll(async () => {
   env = {
     [STATE_DIR_ENV]: state,
+    [PERSIST_ENV]: '1',
     LOCAL_KAFKA_PORT: String(await freePort()),
     LOCAL_KAFKA_CONTROLLER_PORT: String(await freePort()),
     LOCAL_DYNAMODB_PORT: String(await freePort()),
