@@ -94,7 +94,7 @@ export class BatchProcessor<V, K> {
   }
 
   async run(event: unknown, invocation: Invocation, deps: InvocationDeps): Promise<BatchResult> {
-    const ran = await this.#runBatch(prepareBatch(event, this.#route), invocation, deps);
+    const ran = await this.#runBatch(prepareBatch(event, this.#route), invocation, deps, false);
     return this.#result(ran.batch, [...ran.stops.values()], ran.deadLetters, ran.storeError);
   }
 
@@ -106,7 +106,7 @@ export class BatchProcessor<V, K> {
    */
   async runParked(event: unknown, invocation: Invocation, deps: InvocationDeps): Promise<ParkedBatchResult> {
     const { batch: prepared, unreadable } = await prepareParkedBatch(event, this.#route);
-    const ran = await this.#runBatch(prepared, invocation, deps);
+    const ran = await this.#runBatch(prepared, invocation, deps, true);
     const failed = new Set(unreadable.map((message) => message.messageId));
     for (const id of ran.storeError === undefined ? ran.stops.keys() : prepared.partitions.keys()) failed.add(id);
     ran.batch.summary.batchItemFailures = failed.size;
@@ -122,14 +122,23 @@ export class BatchProcessor<V, K> {
   }
 
   /** Runs each group of records (a partition, or a retry queue message) through the work mode, then settles. */
-  async #runBatch(prepared: PreparedBatch<V, K>, invocation: Invocation, deps: InvocationDeps) {
+  async #runBatch(
+    prepared: PreparedBatch<V, K>,
+    invocation: Invocation,
+    deps: InvocationDeps,
+    fromRetryQueue: boolean,
+  ) {
     const batch = new BatchContext(this.#route, invocation, deps);
     const { source, partitions, received, groupsOf } = prepared;
-    const records = [...partitions.values()].flat();
-    const fromRetryQueue = records.some((record) => record.parked);
-    if (!fromRetryQueue) {
-      // With ordering 'key', one read tells which of the batch's keys have records parked ahead of them.
-      const lines = new Set(records.map((record) => batch.lineOf(record)).filter((line) => line !== undefined));
+    const keyOrdered = batch.settings.retry.park?.ordering === 'key';
+    if (keyOrdered && !fromRetryQueue) {
+      // One read tells which of the batch's keys have records parked ahead of them.
+      const lines = new Set<string>();
+      for (const records of partitions.values())
+        for (const record of records) {
+          const line = batch.lineOf(record);
+          if (line !== undefined) lines.add(line);
+        }
       if (lines.size > 0) for (const line of await deps.store.parkedLines([...lines])) batch.parkedLines.add(line);
     }
     const finishBreakers = deps.breakers.startInvocation();
@@ -160,7 +169,7 @@ export class BatchProcessor<V, K> {
     } catch (error) {
       storeError = error;
     }
-    if (fromRetryQueue && storeError === undefined && batch.settings.retry.park?.ordering === 'key') {
+    if (keyOrdered && fromRetryQueue && storeError === undefined) {
       // Settled records (their completes written now) let the next record of their key go.
       for (const [id, [record]] of partitions)
         if (record && !stops.has(id)) stopAt([id], await deadLetters.handOver(record));

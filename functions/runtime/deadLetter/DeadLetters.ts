@@ -99,14 +99,12 @@ export class DeadLetters<V, K> {
     const delays = batch.settings.retry.park?.delaysSeconds ?? [];
     const recordError = batch.recordError(prepared, ErrorKind.transient, error);
     const failed = letterFor(ErrorKind.transient, recordError, attempts, firstSeen);
+    if (untried && prepared.parked)
+      return this.#settle(prepared, prepared, { ...failed, parked: prepared.parked }, recordError);
     const stage = prepared.parked?.stage ?? -1;
     // The record's coordinates are in the envelope; each stage keeps only what went wrong in it.
     const message = describeError(error).slice(0, MAX_TRY_MESSAGE);
     const tried: ParkedTry = { stage, at: batch.now(), kind, name: failed.name, message, attempts };
-    if (untried && prepared.parked) {
-      const again: Letter = { ...failed, parked: prepared.parked };
-      return this.#settle(prepared, prepared, again, recordError);
-    }
     const history = [...(prepared.parked?.history ?? []), tried];
     if (stage + 1 >= delays.length) {
       const exhausted = batch.recordError(prepared, ErrorKind.exhausted, error);
