@@ -21,6 +21,7 @@ import { DeadLetterEnvelope } from '../../functions/runtime/deadLetter/envelopeS
 import { BusinessRuleError, formatCoordinates, TransientError } from '../../functions/runtime/errors.ts';
 import type { KafkaBatchResponse, SqsBatchResponse, WireRecord } from '../../functions/runtime/event.ts';
 import { kafkaHandler } from '../../functions/runtime/kafkaHandler.ts';
+import { messagesToKeep, sqsEvent } from '../bridge/retryQueuePoller.ts';
 import { createTableIfMissing, drainMessages, queueMessages, scanTable } from '../lib/localResources.ts';
 import { seededRandom } from '../lib/traffic.ts';
 import { type FaultStats, injectFaults, quickRetries } from './faults.ts';
@@ -374,18 +375,15 @@ const retryQueueModel = (queueUrl: string) => {
         new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, VisibilityTimeout: 1 }),
       );
       if (Messages.length === 0) return;
-      const event = {
-        Records: Messages.map((m) => ({ messageId: m.MessageId, body: m.Body, eventSource: 'aws:sqs' })),
-      };
       counts.invocations += 1;
       counts.retryQueueInvocations += 1;
-      let failed: Set<string | undefined>;
+      let result: { ok: boolean; response?: unknown };
       try {
-        const response = (await handler(event, contextFor(5_000))) as SqsBatchResponse | undefined;
-        failed = new Set((response?.batchItemFailures ?? []).map((f) => f.itemIdentifier));
+        result = { ok: true, response: await handler(sqsEvent(queueUrl, Messages), contextFor(5_000)) };
       } catch {
-        failed = new Set(Messages.map((m) => m.MessageId));
+        result = { ok: false };
       }
+      const failed = messagesToKeep(Messages, result);
       if (failed.size > 0) counts.failedInvocations += 1;
       const done = Messages.filter((m) => !failed.has(m.MessageId));
       if (done.length > 0)

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { invocationSummaryOf, kafkaHandler } from '../../functions/runtime/kafkaHandler.ts';
 import type { ProcessFn } from '../../functions/runtime/processor.ts';
 import type { RouteSettingsInput } from '../../functions/runtime/settings.ts';
+import { sqsEvent } from '../../scripts/bridge/retryQueuePoller.ts';
 import { injectScriptedFaults, quickRetries, type ScriptedFault } from '../../scripts/chaos/faults.ts';
 import {
   createQueue,
@@ -123,21 +124,7 @@ export const faultyRoute = async (
   /** Everything in the retry queue now (drained), as the SQS event source would hand it over. */
   const parked = async (): Promise<Message[]> => (retryQueueUrl ? drainQueue(retryQueueUrl) : []);
   const invokeParked = (messages: readonly Message[], timeoutMs = 20_000) =>
-    run(
-      {
-        Records: messages.map((m) => ({
-          messageId: m.MessageId,
-          receiptHandle: m.ReceiptHandle,
-          body: m.Body,
-          attributes: {},
-          messageAttributes: {},
-          eventSource: 'aws:sqs',
-          eventSourceARN: 'arn:aws:sqs:us-east-1:000000000000:retry',
-          awsRegion: 'us-east-1',
-        })),
-      },
-      timeoutMs,
-    );
+    run(sqsEvent(retryQueueUrl ?? 'retry', messages), timeoutMs);
   return {
     route,
     faults,

@@ -5,11 +5,12 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DeleteTableCommand } from '@aws-sdk/client-dynamodb';
+import { DeleteTableCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { GetQueueUrlCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { consumerGroupIdOf, findRoute, localResourceNames, parseBridgeConfig } from '../../infra/config/index.ts';
 import { brokersFromEnv, createAdmin, createProducer, ensureTopics } from '../../scripts/lib/kafka.ts';
 import { ensureLocalResources } from '../../scripts/lib/localResources.ts';
-import { dynamodb, uniqueName } from '../helpers/aws.ts';
+import { dynamodb, sqs, uniqueName } from '../helpers/aws.ts';
 import { type CliResult, runScript, startScript } from '../helpers/cli.ts';
 import { mskEvent } from '../helpers/events.ts';
 
@@ -112,6 +113,65 @@ const at = (route: Route, partition: number, offset: number) =>
   expect.objectContaining({ topic: route.topic, partition, offset });
 
 describe('npm run reconcile', () => {
+  test.concurrent(
+    'records the retry queue holds are parked, not missing; a record dead-lettered as a conflict counts as dead-lettered, not under its key holder',
+    async () => {
+      const route = await setupRoute([[{ n: 1 }, { n: 2 }, { n: 3 }]]);
+      await commit(route, { 0: 3 });
+      const config = parseBridgeConfig(JSON.parse(readFileSync(route.configPath, 'utf8')));
+      const names = localResourceNames(config);
+      const pk = (offset: number) => ({ S: `audit#${route.topic}-0@${offset}` });
+      // 0@0 waits in the retry queue, 0@1 is being run from it (a lapsed or live lease with a stage).
+      await dynamodb.send(
+        new PutItemCommand({
+          TableName: names.idempotencyTable,
+          Item: { pk: pk(0), status: { S: 'PARKED' }, parkStage: { N: '0' } },
+        }),
+      );
+      await dynamodb.send(
+        new PutItemCommand({
+          TableName: names.idempotencyTable,
+          Item: { pk: pk(1), status: { S: 'IN_PROGRESS' }, parkStage: { N: '1' }, leaseUntil: { N: '0' } },
+        }),
+      );
+      // 0@2's key is held (COMPLETED) by another record, and 0@2 itself was dead-lettered as a conflict.
+      await dynamodb.send(
+        new PutItemCommand({ TableName: names.idempotencyTable, Item: { pk: pk(2), status: { S: 'COMPLETED' } } }),
+      );
+      const now = new Date().toISOString();
+      const { QueueUrl } = await sqs.send(
+        new GetQueueUrlCommand({ QueueName: names.deadLetterQueues.audit as string }),
+      );
+      await sqs.send(
+        new SendMessageCommand({
+          QueueUrl,
+          MessageBody: JSON.stringify({
+            version: 1,
+            route: 'audit',
+            idempotencyKey: `${route.topic}-0@2`,
+            source: {
+              eventSource: 'aws:kafka',
+              topic: route.topic,
+              partition: 0,
+              offset: 2,
+              timestamp: Date.now(),
+              timestampType: 'CREATE_TIME',
+            },
+            record: { key: null, value: null, headers: [], truncated: true },
+            error: { kind: 'conflict', name: 'IdempotencyConflictError', message: 'held by other content' },
+            attempts: 1,
+            firstFailedAt: now,
+            deadLetteredAt: now,
+          }),
+        }),
+      );
+      const result = await reconcile(route);
+      expect(result.code).toBe(0);
+      expect(result.report).toMatchObject({ records: 3, parked: 2, deadLettered: 1, completed: 0, missing: 0 });
+      expect(result.stderr).toMatch(/2 parked/);
+    },
+    TIMEOUT,
+  );
   test.concurrent(
     'consumed records older than the idempotency table are unverifiable, not missing (exit 0): local services restarted in memory',
     async () => {
