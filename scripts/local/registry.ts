@@ -315,10 +315,9 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     .action(async () => {
       if (!(await stopRegistry({ log }))) log('no registry of ours was running');
     });
-  try {
-    await program.parseAsync(process.argv);
-  } catch (error) {
+  // No top-level await: jest's globalSetup require()s this module, and Node refuses require() of a module graph with one.
+  program.parseAsync(process.argv).catch((error: unknown) => {
     process.stderr.write(`${errorLine('registry', error)}\n`);
     process.exitCode = EXIT_USAGE;
-  }
+  });
 }

@@ -27,7 +27,7 @@ import {
 } from '../../scripts/lib/replayEvents.ts';
 import { KafkaRecordReader } from '../../scripts/lib/replayKafka.ts';
 import { replayDeadLetters } from '../../scripts/lib/replayRun.ts';
-import { ensureRegistry, type RegistryHandle, stopRegistry } from '../../scripts/local/registry.ts';
+import { ensureRegistry, type RegistryHandle } from '../../scripts/local/registry.ts';
 import { fixtureText } from '../functions/runtime/registry/fakeRegistry.ts';
 import { queueDepth, sqs, uniqueName } from '../helpers/aws.ts';
 
@@ -77,10 +77,6 @@ beforeAll(async () => {
   avroId = await register(fixtureText('orders.avsc'));
   dir = await mkdtemp(join(tmpdir(), 'replay-source-'));
 }, 240_000);
-
-afterAll(async () => {
-  if (handle?.source === 'started') await stopRegistry();
-}, 30_000);
 
 /** A config of its own: fresh topic (one partition), idempotency table and DLQ; process.env points at them. */
 const setupRoute = async (): Promise<{ prepared: PreparedRoute; topic: string }> => {

@@ -24,7 +24,7 @@ import {
 import { prepareSchemas } from '../../../../functions/runtime/registry/prefetchSchemas.ts';
 import { RouteSettings } from '../../../../functions/runtime/settings.ts';
 import { registerSchema } from '../../../../scripts/lib/registryTraffic.ts';
-import { ensureRegistry, type RegistryHandle, stopRegistry } from '../../../../scripts/local/registry.ts';
+import { ensureRegistry, type RegistryHandle } from '../../../../scripts/local/registry.ts';
 import { routeEnvironment } from '../../../helpers/aws.ts';
 import { lambdaContext } from '../../../helpers/events.ts';
 import { localPorts } from '../../../helpers/runtime.ts';
@@ -44,10 +44,6 @@ suite('round trips through a real registry', () => {
   beforeAll(async () => {
     handle = await ensureRegistry({ log: (line) => process.stderr.write(`[registry] ${line}\n`) });
   }, 240_000);
-
-  afterAll(async () => {
-    if (handle?.source === 'started') await stopRegistry();
-  }, 30_000);
 
   const client = () => new ConfluentRegistryClient({ url: handle.url });
 
