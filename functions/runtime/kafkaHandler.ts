@@ -66,6 +66,8 @@ export type KafkaHandlerOptions<V, K> = Common<V, K> &
 type Container<V, K> = {
   readonly route: string;
   readonly settings: RouteSettings;
+  /** The watermark strategy's store, loaded only by routes that use it; undefined on the per-key strategy. */
+  readonly watermarkStore: Promise<typeof import('./idempotency/WatermarkStore.ts')> | undefined;
   readonly cache: CompletedKeyCache;
   readonly breakers: Breakers;
   readonly processor: BatchProcessor<V, K>;
@@ -130,6 +132,12 @@ export class KafkaRouteRuntime<V, K> {
     const route = process.env.BRIDGE_ROUTE || options.route;
     if (!route) throw new BridgeError('BRIDGE_ROUTE is not set, and the handler names no route of its own');
     const settings = loadSettings(route, options.settings);
+    const strategy = settings.idempotency.strategy ?? (options.idempotencyKey ? 'key' : 'watermark');
+    if (strategy === 'watermark' && options.idempotencyKey)
+      throw new BridgeError(
+        `route ${route}: idempotency.strategy 'watermark' dedupes by the record's coordinates, but the handler sets ` +
+          "an idempotencyKey: leave the strategy unset (or 'key') for a business key",
+      );
     const definition: RouteDefinition<V, K> = {
       route,
       value: options.value,
@@ -145,6 +153,7 @@ export class KafkaRouteRuntime<V, K> {
     this.#container = {
       route,
       settings,
+      watermarkStore: strategy === 'watermark' ? import('./idempotency/WatermarkStore.ts') : undefined,
       cache: new CompletedKeyCache(settings.idempotency.cacheSize),
       breakers: new Breakers(route, settings.breaker),
       processor: new BatchProcessor(definition),
@@ -157,19 +166,21 @@ export class KafkaRouteRuntime<V, K> {
     event: unknown,
     context: Pick<Context, 'awsRequestId' | 'getRemainingTimeInMillis'>,
   ): Promise<KafkaBatchResponse | SqsBatchResponse | undefined> {
-    const { route, settings, cache, breakers, processor, logger } = this.#warm();
+    const { route, settings, cache, breakers, processor, logger, watermarkStore } = this.#warm();
     const namespace = process.env.METRICS_NAMESPACE || DEFAULT_NAMESPACE;
     const count = { requests: 0 };
-    const store = new DynamoDbIdempotencyStore({
-      client: this.#options.clients?.dynamodb
-        ? addRequestCounter(this.#options.clients.dynamodb)
-        : sharedDynamoDbClient(),
+    const client = this.#options.clients?.dynamodb
+      ? addRequestCounter(this.#options.clients.dynamodb)
+      : sharedDynamoDbClient();
+    const table = {
+      client,
       tableName: requiredEnv('IDEMPOTENCY_TABLE_NAME', route),
       route,
       ttlSeconds: settings.idempotency.ttlSeconds,
-      cache,
       clockSkewMs: settings.idempotency.clockSkewMs,
-    });
+    };
+    const perKey = new DynamoDbIdempotencyStore({ ...table, cache });
+    const store = watermarkStore ? new (await watermarkStore).WatermarkStore({ ...table, perKey }) : perKey;
     const sqs = this.#options.clients?.sqs ?? sharedSqsClient();
     const { maxMessageBytes } = settings.deadLetter;
     const sink = new SqsDeadLetterSink({ client: sqs, queueUrl: requiredEnv('DLQ_URL', route), maxMessageBytes });

@@ -12,13 +12,14 @@ import type { Classification } from './classify.ts';
 import { Limiter } from './concurrency.ts';
 import { DeadLetters } from './deadLetter/DeadLetters.ts';
 import type { KafkaRecord, ValueSpec } from './decode.ts';
-import { BatchFailedError, type RecordProcessingError } from './errors.ts';
+import { BatchFailedError, RecordLockedError, type RecordProcessingError } from './errors.ts';
 import type { KafkaBatchResponse, SqsBatchResponse } from './event.ts';
 import type { FingerprintSource } from './idempotency/fingerprint.ts';
+import type { PartitionLease, PartitionWatermarks } from './idempotency/IdempotencyStore.ts';
 import { ProcessMode } from './modes/ProcessMode.ts';
 import { TransactMode } from './modes/TransactMode.ts';
 import type { InvocationSamples, InvocationSummary } from './observability.ts';
-import { START_MARGIN_MS } from './retry.ts';
+import { backoffDelay, retryFits, START_MARGIN_MS, sleep } from './retry.ts';
 
 export type { Invocation, InvocationDeps } from './batch/BatchContext.ts';
 export { REPLAY_HEADER } from './batch/prepare.ts';
@@ -143,9 +144,6 @@ export class BatchProcessor<V, K> {
     }
     const finishBreakers = deps.breakers.startInvocation();
     batch.summary.received = received;
-    const deadLetters = new DeadLetters(batch, source);
-    const work = this.#workMode(batch, deadLetters, partitions);
-
     const stops = new Map<string, PartitionFailure>();
     const stopAt = (ids: readonly string[], failure: PartitionFailure | undefined) => {
       if (!failure) return;
@@ -154,11 +152,14 @@ export class BatchProcessor<V, K> {
         if (earlier) stops.set(id, earlier);
       }
     };
+    const watermarks = fromRetryQueue ? undefined : deps.store.watermarks;
+    const runnable = watermarks ? await takeLeases(batch, watermarks, partitions, stopAt) : partitions;
+    const deadLetters = new DeadLetters(batch, source, watermarks !== undefined);
+    const work = this.#workMode(batch, deadLetters, runnable);
+
     const limiter = new Limiter(batch.settings.partitionConcurrency);
     await Promise.all(
-      [...partitions].map(([id, records]) =>
-        limiter.run(async () => stopAt([id], await work.runPartition(id, records))),
-      ),
+      [...runnable].map(([id, records]) => limiter.run(async () => stopAt([id], await work.runPartition(id, records)))),
     );
     // A letter whose send failed is decided already: its partition comes again only to send it again.
     for (const failure of await deadLetters.finish()) stopAt(groupsOf(failure.error.coordinates), failure);
@@ -180,6 +181,28 @@ export class BatchProcessor<V, K> {
       } catch {
         // The leases end on their own at this invocation's timeout; the batch fails either way.
       }
+    }
+    if (watermarks) {
+      // Each partition's watermark moves to the record before its stop (or its last record), and its lease ends.
+      await Promise.all(
+        [...runnable.keys()].map(async (id) => {
+          const records = partitions.get(id) as readonly Prepared<V, K>[];
+          const { topic, partition, offset: last } = (records[records.length - 1] as Prepared<V, K>).coordinates;
+          const stop = stops.get(id)?.offset;
+          try {
+            await watermarks.end(
+              topic,
+              partition,
+              stop === undefined ? last : stop - 1,
+              stop,
+              batch.owner.leaseUntilMs - START_MARGIN_MS,
+            );
+          } catch {
+            // Its lease ends on its own at this invocation's timeout. Nothing is lost: the records it did not cover
+            // are redelivered only if the batch fails, and then run again (process mode's crash window).
+          }
+        }),
+      );
     }
     finishBreakers(batch.summary);
     return { batch, stops, deadLetters: deadLetters.sent, storeError };
@@ -227,3 +250,59 @@ export class BatchProcessor<V, K> {
     };
   }
 }
+
+/**
+ * The watermark strategy's start of a Kafka batch: each partition's lease, waited for while another live invocation
+ * holds it (as a locked record is), and its records at or below the watermark dropped as duplicates. A partition
+ * whose lease cannot be had stops at its first record. Returns the partitions to run.
+ */
+const takeLeases = async <V, K>(
+  batch: BatchContext<V, K>,
+  watermarks: PartitionWatermarks,
+  partitions: ReadonlyMap<string, readonly Prepared<V, K>[]>,
+  stopAt: (ids: readonly string[], failure: PartitionFailure | undefined) => void,
+): Promise<Map<string, Prepared<V, K>[]>> => {
+  const runnable = new Map<string, Prepared<V, K>[]>();
+  await Promise.all(
+    [...partitions].map(async ([id, records]) => {
+      const first = records[0];
+      if (!first) return;
+      const { topic, partition } = first.coordinates;
+      for (let retry = 1; ; retry++) {
+        let lease: PartitionLease;
+        try {
+          lease = await watermarks.acquire(topic, partition, batch.owner, batch.now());
+        } catch (error) {
+          stopAt([id], batch.failure(first, error));
+          return;
+        }
+        if (lease.outcome === 'acquired') {
+          const fresh = records.filter((prepared) => prepared.coordinates.offset > lease.committed);
+          batch.summary.duplicates += records.length - fresh.length;
+          runnable.set(id, fresh);
+          return;
+        }
+        const delay = Math.min(
+          backoffDelay(retry, batch.settings.retry, batch.random),
+          Math.max(0, lease.retryAtMs - batch.now()),
+        );
+        if (
+          retry >= batch.settings.retry.maxAttempts ||
+          !retryFits(delay, 0, batch.invocation.getRemainingTimeInMillis())
+        ) {
+          const until = new Date(lease.retryAtMs).toISOString();
+          stopAt(
+            [id],
+            batch.failure(
+              first,
+              new RecordLockedError(`another invocation (${lease.owner}) holds partition ${id} until ${until}`),
+            ),
+          );
+          return;
+        }
+        await sleep(delay);
+      }
+    }),
+  );
+  return runnable;
+};

@@ -70,6 +70,13 @@ export type RetrySettings = z.infer<typeof RetrySettings>;
 
 export const IdempotencySettings = z
   .object({
+    /**
+     * How records are deduplicated. `watermark`: one item per partition holds the offset through which its records
+     * are settled, so a fresh record costs no write of its own (a route keyed by the record's coordinates only).
+     * `key`: an item per record (claim, then settlement), for a business `idempotencyKey`. Unset: `watermark` when
+     * the handler sets no `idempotencyKey`, else `key`.
+     */
+    strategy: z.enum(['watermark', 'key']).optional(),
     /** How long a marker outlives its record. Kafka's default retention is 7 days, so 8 covers any re-read. */
     ttlSeconds: z
       .number()

@@ -1,11 +1,11 @@
 // `npm run chaos -- --seeds N --fault-rate P`: the fault-injection soak (DESIGN §9). For each seed it runs both work
-// modes under both event-source-mapping modes against DynamoDB Local and ElasticMQ (started if they are not up),
+// modes under both event-source-mapping modes and both dedupe strategies against DynamoDB Local and ElasticMQ (started if they are not up),
 // with SDK faults before and after the service applied a request. Prints a progress line per run on stderr and a
 // JSON summary on stdout; exits 1 if any record was lost, applied twice, or both applied and dead-lettered.
 import { Option } from 'commander';
 import { cliProgram, EXIT_USAGE, errorLine, numberArg } from '../lib/cliArgs.ts';
 import { applyEndpointsToEnv, ensureLocalServices, releaseLocalServices } from '../local/services.ts';
-import { type ChaosResult, EsmModes, runChaos, WorkModes } from './scenario.ts';
+import { type ChaosResult, EsmModes, runChaos, Strategies, WorkModes } from './scenario.ts';
 
 const program = cliProgram('npm run chaos --')
   .description(
@@ -25,6 +25,11 @@ const program = cliProgram('npm run chaos --')
       .choices(['on', 'off', 'both'])
       .default('both'),
   )
+  .addOption(
+    new Option('--strategy <strategy>', 'dedupe strategy (idempotency.strategy)')
+      .choices([...Strategies, 'both'])
+      .default('both'),
+  )
   .option('--records <n>', 'records per run', numberArg('--records', { min: 1, integer: true }), 200)
   .option('--partitions <n>', 'partitions per run', numberArg('--partitions', { min: 1, integer: true }), 4);
 
@@ -40,6 +45,7 @@ type SoakOptions = {
   work: string;
   esm: string;
   park: string;
+  strategy: string;
   records: number;
   partitions: number;
 };
@@ -64,18 +70,31 @@ const soak = async (opts: SoakOptions): Promise<number> => {
   const esms = opts.esm === 'both' ? EsmModes : [opts.esm as (typeof EsmModes)[number]];
   const results: ChaosResult[] = [];
   const parks = opts.park === 'both' ? [false, true] : [opts.park === 'on'];
-  const total = opts.seeds * works.length * esms.length * parks.length;
+  const strategies = opts.strategy === 'both' ? Strategies : [opts.strategy as (typeof Strategies)[number]];
+  const variants = strategies.flatMap((strategy) =>
+    esms.flatMap((esm) => parks.map((park) => ({ strategy, esm, park }))),
+  );
+  const total = opts.seeds * works.length * variants.length;
   for (let seed = opts.firstSeed; seed < opts.firstSeed + opts.seeds; seed++) {
     for (const work of works) {
-      for (const [esm, park] of esms.flatMap((esm) => parks.map((park) => [esm, park] as const))) {
-        const label = `[${results.length + 1}/${total}] seed ${seed} ${work} ${esm}${park ? ' parking' : ''} at ${(opts.faultRate * 100).toFixed(0)}%`;
+      for (const { strategy, esm, park } of variants) {
+        const label = `[${results.length + 1}/${total}] seed ${seed} ${work} ${strategy} ${esm}${park ? ' parking' : ''} at ${(opts.faultRate * 100).toFixed(0)}%`;
         let invocations = 0;
         const progress = () => {
           invocations += 1;
           if (process.stderr.isTTY) process.stderr.write(`\r${label}: ${invocations} invocations…`);
         };
         const result = await runChaos(
-          { seed, faultRate: opts.faultRate, work, esm, park, records: opts.records, partitions: opts.partitions },
+          {
+            seed,
+            faultRate: opts.faultRate,
+            work,
+            esm,
+            park,
+            strategy,
+            records: opts.records,
+            partitions: opts.partitions,
+          },
           progress,
         );
         results.push(result);

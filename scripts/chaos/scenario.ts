@@ -20,6 +20,11 @@ import { z } from 'zod';
 import { DeadLetterEnvelope } from '../../functions/runtime/deadLetter/envelopeSchema.ts';
 import { BusinessRuleError, formatCoordinates, TransientError } from '../../functions/runtime/errors.ts';
 import type { KafkaBatchResponse, SqsBatchResponse, WireRecord } from '../../functions/runtime/event.ts';
+import {
+  WATERMARK_KIND,
+  type WatermarkItem,
+  watermarkFromItem,
+} from '../../functions/runtime/idempotency/WatermarkStore.ts';
 import { kafkaHandler } from '../../functions/runtime/kafkaHandler.ts';
 import { messagesToKeep, sqsEvent } from '../bridge/retryQueuePoller.ts';
 import { createTableIfMissing, drainMessages, queueMessages, scanTable } from '../lib/localResources.ts';
@@ -28,6 +33,7 @@ import { type FaultStats, injectFaults, quickRetries } from './faults.ts';
 
 export const WorkModes = ['process', 'transact'] as const;
 export const EsmModes = ['on-demand', 'provisioned'] as const;
+export const Strategies = ['watermark', 'key'] as const;
 
 export type ChaosOptions = {
   readonly seed: number;
@@ -48,6 +54,11 @@ export type ChaosOptions = {
    * model drains beside the topic; the check adds that each key's applied records kept their offset order.
    */
   readonly park?: boolean;
+  /**
+   * The dedupe strategy (`idempotency.strategy`). `watermark` keys both work modes by the record's coordinates;
+   * `key` keeps per-record items, and its transact route keys by business id (with copies of earlier records).
+   */
+  readonly strategy?: (typeof Strategies)[number];
 };
 
 export type ChaosResult = {
@@ -56,6 +67,7 @@ export type ChaosResult = {
   readonly work: ChaosOptions['work'];
   readonly esm: ChaosOptions['esm'];
   readonly park: boolean;
+  readonly strategy: (typeof Strategies)[number];
   readonly records: number;
   readonly invocations: number;
   /** Of `invocations`, those with retry queue messages (runs with `park`). */
@@ -96,13 +108,17 @@ const TOPIC = 'chaos';
 const ACCOUNTS = 5;
 const HOUR_MS = 3_600_000;
 
-const pickKind = (random: () => number, work: ChaosOptions['work']): Kind => {
+/** A route keyed by business id: the transact route on the per-key strategy. */
+const businessKeyed = (options: Pick<ChaosOptions, 'work' | 'strategy'>): boolean =>
+  options.work === 'transact' && options.strategy === 'key';
+
+const pickKind = (random: () => number, options: Required<ChaosOptions>): Kind => {
   const roll = random();
   if (roll < 0.04) return 'poison';
   if (roll < 0.08) return 'refused';
   if (roll < 0.18) return 'flaky';
   if (roll < 0.22) return 'doomed';
-  if (roll < 0.3 && work === 'transact') return 'copy';
+  if (roll < 0.3 && businessKeyed(options)) return 'copy';
   return 'normal';
 };
 
@@ -116,7 +132,7 @@ const planRecords = (options: Required<ChaosOptions>, random: () => number): Pla
     const log = logs[partition] as Planned[];
     const offset = log.length;
     const coordinates = formatCoordinates({ topic: TOPIC, partition, offset });
-    let kind = pickKind(random, options.work);
+    let kind = pickKind(random, options);
     if (kind === 'copy' && valid.length === 0) kind = 'normal';
     const value: ChaosValue | undefined =
       kind === 'poison'
@@ -133,8 +149,8 @@ const planRecords = (options: Required<ChaosOptions>, random: () => number): Pla
     const bytes = value ? JSON.stringify(value) : '{"id": not json';
     log.push({
       kind,
-      // The transact route keys by business id, so a copy is a duplicate; the process route by coordinates.
-      key: options.work === 'transact' && value ? value.id : coordinates,
+      // A business-keyed route sees a copy as a duplicate; the others key by coordinates.
+      key: businessKeyed(options) && value ? value.id : coordinates,
       ...(value ? { value } : {}),
       wire: {
         topic: TOPIC,
@@ -211,7 +227,7 @@ const routeFactory = (
         temporary: { coolDownMs: 20, probes: 2 },
         ...(options.park ? { park: { delaysSeconds: [0, 0], ordering: 'key' as const } } : {}),
       },
-      idempotency: { clockSkewMs: 200 },
+      idempotency: { clockSkewMs: 200, strategy: options.strategy },
       // Open times compressed like the timeouts: the run checks what the breaker does, within the model's deadline.
       breaker: { openMs: 200, maxOpenMs: 1_000 },
       partialBatchResponse: options.esm === 'provisioned',
@@ -243,22 +259,31 @@ const routeFactory = (
         },
       });
     }
+    const keyed = businessKeyed(options)
+      ? {
+          idempotencyKey: (record: { value: ChaosValue }) => record.value.id,
+          // Copies carry the same content, so this never finds a conflict: it puts the fingerprint's conditions and
+          // attributes on every write the faults hit.
+          fingerprint: (record: { value: ChaosValue }) => ({
+            account: record.value.account,
+            amount: record.value.amount,
+          }),
+        }
+      : {};
     return kafkaHandler({
       ...common,
+      ...keyed,
       clients,
-      idempotencyKey: (record) => record.value.id,
-      // Copies carry the same content, so this never finds a conflict: it puts the fingerprint's conditions and
-      // attributes on every write the faults hit.
-      fingerprint: (record) => ({ account: record.value.account, amount: record.value.amount }),
       transact: (record): TransactWriteItem[] => {
         const tx = record.value;
         failFirst(tx);
         const amount = { N: String(tx.amount) };
+        const applied = businessKeyed(options) ? tx.id : formatCoordinates(record);
         return [
           {
             Put: {
               TableName: resources.side,
-              Item: { pk: { S: `L#${tx.id}` }, account: { S: tx.account }, amount, seq: { N: String(++sequence) } },
+              Item: { pk: { S: `L#${applied}` }, account: { S: tx.account }, amount, seq: { N: String(++sequence) } },
               ConditionExpression: 'attribute_not_exists(pk)',
             },
           },
@@ -476,8 +501,36 @@ const checkInvariant = async (
         violations.push(`balance of ${account} is ${balances.get(account)}, the ledger sums to ${sums.get(account)}`);
     }
   }
+  if (options.strategy === 'watermark') violations.push(...(await checkWatermarks(client, resources.table)));
   const repeatedLetters = [...lettered.values()].reduce((sum, count) => sum + count - 1, 0);
   return { violations, applied: [...applications.values()].filter((n) => n > 0).length, repeatedLetters };
+};
+
+/**
+ * The watermark strategy's own promise: a per-record item above a partition's watermark lies at or below its
+ * `touchedOffset`, so the partition's next owner reads it instead of running its record as fresh.
+ */
+const checkWatermarks = async (client: DynamoDBClient, table: string): Promise<string[]> => {
+  const items = await scanTable(client, table);
+  const marks = new Map<string, WatermarkItem>();
+  for (const item of items)
+    if (item.kind?.S === WATERMARK_KIND) {
+      const mark = watermarkFromItem(item);
+      marks.set(`${mark.topic}-${mark.partition}`, mark);
+    }
+  const violations: string[] = [];
+  for (const item of items) {
+    const at = item.pk?.S?.split('#')[1] ?? '';
+    const offset = Number(item.offset?.N);
+    const mark = marks.get(`${item.topic?.S}-${item.partition?.N}`);
+    // Per-record items of the records themselves (not replays, lines or conflict decisions).
+    if (!item.status?.S || !mark || at !== `${item.topic?.S}-${item.partition?.N}@${offset}`) continue;
+    if (offset > mark.committedOffset && offset > mark.touchedOffset)
+      violations.push(
+        `${at} has a ${item.status.S} item above its partition's watermark (${mark.committedOffset}) and touched offset (${mark.touchedOffset})`,
+      );
+  }
+  return violations;
 };
 
 /** Sets environment variables; the returned function puts back what was there (unset ones unset again). */
@@ -500,6 +553,7 @@ export const runChaos = async (input: ChaosOptions, onInvocation: () => void = (
     timeoutMs: 5_000,
     deadlineMs: 120_000,
     park: false,
+    strategy: 'watermark',
     ...input,
   };
   const started = Date.now();
@@ -536,6 +590,7 @@ export const runChaos = async (input: ChaosOptions, onInvocation: () => void = (
       work: options.work,
       esm: options.esm,
       park: options.park,
+      strategy: options.strategy,
       records: options.records,
       invocations: run.invocations,
       retryQueueInvocations: run.retryQueueInvocations,

@@ -40,6 +40,8 @@ export const faultyRoute = async (
     fingerprint?: boolean;
     /** One container for every invocation, so its completed-key cache carries over. */
     warm?: boolean;
+    /** A `transact` route keyed by the record's coordinates (the watermark strategy's default), not by `id`. */
+    byCoordinates?: boolean;
   } = {},
 ) => {
   const route = uniqueName('faulty');
@@ -96,7 +98,7 @@ export const faultyRoute = async (
           value: Tx,
           settings,
           clients,
-          idempotencyKey: (r) => r.value.id,
+          ...(options.byCoordinates ? {} : { idempotencyKey: (r: { value: Tx }) => r.value.id }),
           ...fingerprinting,
           transact: (r) => items(r.value),
         });
@@ -132,6 +134,11 @@ export const faultyRoute = async (
     parked,
     invokeParked,
     item: (key: string) => getItem(table, { pk: { S: `${route}#${key}` } }),
+    /** The watermark item of a partition (the watermark strategy), read consistently. */
+    watermark: (partition = 0, topic = 'orders') => getItem(table, { pk: { S: `${route}#wm#${topic}-${partition}` } }),
+    /** Every per-record item of the route's table (watermarks and key lines left out). */
+    recordItems: async () =>
+      (await scanAll(table)).filter((i) => i.status?.S !== undefined && !i.pk?.S?.includes('#parked#')),
     ledger: async () =>
       (await scanAll(side))
         .filter((i) => i.pk?.S?.startsWith('L#'))

@@ -37,10 +37,16 @@ export class DeadLetters<V, K> {
   readonly #sends: Array<Promise<PartitionFailure | undefined>> = [];
   /** The records whose envelopes reached the queue in this invocation. */
   readonly sent: RecordProcessingError[] = [];
+  /**
+   * Each envelope is in its queue before the partition moves past its record (the watermark strategy): a watermark
+   * moved past a letter that never went out would hide its decision from every redelivery.
+   */
+  readonly #awaitSends: boolean;
 
-  constructor(batch: BatchContext<V, K>, source: DeadLetterSource) {
+  constructor(batch: BatchContext<V, K>, source: DeadLetterSource, awaitSends = false) {
     this.#batch = batch;
     this.#source = source;
+    this.#awaitSends = awaitSends;
   }
 
   /**
@@ -205,8 +211,7 @@ export class DeadLetters<V, K> {
       // unmarked rather than block the partition for good (a redelivery may send it again).
       if (isValidationException((storeError as Error).cause)) {
         batch.summary.failed += 1;
-        this.#send(prepared, request.key, letter, recordError, false);
-        return undefined;
+        return this.#send(prepared, request.key, letter, recordError, false);
       }
       return batch.failure(prepared, storeError);
     }
@@ -217,8 +222,7 @@ export class DeadLetters<V, K> {
         if (isParkLetter(letter)) batch.summary.parked += 1;
         else batch.summary.failed += 1;
         if (letter.kind === ErrorKind.conflict) batch.summary.idempotencyConflicts += 1;
-        this.#send(prepared, request.key, letter, recordError, true);
-        return undefined;
+        return this.#send(prepared, request.key, letter, recordError, true);
       default:
         return this.#taken(prepared, request, decision);
     }
@@ -240,8 +244,7 @@ export class DeadLetters<V, K> {
         return this.conflict(prepared, taken.holder);
       default:
         // Settled by another invocation meanwhile (its lease outlived ours): nothing of ours to send.
-        this.settled(prepared, 'unsent' in taken ? taken.unsent : undefined, request.key);
-        return undefined;
+        return this.settled(prepared, 'unsent' in taken ? taken.unsent : undefined, request.key);
     }
   }
 
@@ -250,18 +253,17 @@ export class DeadLetters<V, K> {
    * message's means the message came before its item was moved on (a hand-over in flight): it must come again.
    * Otherwise the record is settled for its partition.
    */
-  found(
+  async found(
     prepared: Prepared<V, K>,
     taken: Extract<Taken, { outcome: 'dead-lettered' | 'parked' }>,
-  ): PartitionFailure | undefined {
+  ): Promise<PartitionFailure | undefined> {
     const batch = this.#batch;
     if (taken.outcome === 'parked' && prepared.parkStage !== undefined && taken.stage < prepared.parkStage)
       return batch.failure(prepared, new TransientError('its item is not yet parked for this stage'));
     // Parked by an invocation beside ours (a zombie of this batch): the rest of its key waits behind it here too.
     const line = taken.outcome === 'parked' && !prepared.parked ? batch.lineOf(prepared) : undefined;
     if (line !== undefined) batch.parkedLines.add(line);
-    this.settled(prepared, taken.unsent);
-    return undefined;
+    return this.settled(prepared, taken.unsent);
   }
 
   /**
@@ -269,47 +271,62 @@ export class DeadLetters<V, K> {
    * retry queue message) was decided but never confirmed sent, sent again.
    * `decisionKey` is the item holding the decision, when it is not the record's idempotency key (a conflict).
    */
-  settled(prepared: Prepared<V, K>, unsent: Letter | undefined, decisionKey = prepared.key): void {
+  async settled(
+    prepared: Prepared<V, K>,
+    unsent: Letter | undefined,
+    decisionKey = prepared.key,
+  ): Promise<PartitionFailure | undefined> {
     this.#batch.summary.duplicates += 1;
-    if (unsent)
-      this.#send(prepared, decisionKey, unsent, this.#batch.recordError(prepared, unsent.kind, unsent.message), true);
+    if (!unsent) return undefined;
+    return this.#send(
+      prepared,
+      decisionKey,
+      unsent,
+      this.#batch.recordError(prepared, unsent.kind, unsent.message),
+      true,
+    );
   }
 
-  #send(
+  /** Sends an envelope; awaited only where the partition must not move past it before it is in its queue. */
+  async #send(
     prepared: Prepared<V, K>,
     decisionKey: string,
     letter: Letter,
     recordError: RecordProcessingError,
     marked: boolean,
-  ): void {
+  ): Promise<PartitionFailure | undefined> {
     const batch = this.#batch;
     const parkedAt = isParkLetter(letter) ? letter.parked?.stage : undefined;
     const sink = parkedAt === undefined ? batch.deps.sink : batch.deps.retrySink;
     const sending = sink
       ? sink.send(this.#envelope(prepared, letter))
       : Promise.reject(new DeadLetterError('the route parks records, but has no retry queue (RETRY_QUEUE_URL)'));
-    this.#sends.push(
-      sending.then(
-        async () => {
-          if (parkedAt === undefined) {
-            batch.summary.deadLettered += 1;
-            this.sent.push(recordError);
-          }
-          if (!marked) return undefined;
-          try {
-            await batch.deps.store.markSent(decisionKey, parkedAt);
-          } catch {
-            // The letter stays marked unsent, so a redelivery sends it once more: the DLQ is at least once.
-          }
-          return undefined;
-        },
-        (sendError: unknown) => {
-          // Our lease on the letter ends with the batch, so the redelivery sends it at once instead of waiting it out.
-          if (marked) batch.releases.push({ key: decisionKey, attempts: letter.attempts });
-          return batch.failure(prepared, sendError);
-        },
-      ),
+    const settled = sending.then(
+      async () => {
+        if (parkedAt === undefined) {
+          batch.summary.deadLettered += 1;
+          this.sent.push(recordError);
+        }
+        if (!marked) return undefined;
+        try {
+          await batch.deps.store.markSent(decisionKey, parkedAt);
+        } catch {
+          // The letter stays marked unsent, so a redelivery sends it once more: the DLQ is at least once.
+        }
+        return undefined;
+      },
+      (sendError: unknown) => {
+        // Our lease on the letter ends with the batch, so the redelivery sends it at once instead of waiting it out.
+        if (marked) batch.releases.push({ key: decisionKey, attempts: letter.attempts });
+        return batch.failure(prepared, sendError);
+      },
     );
+    if (!this.#awaitSends) {
+      this.#sends.push(settled);
+      return undefined;
+    }
+    await sink?.flush();
+    return settled;
   }
 
   /**

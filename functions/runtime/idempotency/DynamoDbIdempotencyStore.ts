@@ -899,7 +899,12 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
     }
   }
 
-  async transact(entries: readonly TransactEntry[], now: number, token: string): Promise<TransactOutcome[]> {
+  async transact(
+    entries: readonly TransactEntry[],
+    now: number,
+    token: string,
+    watermark?: TransactWatermark,
+  ): Promise<TransactOutcome[]> {
     const actions: TransactWriteItem[] = [];
     const owners: Array<{ entry: number; marker: boolean }> = [];
     entries.forEach((entry, index) => {
@@ -907,6 +912,7 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
         actions.push(item);
         owners.push({ entry: index, marker: false });
       }
+      if (watermark?.markerless.has(index)) return;
       const values = this.#attemptValues(entry, now);
       actions.push({
         Put: {
@@ -927,6 +933,7 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
       });
       owners.push({ entry: index, marker: true });
     });
+    if (watermark) actions.push(watermark.action);
 
     try {
       await this.#client.send(
@@ -941,6 +948,13 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
       let decided = false;
       let conflicted: number | undefined;
       reasons.forEach((reason, index) => {
+        if (watermark && index === owners.length && reason.Code === 'ConditionalCheckFailed') {
+          // The watermark's verdict (the pack landed before, or the partition has another owner) outranks the
+          // route's own conditions, as the marker's does.
+          decided = true;
+          for (const entry of watermark.markerless) outcomes[entry] = watermark.refused(reason.Item, entry);
+          return;
+        }
         const owner = owners[index];
         if (!owner || !reason.Code || reason.Code === 'None') return;
         // The marker's verdict (settled or held elsewhere) outranks the route's own conditions on a retried pack.
@@ -1011,6 +1025,17 @@ export class DynamoDbIdempotencyStore implements IdempotencyStore {
     }
   }
 }
+
+/**
+ * The watermark strategy's part of a `transact` pack: the entries in `markerless` carry no marker of their own, and
+ * `action` (the conditioned update of their partition's watermark) commits them instead. `refused` turns the item
+ * its failed condition found into each markerless entry's outcome.
+ */
+export type TransactWatermark = {
+  readonly markerless: ReadonlySet<number>;
+  readonly action: TransactWriteItem;
+  readonly refused: (item: Record<string, AttributeValue> | undefined, entry: number) => TransactOutcome;
+};
 
 /** ClientRequestToken allows 36 characters; the same pack retried keeps the same token. */
 const requestToken = (seed: string): string => createHash('sha256').update(seed).digest('base64url').slice(0, 36);

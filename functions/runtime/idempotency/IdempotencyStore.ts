@@ -127,11 +127,40 @@ export type TransactOutcome =
   /** Fine itself, but cancelled with the pack because of another entry: try again without that one. */
   | { readonly outcome: 'cancelled' };
 
+/** A partition's lease, as the watermark strategy takes it at a batch's start. */
+export type PartitionLease =
+  /** Ours: every record at or below `committed` is settled. */
+  | { readonly outcome: 'acquired'; readonly committed: number }
+  /** Another live invocation holds it; it may be taken from `retryAtMs`. */
+  | { readonly outcome: 'locked'; readonly retryAtMs: number; readonly owner: string };
+
+/**
+ * The watermark strategy's per-partition state: one item per (route, topic, partition) holding the offset through
+ * which its records are settled, and a lease with a fencing epoch. Records above it need no per-record item.
+ */
+export interface PartitionWatermarks {
+  /** Takes the partition's lease: absent, lapsed or already ours. */
+  acquire(topic: string, partition: number, owner: ClaimOwner, now: number): Promise<PartitionLease>;
+  /**
+   * Ends our lease: the watermark moves up to `through` (never down), and the attempts of the record the partition
+   * stopped at (`stoppedAt`) are kept for its redelivery. Retries until `deadlineMs`; throws if it never landed.
+   */
+  end(
+    topic: string,
+    partition: number,
+    through: number,
+    stoppedAt: number | undefined,
+    deadlineMs: number,
+  ): Promise<void>;
+}
+
 /**
  * The persistence behind per-key dedupe. The processor talks only to this interface, so its logic is tested once,
  * and the DynamoDB calls once, each on their own. A second strategy (per-partition watermarks) fits behind it.
  */
 export interface IdempotencyStore {
+  /** Set on the watermark strategy: Kafka batches take each partition's lease first, and end it last. */
+  readonly watermarks?: PartitionWatermarks;
   /**
    * Claims one record; the caller bounds how many run at once, and the store may send them together. A claim the
    * same owner already holds comes back `claimed` (a retried request whose answer was lost), so a caller claims

@@ -81,7 +81,7 @@ export class ProcessMode<V, K> implements WorkMode<V, K> {
       let failure: PartitionFailure | undefined;
       if (claimed.outcome === 'completed') batch.summary.duplicates += 1;
       else if (claimed.outcome === 'dead-lettered' || claimed.outcome === 'parked')
-        failure = this.#deadLetters.found(prepared, claimed);
+        failure = await this.#deadLetters.found(prepared, claimed);
       else if (claimed.outcome === 'conflict') failure = await this.#deadLetters.conflict(prepared, claimed.holder);
       else if (claimed.outcome === 'error') {
         // The claim may have landed with its answer lost: end it, so the redelivery need not wait out our lease.
