@@ -277,7 +277,8 @@ const takeLeases = async <V, K>(
           return;
         }
         if (lease.outcome === 'acquired') {
-          const fresh = records.filter((prepared) => prepared.coordinates.offset > lease.committed);
+          // A replay is keyed by its original record and deduped by that key, wherever it sits in the partition.
+          const fresh = records.filter((prepared) => prepared.replay || prepared.coordinates.offset > lease.committed);
           batch.summary.duplicates += records.length - fresh.length;
           runnable.set(id, fresh);
           return;

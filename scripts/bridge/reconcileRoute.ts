@@ -2,8 +2,9 @@
 // the route's dead-letter queue.
 //
 // Each record counts once, as:
-// - completed: its key's item is COMPLETED. Several records may share one item: a duplicate of a payment (same txId)
-//   is found under the first copy's item, and counts as completed with it;
+// - completed: its key's item is COMPLETED, or (the watermark strategy) it is at or below its partition's watermark.
+//   Several records may share one item: a duplicate of a payment (same txId) is found under the first copy's item,
+//   and counts as completed with it;
 // - deadLettered: its key's item is DEAD_LETTERED, or the DLQ holds an envelope with its key (the send happens
 //   before the marker is written, so a DLQ envelope wins over an IN_PROGRESS item). A record dead-lettered as a
 //   `conflict` (its key held by other content) counts so by its envelope's coordinates, though its key's item is
@@ -30,6 +31,7 @@
 import { BatchGetItemCommand, DescribeTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { idempotencyPartitionKey } from '../../functions/runtime/idempotency/DynamoDbIdempotencyStore.ts';
+import { watermarkPartitionKey } from '../../functions/runtime/idempotency/WatermarkStore.ts';
 import type { BridgeConfig, RouteConfig } from '../../infra/config/index.ts';
 import { localResourceNames } from '../../infra/config/index.ts';
 import type { Admin } from '../lib/kafka.ts';
@@ -89,7 +91,7 @@ export type ReconcileReport = {
   consumerGroup: GroupProgress | null;
 };
 
-type Item = { status: string; parked: boolean };
+type Item = { status: string; parked: boolean; committedOffset?: number | undefined };
 
 const getItems = async (dynamodb: DynamoDBClient, table: string, pks: string[]): Promise<Map<string, Item>> => {
   const items = new Map<string, Item>();
@@ -101,14 +103,19 @@ const getItems = async (dynamodb: DynamoDBClient, table: string, pks: string[]):
           RequestItems: {
             [table]: {
               Keys: keys,
-              ProjectionExpression: 'pk, #status, parkStage',
+              ProjectionExpression: 'pk, #status, parkStage, committedOffset',
               ExpressionAttributeNames: { '#status': 'status' },
             },
           },
         }),
       );
       for (const item of result.Responses?.[table] ?? []) {
-        if (item.pk?.S) items.set(item.pk.S, { status: item.status?.S ?? '', parked: item.parkStage !== undefined });
+        if (item.pk?.S)
+          items.set(item.pk.S, {
+            status: item.status?.S ?? '',
+            parked: item.parkStage !== undefined,
+            committedOffset: item.committedOffset?.N === undefined ? undefined : Number(item.committedOffset.N),
+          });
       }
       keys = (result.UnprocessedKeys?.[table]?.Keys ?? []) as typeof keys;
       if (keys.length > 0) {
@@ -141,7 +148,13 @@ export const reconcileRecords = async (options: {
   const table = localResourceNames(config).idempotencyTable;
   const keyOf = await idempotencyKeyFor(route);
   const keyed = records.map((record) => ({ record, key: keyOf(record) }));
-  const pks = [...new Set(keyed.map((k) => idempotencyPartitionKey(route.name, k.key)))];
+  const watermarkOf = (record: LambdaKafkaRecord) => watermarkPartitionKey(route.name, record.topic, record.partition);
+  const pks = [
+    ...new Set([
+      ...keyed.map((k) => idempotencyPartitionKey(route.name, k.key)),
+      ...records.map((record) => watermarkOf(record)),
+    ]),
+  ];
   const [items, dlq, description] = await Promise.all([
     getItems(options.dynamodb, table, pks),
     peekDeadLetters(options.sqs, options.queueUrl),
@@ -199,6 +212,7 @@ export const reconcileRecords = async (options: {
     else if (status === 'COMPLETED') report.completed += 1;
     else if (status === 'DEAD_LETTERED' || lettersByKey.has(key)) report.deadLettered += 1;
     else if (status === 'PARKED' || (status === 'IN_PROGRESS' && item?.parked)) report.parked += 1;
+    else if (record.offset <= (items.get(watermarkOf(record))?.committedOffset ?? -1)) report.completed += 1;
     else if (!consumed(record) && (status === 'IN_PROGRESS' || record.value !== null)) {
       report.pending += 1;
       report.pendingRecords.push(coordinates);

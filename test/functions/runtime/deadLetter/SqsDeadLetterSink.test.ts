@@ -28,6 +28,9 @@ const route = (options: { settings?: RouteSettingsInput; sqs?: SQSClient; name?:
     value: Value,
     settings: {
       retry: { maxAttempts: 2, baseDelayMs: 5, maxDelayMs: 10, maxRecordAgeSeconds: 0 },
+      // Per-record decisions, whose sends go out together at the end (WatermarkStore.test.ts has the watermark's,
+      // sent before the partition moves on).
+      idempotency: { strategy: 'key' },
       ...options.settings,
     },
     ...(options.sqs ? { clients: { sqs: options.sqs } } : {}),

@@ -42,8 +42,9 @@ const countingRoute = (
       ...(options.businessKey ? { idempotencyKey: (r: { value: { id: string } }) => r.value.id } : {}),
       settings: {
         retry: { maxAttempts: 3, baseDelayMs: 20, maxDelayMs: 200, maxRecordAgeSeconds: 3600 },
-        // A short margin keeps the lease tests short; lapsing still waits for it.
-        idempotency: { clockSkewMs: SKEW_MS },
+        // A short margin keeps the lease tests short; lapsing still waits for it. The per-key strategy is the one
+        // under test (WatermarkStore.test.ts has the watermark's).
+        idempotency: { clockSkewMs: SKEW_MS, strategy: 'key' },
         ...options.settings,
       },
       ...(options.clients ? { clients: options.clients } : {}),

@@ -2,7 +2,14 @@
 // where the real local services cannot produce them (DynamoDB Local never throttles or returns UnprocessedItems).
 import type { WriteRequest } from '@aws-sdk/client-dynamodb';
 import { PutItemCommand } from '@aws-sdk/client-dynamodb';
-import { faultyRoute, type Tx } from '../../../helpers/faultyRoute.ts';
+import { faultyRoute as anyRoute, type Tx } from '../../../helpers/faultyRoute.ts';
+
+/** These tests read per-record items: routes on the per-key strategy (WatermarkStore.test.ts has the watermark's). */
+const faultyRoute = (options: Parameters<typeof anyRoute>[0] = {}) =>
+  anyRoute({
+    ...options,
+    settings: { ...options.settings, idempotency: { strategy: 'key', ...options.settings?.idempotency } },
+  });
 
 const counting = () => {
   const runs = new Map<string, number>();
