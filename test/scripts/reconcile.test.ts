@@ -312,3 +312,48 @@ describe('npm run reconcile', () => {
     TIMEOUT,
   );
 });
+
+describe('npm run watermarks', () => {
+  const watermarks = async (route: Route, ...extra: string[]) =>
+    withReport(await runScript('scripts/watermarks.ts', args(route, extra)));
+
+  test.concurrent(
+    "lists each partition's watermark; --set moves one, so its records run again; reconcile counts records below it as completed",
+    async () => {
+      const route = await setupRoute([[{ n: 1 }, { n: 2 }, { n: 3 }], [{ n: 4 }]]);
+      await invoke(
+        route,
+        [0, 1, 2].map((offset) => ({ partition: 0, offset, value: { n: offset + 1 } })),
+      );
+      await commit(route, { 0: 3 });
+
+      const listed = await watermarks(route);
+      expect(listed.code).toBe(0);
+      expect(listed.report.partitions).toEqual([
+        expect.objectContaining({ partition: 0, committedOffset: 2, touchedOffset: -1, epoch: 1, leaseLive: false }),
+        { partition: 1, committedOffset: null },
+      ]);
+      expect(listed.stderr).toMatch(new RegExp(`${route.topic}-0: committed 2, touched -1, epoch 1, free`));
+      // No per-record item: the watermark alone accounts for them.
+      expect((await reconcile(route)).report).toMatchObject({ completed: 3, pending: 1, missing: 0 });
+
+      // Reset for a deliberate re-run: the records are no longer settled, and the next delivery runs them.
+      const reset = await watermarks(route, '--set', '0=-1');
+      expect(reset.code).toBe(0);
+      expect(reset.report.partitions[0]).toMatchObject({ committedOffset: -1, epoch: 2 });
+      expect((await reconcile(route)).report).toMatchObject({ completed: 0, missing: 3 });
+      await invoke(
+        route,
+        [0, 1, 2].map((offset) => ({ partition: 0, offset, value: { n: offset + 1 } })),
+      );
+      expect((await reconcile(route)).report).toMatchObject({ completed: 3, missing: 0 });
+
+      const bad = await watermarks(route, '--set', 'zero=1');
+      expect({ code: bad.code, stderr: bad.stderr.trim() }).toEqual({
+        code: 2,
+        stderr: 'watermarks: --set zero=1: expected PARTITION=OFFSET, such as 3=1200 or 0=-1',
+      });
+    },
+    TIMEOUT,
+  );
+});

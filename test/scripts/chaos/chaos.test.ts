@@ -1,24 +1,42 @@
 // The fault-injection suite on a few fixed seeds (`npm run chaos` soaks many more): SDK throttles before DynamoDB or
 // SQS saw a request and after they applied it, in every call the runtime makes, against DynamoDB Local and ElasticMQ,
-// both work modes under both event-source-mapping modes. Every record must end applied once XOR dead-lettered.
-import { type ChaosResult, EsmModes, runChaos, WorkModes } from '../../../scripts/chaos/scenario.ts';
+// both work modes under both event-source-mapping modes and both dedupe strategies. Every record must end applied
+// once XOR dead-lettered.
+import { type ChaosResult, EsmModes, runChaos, Strategies, WorkModes } from '../../../scripts/chaos/scenario.ts';
 
 const runs = [
-  ...[0.06, 0.3].flatMap((faultRate) =>
-    WorkModes.flatMap((work) =>
-      EsmModes.map((esm) => ({ faultRate, work, esm, park: false, seed: faultRate === 0.06 ? 7 : 11 })),
+  ...Strategies.flatMap((strategy) =>
+    [0.06, 0.3].flatMap((faultRate) =>
+      WorkModes.flatMap((work) =>
+        EsmModes.map((esm) => ({ faultRate, work, esm, strategy, park: false, seed: faultRate === 0.06 ? 7 : 11 })),
+      ),
     ),
   ),
-  // With a retry queue (retry.park, ordering by key): each work mode once per fault rate, the ESM modes alternating.
+  // With a retry queue (retry.park, ordering by key): each work mode once per fault rate, the ESM modes and the
+  // strategies alternating.
   ...WorkModes.flatMap((work, i) => [
-    { faultRate: 0.06, work, esm: EsmModes[i % 2] as (typeof EsmModes)[number], park: true, seed: 13 },
-    { faultRate: 0.3, work, esm: EsmModes[(i + 1) % 2] as (typeof EsmModes)[number], park: true, seed: 17 },
+    {
+      faultRate: 0.06,
+      work,
+      esm: EsmModes[i % 2] as (typeof EsmModes)[number],
+      strategy: Strategies[i % 2] as (typeof Strategies)[number],
+      park: true,
+      seed: 13,
+    },
+    {
+      faultRate: 0.3,
+      work,
+      esm: EsmModes[(i + 1) % 2] as (typeof EsmModes)[number],
+      strategy: Strategies[(i + 1) % 2] as (typeof Strategies)[number],
+      park: true,
+      seed: 17,
+    },
   ]),
 ];
 const results: ChaosResult[] = [];
 
 test.each(runs)(
-  '$work mode, $esm, $faultRate faults, park $park (seed $seed): applied once XOR dead-lettered',
+  '$work mode, $strategy, $esm, $faultRate faults, park $park (seed $seed): applied once XOR dead-lettered',
   async (run) => {
     const result = await runChaos({ ...run, records: 160 });
     results.push(result);
@@ -39,8 +57,11 @@ test('the runs met faults on both sides of a request, and redeliveries in each w
   expect(results).toHaveLength(runs.length);
   expect(results.reduce((sum, r) => sum + r.faults.before, 0)).toBeGreaterThan(10);
   expect(results.reduce((sum, r) => sum + r.faults.after, 0)).toBeGreaterThan(10);
-  for (const work of WorkModes) {
-    const failed = results.filter((r) => r.work === work).reduce((sum, r) => sum + r.failedInvocations, 0);
-    expect({ work, redelivered: failed > 0 }).toEqual({ work, redelivered: true });
-  }
+  for (const work of WorkModes)
+    for (const strategy of Strategies) {
+      const failed = results
+        .filter((r) => r.work === work && r.strategy === strategy)
+        .reduce((sum, r) => sum + r.failedInvocations, 0);
+      expect({ work, strategy, redelivered: failed > 0 }).toEqual({ work, strategy, redelivered: true });
+    }
 });
