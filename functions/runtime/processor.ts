@@ -271,7 +271,8 @@ const takeLeases = async <V, K>(
       for (let retry = 1; ; retry++) {
         let lease: PartitionLease;
         try {
-          lease = await watermarks.acquire(topic, partition, batch.owner, batch.now());
+          const last = (records[records.length - 1] as Prepared<V, K>).coordinates.offset;
+          lease = await watermarks.acquire(topic, partition, last, batch.owner, batch.now());
         } catch (error) {
           stopAt([id], batch.failure(first, error));
           return;

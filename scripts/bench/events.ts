@@ -25,15 +25,14 @@ export const orderRecords = (topic: string, count: number, partitions: number, t
   }));
 
 /**
- * The records chosen as duplicates: `rate` of them, spread evenly over the batch (and so over its partitions).
- * With rate 0.2 that is every fifth record.
+ * The records chosen as duplicates: `rate` of each partition's, from its first offset, as a redelivery brings them
+ * (the event source mapping re-sends a partition from its committed offset, so what was seen before is a prefix).
  */
-export const duplicateSubset = <T>(records: readonly T[], rate: number): T[] => {
-  const wanted = Math.round(records.length * rate);
-  if (wanted <= 0) return [];
-  const picked: T[] = [];
-  for (let i = 0; i < wanted; i++) picked.push(records[Math.floor((i * records.length) / wanted)] as T);
-  return picked;
+export const duplicateSubset = <T extends Pick<BenchRecord, 'partition'>>(records: readonly T[], rate: number): T[] => {
+  const byPartition = new Map<number, T[]>();
+  for (const record of records)
+    byPartition.set(record.partition, [...(byPartition.get(record.partition) ?? []), record]);
+  return [...byPartition.values()].flatMap((list) => list.slice(0, Math.round(list.length * rate)));
 };
 
 export const mskEventOf = (records: readonly BenchRecord[]): KafkaEventInput => {

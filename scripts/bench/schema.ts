@@ -8,6 +8,9 @@ const positive = z.number().finite().positive();
 export const SideThroughput = z.object({
   recordsPerSec: nonNegative,
   ddbRequestsPerRecord: nonNegative,
+  /** Write and read capacity units per record, as DynamoDB bills them on demand (counted at the latency proxy). */
+  ddbWriteUnitsPerRecord: nonNegative,
+  ddbReadUnitsPerRecord: nonNegative,
   /** Extras: the median batch wall time, the repetitions' raw rates. */
   batchMsMedian: nonNegative.optional(),
   /** The handler thread's CPU time per record (the proxy runs on its own thread). */

@@ -68,7 +68,7 @@ export type ThroughputDeps = {
   readonly log: (line: string) => void;
 };
 
-type Run = { ms: number; requests: number; cpuMs: number };
+type Run = { ms: number; requests: number; writeUnits: number; readUnits: number; cpuMs: number };
 
 /** CPU time of this thread (the handler's; the proxy has its own thread), in ms. */
 export const threadCpuMs = (): number => {
@@ -127,11 +127,11 @@ const measureSide = async (
   await handler(event, ctx);
   const ms = performance.now() - started;
   const cpuMs = threadCpuMs() - cpuStarted;
-  const { total } = await deps.proxy.counts();
+  const { total, writeUnits, readUnits } = await deps.proxy.counts();
   const processed = meter.calls - before;
   const expected = records.length - duplicates.length;
   if (processed !== expected) throw new Error(`${topic}: processed ${processed} records, expected ${expected}`);
-  return { ms, requests: total, cpuMs };
+  return { ms, requests: total, writeUnits, readUnits, cpuMs };
 };
 
 /** Sequential conditional writes through the proxy: the round trip one request costs with nothing else going on. */
@@ -225,6 +225,8 @@ const summarise = (runs: readonly Run[], batchSize: number): SideThroughput => {
   return {
     recordsPerSec: round((batchSize * 1000) / ms, 0),
     ddbRequestsPerRecord: round(median(runs.map((r) => r.requests)) / batchSize, 3),
+    ddbWriteUnitsPerRecord: round(median(runs.map((r) => r.writeUnits)) / batchSize, 3),
+    ddbReadUnitsPerRecord: round(median(runs.map((r) => r.readUnits)) / batchSize, 3),
     batchMsMedian: round(ms, 2),
     cpuMsPerRecord: round(median(runs.map((r) => r.cpuMs)) / batchSize, 3),
     runs: runs.map((r) => round((batchSize * 1000) / r.ms, 0)),
@@ -281,7 +283,12 @@ export const runHandlerThroughput = async (
       const roundTripMs = median(roundTrips);
       const rawWavesMs = median(raw.map((r) => r.ms));
       const serverCpu = raw.flatMap((r) => (r.serverCpuMsPerRecord === undefined ? [] : [r.serverCpuMsPerRecord]));
-      const empty: SideThroughput = { recordsPerSec: 0, ddbRequestsPerRecord: 0 };
+      const empty: SideThroughput = {
+        recordsPerSec: 0,
+        ddbRequestsPerRecord: 0,
+        ddbWriteUnitsPerRecord: 0,
+        ddbReadUnitsPerRecord: 0,
+      };
       const side = (name: Side) => {
         const list = runs.get(name) ?? [];
         return list.length > 0 ? summarise(list, scenario.batchSize) : empty;
@@ -303,8 +310,9 @@ export const runHandlerThroughput = async (
       results.push(result);
       deps.log(
         `${scenarioLabel(scenario)}: bridge ${bridge.recordsPerSec} rec/s (${bridge.ddbRequestsPerRecord} req/rec, ` +
+          `${bridge.ddbWriteUnitsPerRecord} WRU/rec, ` +
           `${bridge.batchMsMedian} ms/batch), powertools ${powertools.recordsPerSec} rec/s ` +
-          `(${powertools.ddbRequestsPerRecord} req/rec), ratio ${result.ratio}×; ideal ${result.twoRoundTripIdealMs} ms, ` +
+          `(${powertools.ddbRequestsPerRecord} req/rec, ${powertools.ddbWriteUnitsPerRecord} WRU/rec), ratio ${result.ratio}×; ideal ${result.twoRoundTripIdealMs} ms, ` +
           `bare requests ${result.rawWavesMs} ms; CPU ms/record bridge ${bridge.cpuMsPerRecord ?? '–'}, ` +
           `powertools ${powertools.cpuMsPerRecord ?? '–'}`,
       );

@@ -139,8 +139,17 @@ export type PartitionLease =
  * which its records are settled, and a lease with a fencing epoch. Records above it need no per-record item.
  */
 export interface PartitionWatermarks {
-  /** Takes the partition's lease: absent, lapsed or already ours. */
-  acquire(topic: string, partition: number, owner: ClaimOwner, now: number): Promise<PartitionLease>;
+  /**
+   * Takes the partition's lease: absent, lapsed or already ours. `lastOffset` is the batch's last record of the
+   * partition, which the end write covers (no advance is made for it).
+   */
+  acquire(
+    topic: string,
+    partition: number,
+    lastOffset: number,
+    owner: ClaimOwner,
+    now: number,
+  ): Promise<PartitionLease>;
   /**
    * Ends our lease: the watermark moves up to `through` (never down), and the attempts of the record the partition
    * stopped at (`stoppedAt`) are kept for its redelivery. Retries until `deadlineMs`; throws if it never landed.

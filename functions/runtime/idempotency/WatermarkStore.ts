@@ -97,6 +97,8 @@ type Head = { readonly offset: number; readonly attempts: number; readonly first
 class HeldPartition {
   readonly pk: string;
   readonly owner: ClaimOwner;
+  /** The batch's last record of the partition: the end write covers it, so no advance is made for it. */
+  readonly lastOffset: number;
   readonly epoch: number;
   /** Records above this at acquisition take the fast path; below it, per-record items may exist. */
   readonly fastAbove: number;
@@ -116,10 +118,11 @@ class HeldPartition {
   /** Set when a conditioned write found another owner: nothing more of ours may land. */
   fencedBy: string | undefined;
 
-  constructor(pk: string, owner: ClaimOwner, item: Item) {
+  constructor(pk: string, owner: ClaimOwner, lastOffset: number, item: Item) {
     const found = watermarkFromItem(item);
     this.pk = pk;
     this.owner = owner;
+    this.lastOffset = lastOffset;
     this.epoch = found.epoch;
     this.committed = found.committedOffset;
     this.touched = found.touchedOffset;
@@ -173,7 +176,13 @@ export class WatermarkStore implements IdempotencyStore, PartitionWatermarks {
     return n(Math.floor(now / 1000) + this.#ttlSeconds);
   }
 
-  async acquire(topic: string, partition: number, owner: ClaimOwner, now: number): Promise<PartitionLease> {
+  async acquire(
+    topic: string,
+    partition: number,
+    lastOffset: number,
+    owner: ClaimOwner,
+    now: number,
+  ): Promise<PartitionLease> {
     const pk = watermarkPartitionKey(this.#route, topic, partition);
     try {
       const result = await this.#client.send(
@@ -202,7 +211,7 @@ export class WatermarkStore implements IdempotencyStore, PartitionWatermarks {
           ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
         }),
       );
-      const held = new HeldPartition(pk, owner, result.Attributes ?? {});
+      const held = new HeldPartition(pk, owner, lastOffset, result.Attributes ?? {});
       this.#held.set(`${topic}-${partition}`, held);
       return { outcome: 'acquired', committed: held.committed };
     } catch (error) {
@@ -303,7 +312,7 @@ export class WatermarkStore implements IdempotencyStore, PartitionWatermarks {
     }
     held.settled = Math.max(held.settled, completion.coordinates.offset);
     held.settledCount += 1;
-    if (held.settledCount - held.advancedCount >= ADVANCE_EVERY) this.#advance(held);
+    if (held.settledCount - held.advancedCount >= ADVANCE_EVERY && held.settled < held.lastOffset) this.#advance(held);
   }
 
   /** Moves the watermark to the highest fast record settled, in the background, one write at a time. */

@@ -47,8 +47,8 @@ test('process mode: fresh records cost the partition item alone: a lease, an adv
   expect(first.error).toBeUndefined();
   expect(first.summary).toMatchObject({ received: 100, processed: 100, duplicates: 0 });
   expect(route.applied).toHaveLength(100);
-  // Take, at most three advances (25, 50, 75: one in flight at a time), end: at most 5 writes for 100 records,
-  // where the per-key strategy writes 200 items.
+  // Take, at most three advances (25, 50, 75: one in flight at a time; the 100th is the end's), end: at most 5
+  // writes for 100 records, where the per-key strategy writes 200 items.
   expect(new Set(route.requests)).toEqual(new Set(['UpdateItemCommand']));
   expect(route.requests.length).toBeGreaterThanOrEqual(2);
   expect(route.requests.length).toBeLessThanOrEqual(100 / ADVANCE_EVERY + 1);
@@ -67,6 +67,11 @@ test('process mode: fresh records cost the partition item alone: a lease, an adv
   expect(route.applied).toHaveLength(100);
   expect(route.requests).toEqual(['UpdateItemCommand', 'UpdateItemCommand']);
   expect(num((await route.watermark())?.epoch)).toBe(2);
+
+  // 25 more records: the lease and the end, nothing between.
+  route.requests.length = 0;
+  await route.invoke(records(100, 125));
+  expect(route.requests).toEqual(['UpdateItemCommand', 'UpdateItemCommand']);
 });
 
 test('a batch that starts above the watermark (a gap: compaction, transaction markers) just moves it', async () => {
@@ -161,7 +166,7 @@ test('a partition another live invocation holds is waited for, then stopped at i
   // Another invocation takes the lease and holds it for a minute.
   const other = watermarkStore(route.route, process.env.IDEMPOTENCY_TABLE_NAME as string);
   expect(
-    await other.acquire('orders', 0, { requestId: 'zombie', leaseUntilMs: Date.now() + 60_000 }, Date.now()),
+    await other.acquire('orders', 0, 10, { requestId: 'zombie', leaseUntilMs: Date.now() + 60_000 }, Date.now()),
   ).toEqual({ outcome: 'acquired', committed: 1 });
   const blocked = await route.invoke(records(2, 4));
   expect(blocked.response).toEqual({ batchItemFailures: [{ itemIdentifier: { partition: 'orders-0', offset: 2 } }] });
@@ -190,9 +195,9 @@ test('fencing: a pack of an owner whose lease was taken over never lands, and it
   const a = watermarkStore(route, table);
   const b = watermarkStore(route, table);
   const now = Date.now();
-  await a.acquire('orders', 0, { requestId: 'a', leaseUntilMs: now - 10_000 }, now);
+  await a.acquire('orders', 0, 0, { requestId: 'a', leaseUntilMs: now - 10_000 }, now);
   // a's lease lapsed (and the skew with it): b takes the partition over, with a higher epoch.
-  expect(await b.acquire('orders', 0, { requestId: 'b', leaseUntilMs: now + 60_000 }, now)).toEqual({
+  expect(await b.acquire('orders', 0, 0, { requestId: 'b', leaseUntilMs: now + 60_000 }, now)).toEqual({
     outcome: 'acquired',
     committed: -1,
   });
