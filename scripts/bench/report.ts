@@ -157,11 +157,12 @@ const throughputTable = (results: BenchResults): string[] => {
       '**ratio**',
       'Powertools unordered rec/s',
       'bridge, warm cache rec/s',
+      'bridge, key strategy rec/s (WRU, RRU/rec)',
       'bridge ms/batch',
       'ideal ms (2 RTT)',
       'bare requests ms',
     ]),
-    row(Array.from({ length: 17 }, (_, i) => (i < 4 ? '---' : '---:'))),
+    row(Array.from({ length: 18 }, (_, i) => (i < 4 ? '---' : '---:'))),
   ];
   for (const s of results.handlerThroughput) {
     lines.push(
@@ -181,6 +182,9 @@ const throughputTable = (results: BenchResults): string[] => {
         fmt(s.powertoolsUnordered?.recordsPerSec),
         s.bridgeWarmCache
           ? `${fmt(s.bridgeWarmCache.recordsPerSec)} (${fmt(s.bridgeWarmCache.ddbRequestsPerRecord, 3)} req/rec)`
+          : '–',
+        s.bridgeKeyStrategy
+          ? `${fmt(s.bridgeKeyStrategy.recordsPerSec)} (${fmt(s.bridgeKeyStrategy.ddbWriteUnitsPerRecord, 3)}, ${fmt(s.bridgeKeyStrategy.ddbReadUnitsPerRecord, 3)})`
           : '–',
         fmt(s.bridge.batchMsMedian, 1),
         fmt(s.twoRoundTripIdealMs, 1),

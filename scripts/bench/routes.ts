@@ -29,13 +29,21 @@ export class WorkMeter {
 
 export type BenchHandler = (event: unknown, context: Context) => Promise<unknown>;
 
-/** Our orders-style route: the real runtime with the shared work as `process`, default settings. */
-export const bridgeRoute = (meter: WorkMeter, clients: { dynamodb: DynamoDBClient; sqs: SQSClient }): BenchHandler => {
+/**
+ * Our orders-style route: the real runtime with the shared work as `process`, default settings (keyed by the
+ * record's coordinates, so on the watermark strategy) unless `strategy` picks the dedupe strategy.
+ */
+export const bridgeRoute = (
+  meter: WorkMeter,
+  clients: { dynamodb: DynamoDBClient; sqs: SQSClient },
+  strategy?: 'watermark' | 'key',
+): BenchHandler => {
   const handler = kafkaHandler({
     route: 'orders',
     value: OrderEvent,
     process: async (record) => meter.work(record.value),
     clients,
+    ...(strategy ? { settings: { idempotency: { strategy } } } : {}),
   });
   return (event, context) => handler(event, context);
 };

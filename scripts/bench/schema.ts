@@ -32,6 +32,8 @@ export const ThroughputScenario = z.object({
   powertoolsUnordered: SideThroughput.optional(),
   /** Our route with the completed keys already in its in-memory cache (a warm instance seeing redeliveries). */
   bridgeWarmCache: SideThroughput.optional(),
+  /** Our route on the per-key strategy (`idempotency.strategy: 'key'`), as business-keyed routes run. */
+  bridgeKeyStrategy: SideThroughput.optional(),
   /** Two sequential round trips through the proxy, measured in the same run: the ideal batch wall time. */
   twoRoundTripIdealMs: nonNegative.optional(),
   /** The same DynamoDB requests as our runtime's, sent in two waves by a bare client: the local server's floor. */

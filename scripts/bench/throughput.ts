@@ -3,7 +3,8 @@
 // Each measured batch runs on a fresh handler instance (fresh module state, so our completed-key cache is empty)
 // with warm SDK clients: a warm container meeting keys it has not seen. Duplicates are records whose keys an earlier
 // invocation (another instance) already completed, so both sides pay the DynamoDB round trip to learn it. The
-// `bridgeWarmCache` extra shows the same duplicates met by the instance that completed them.
+// `bridgeWarmCache` extra shows the same duplicates met by the instance that completed them; `bridgeKeyStrategy` the
+// same route on the per-key strategy (an item per record), which business-keyed routes use.
 import fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { type DynamoDBClient, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
@@ -27,7 +28,7 @@ export type Scenario = {
   readonly rttMs: number;
 };
 
-export const SIDES = ['bridge', 'powertools', 'powertoolsUnordered', 'bridgeWarmCache'] as const;
+export const SIDES = ['bridge', 'powertools', 'powertoolsUnordered', 'bridgeWarmCache', 'bridgeKeyStrategy'] as const;
 export type Side = (typeof SIDES)[number];
 
 /** The full matrix of DESIGN/issue 8: batch 100 and 1000 × 1 and 4 partitions × 0% and 20% duplicates × 0 and 5 ms. */
@@ -253,6 +254,7 @@ export const runHandlerThroughput = async (
       const builders: Record<Side, Build> = {
         bridge: (meter) => bridgeRoute(meter, { dynamodb: deps.measured, sqs: deps.sqs }),
         bridgeWarmCache: (meter) => bridgeRoute(meter, { dynamodb: deps.measured, sqs: deps.sqs }),
+        bridgeKeyStrategy: (meter) => bridgeRoute(meter, { dynamodb: deps.measured, sqs: deps.sqs }, 'key'),
         powertools: (meter) => powertoolsRoute(meter, { client: deps.measured, tableName: theirs, ordered: true }),
         powertoolsUnordered: (meter) =>
           powertoolsRoute(meter, { client: deps.measured, tableName: theirs, ordered: false }),
@@ -302,6 +304,7 @@ export const runHandlerThroughput = async (
         ratio: ratio(bridge.recordsPerSec, powertools.recordsPerSec),
         powertoolsUnordered: side('powertoolsUnordered'),
         ...(scenario.duplicateRate > 0 ? { bridgeWarmCache: side('bridgeWarmCache') } : {}),
+        bridgeKeyStrategy: side('bridgeKeyStrategy'),
         twoRoundTripIdealMs: round(2 * roundTripMs, 2),
         rawWavesMs: round(rawWavesMs, 2),
         bareSdkCpuMsPerRecord: round(median(raw.map((r) => r.clientCpuMsPerRecord)), 3),

@@ -1,6 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
+  capacityUnits,
   type LatencyProxy,
   operationOf,
   RequestFramer,
@@ -86,9 +87,15 @@ test('forwards requests and responses byte for byte, and counts them per DynamoD
   await post(proxy.url, 'DynamoDB_20120810.PutItem', '{}');
   await post(proxy.url, 'DynamoDB_20120810.UpdateItem', '{}');
   await post(proxy.url, undefined, '{}');
-  expect(proxy.counts()).toEqual({ total: 4, byOperation: { PutItem: 2, UpdateItem: 1, unknown: 1 } });
+  // The first item is 10 KB (5,000 two-byte characters): 10 write units; the others 1 each.
+  expect(proxy.counts()).toEqual({
+    total: 4,
+    byOperation: { PutItem: 2, UpdateItem: 1, unknown: 1 },
+    writeUnits: 12,
+    readUnits: 0,
+  });
   proxy.resetCounts();
-  expect(proxy.counts()).toEqual({ total: 0, byOperation: {} });
+  expect(proxy.counts()).toEqual({ total: 0, byOperation: {}, writeUnits: 0, readUnits: 0 });
 });
 
 test('counts concurrent requests on kept-alive connections exactly', async () => {
@@ -172,7 +179,7 @@ test('the worker-thread proxy forwards, delays, counts and resets like the in-pr
     const response = await post(worker.url, 'DynamoDB_20120810.PutItem', '{"x":1}');
     expect(response.json.body).toBe('{"x":1}');
     await post(worker.url, 'DynamoDB_20120810.PutItem', '{}');
-    expect(await worker.counts()).toEqual({ total: 2, byOperation: { PutItem: 2 } });
+    expect(await worker.counts()).toEqual({ total: 2, byOperation: { PutItem: 2 }, writeUnits: 2, readUnits: 0 });
     await worker.setDelay(40);
     const started = performance.now();
     await post(worker.url, 'DynamoDB_20120810.GetItem', '{}');
@@ -183,4 +190,33 @@ test('the worker-thread proxy forwards, delays, counts and resets like the in-pr
   } finally {
     await worker.close();
   }
+});
+
+test('capacity units as DynamoDB bills them on demand, per operation', () => {
+  const item = (bytes: number) => ({ pk: { S: 'x'.repeat(bytes) } });
+  expect(capacityUnits('PutItem', { Item: item(100) })).toEqual({ write: 1, read: 0 });
+  expect(capacityUnits('PutItem', { Item: item(3000) })).toEqual({ write: 3, read: 0 });
+  expect(capacityUnits('UpdateItem', { Key: item(10) })).toEqual({ write: 1, read: 0 });
+  expect(
+    capacityUnits('BatchWriteItem', {
+      RequestItems: { t: [{ PutRequest: { Item: item(10) } }, { DeleteRequest: { Key: item(10) } }] },
+    }),
+  ).toEqual({ write: 2, read: 0 });
+  // A transactional write costs two units per item.
+  expect(
+    capacityUnits('TransactWriteItems', {
+      TransactItems: [{ Put: { Item: item(10) } }, { Update: { Key: item(10) } }],
+    }),
+  ).toEqual({ write: 4, read: 0 });
+  expect(capacityUnits('GetItem', { ConsistentRead: true })).toEqual({ write: 0, read: 1 });
+  expect(capacityUnits('GetItem', {})).toEqual({ write: 0, read: 0.5 });
+  expect(
+    capacityUnits('BatchGetItem', { RequestItems: { a: { Keys: [{}, {}], ConsistentRead: true }, b: { Keys: [{}] } } }),
+  ).toEqual({ write: 0, read: 2.5 });
+  expect(
+    capacityUnits('BatchExecuteStatement', {
+      Statements: [{ Statement: 'INSERT INTO "t" VALUE {}' }, { Statement: 'select * from "t"', ConsistentRead: true }],
+    }),
+  ).toEqual({ write: 1, read: 1 });
+  expect(capacityUnits('DescribeTable', {})).toEqual({ write: 0, read: 0 });
 });
