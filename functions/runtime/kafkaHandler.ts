@@ -13,6 +13,7 @@ import { CompletedKeyCache } from './idempotency/CompletedKeyCache.ts';
 import { DynamoDbIdempotencyStore } from './idempotency/DynamoDbIdempotencyStore.ts';
 import type { FingerprintSource } from './idempotency/fingerprint.ts';
 import { addRequestCounter, countRequestsIn } from './idempotency/requestCounter.ts';
+import { WatermarkStore } from './idempotency/WatermarkStore.ts';
 import { createLogger } from './logger.ts';
 import { DEFAULT_NAMESPACE, publishInvocationMetrics } from './metrics.ts';
 import { emptySamples, emptySummary, type InvocationSummary } from './observability.ts';
@@ -66,8 +67,7 @@ export type KafkaHandlerOptions<V, K> = Common<V, K> &
 type Container<V, K> = {
   readonly route: string;
   readonly settings: RouteSettings;
-  /** The watermark strategy's store, loaded only by routes that use it; undefined on the per-key strategy. */
-  readonly watermarkStore: Promise<typeof import('./idempotency/WatermarkStore.ts')> | undefined;
+  readonly strategy: 'watermark' | 'key';
   readonly cache: CompletedKeyCache;
   readonly breakers: Breakers;
   readonly processor: BatchProcessor<V, K>;
@@ -153,7 +153,7 @@ export class KafkaRouteRuntime<V, K> {
     this.#container = {
       route,
       settings,
-      watermarkStore: strategy === 'watermark' ? import('./idempotency/WatermarkStore.ts') : undefined,
+      strategy,
       cache: new CompletedKeyCache(settings.idempotency.cacheSize),
       breakers: new Breakers(route, settings.breaker),
       processor: new BatchProcessor(definition),
@@ -166,7 +166,7 @@ export class KafkaRouteRuntime<V, K> {
     event: unknown,
     context: Pick<Context, 'awsRequestId' | 'getRemainingTimeInMillis'>,
   ): Promise<KafkaBatchResponse | SqsBatchResponse | undefined> {
-    const { route, settings, cache, breakers, processor, logger, watermarkStore } = this.#warm();
+    const { route, settings, cache, breakers, processor, logger, strategy } = this.#warm();
     const namespace = process.env.METRICS_NAMESPACE || DEFAULT_NAMESPACE;
     const count = { requests: 0 };
     const client = this.#options.clients?.dynamodb
@@ -180,7 +180,7 @@ export class KafkaRouteRuntime<V, K> {
       clockSkewMs: settings.idempotency.clockSkewMs,
     };
     const perKey = new DynamoDbIdempotencyStore({ ...table, cache });
-    const store = watermarkStore ? new (await watermarkStore).WatermarkStore({ ...table, perKey }) : perKey;
+    const store = strategy === 'watermark' ? new WatermarkStore({ ...table, perKey }) : perKey;
     const sqs = this.#options.clients?.sqs ?? sharedSqsClient();
     const { maxMessageBytes } = settings.deadLetter;
     const sink = new SqsDeadLetterSink({ client: sqs, queueUrl: requiredEnv('DLQ_URL', route), maxMessageBytes });
