@@ -184,6 +184,7 @@ const main = async (opts: Options): Promise<void> => {
     const { endpoints, started } = await ensureLocalServices({ log: (line) => log(`local services: ${line}`) });
     // Before the endpoints go into the environment: from then on the services count as brought by the user.
     const dynamodbPid = (await localServicesStatus({ services: ['dynamodb'] }))[0]?.pid;
+    const kafkaPid = (await localServicesStatus({ services: ['kafka'] }))[0]?.pid;
     applyEndpointsToEnv(endpoints);
     if (started.length > 0) log(`started ${started.join(', ')} (left running)`);
     const proxy = await ProxyWorker.start({ target: endpoints.dynamodbEndpoint, delayMs: opts.rtt });
@@ -246,6 +247,7 @@ const main = async (opts: Options): Promise<void> => {
             partitions: opts.partitions,
             offeredRate: opts.e2eRate,
             ...(dynamodbPid !== undefined ? { dynamodbPid } : {}),
+            ...(kafkaPid !== undefined ? { kafkaPid } : {}),
             log,
           }),
         );

@@ -94,5 +94,6 @@ test('goal verdicts follow the numbers', () => {
       baseline: { recordsPerSec: 200, p99LatencyMs: 9000 },
     },
   });
-  expect(evaluateGoals(results).map((g) => g.met)).toEqual([true, true, true, true, true, false]);
+  // Saturated 11,000 records/s misses 12,000; no keeping-up run was measured.
+  expect(evaluateGoals(results).map((g) => g.met)).toEqual([true, true, true, true, true, false, undefined]);
 });
