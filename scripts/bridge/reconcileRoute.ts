@@ -13,7 +13,7 @@
 //   queue (`retry.park`) holds it, and brings it to completed or dead-lettered;
 // - inProgress: the item is IN_PROGRESS and no envelope exists (a batch is running, or failed and will be
 //   redelivered);
-// - skipped: a tombstone without an item. Routes skip tombstones by default (`tombstones: 'skip'`) and write no
+// - skipped: a tombstone without an item (on the watermark strategy, one at or below the watermark too). Routes skip tombstones by default (`tombstones: 'skip'`) and write no
 //   marker for them, so their absence is expected; a route that processes tombstones has items for them, and they
 //   count like any other record;
 // - pending: none of the above, and not consumed yet: at or above its partition's committed offset in the route's
@@ -212,7 +212,9 @@ export const reconcileRecords = async (options: {
     else if (status === 'COMPLETED') report.completed += 1;
     else if (status === 'DEAD_LETTERED' || lettersByKey.has(key)) report.deadLettered += 1;
     else if (status === 'PARKED' || (status === 'IN_PROGRESS' && item?.parked)) report.parked += 1;
-    else if (record.offset <= (items.get(watermarkOf(record))?.committedOffset ?? -1)) report.completed += 1;
+    // A tombstone below the watermark is told as one (skipped, as routes do by default), like one without an item.
+    else if (record.value !== null && record.offset <= (items.get(watermarkOf(record))?.committedOffset ?? -1))
+      report.completed += 1;
     else if (!consumed(record) && (status === 'IN_PROGRESS' || record.value !== null)) {
       report.pending += 1;
       report.pendingRecords.push(coordinates);

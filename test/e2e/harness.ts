@@ -16,6 +16,7 @@ import { createInterface } from 'node:readline';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetQueueUrlCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { PaymentEvent } from '../../functions/handlers/payments.ts';
+import { ADVANCE_EVERY } from '../../functions/runtime/idempotency/WatermarkStore.ts';
 import { MAX_UNCONFIRMED_COMPLETES } from '../../functions/runtime/modes/ProcessMode.ts';
 import {
   type BridgeConfig,
@@ -136,13 +137,15 @@ const HANDLER_OVERRIDE = path.join(ROOT, 'test/e2e/handlerOverride.ts');
 const COUNTED_PLACEHOLDER = 'audit.ts';
 
 /**
- * The README's crash window in process mode, per invocation in flight: the records whose completes were unwritten
- * (at most MAX_UNCONFIRMED_COMPLETES) plus the one each of its partitions had started. The local bridge runs one
- * invocation at a time per poller, one poller by default, holding all of the topic's partitions.
+ * The README's crash window in process mode, per invocation in flight. The counting route is keyed by coordinates, so
+ * on the watermark strategy: per partition, the records settled since its last landed advance (an advance every
+ * ADVANCE_EVERY, one in flight, and the next record waits while the partitions' records beyond one advance each reach
+ * MAX_UNCONFIRMED_COMPLETES) plus the one it had started. The local bridge runs one invocation at a time per poller,
+ * one poller by default, holding all of the topic's partitions.
  */
 export const PARTITIONS = 3;
-export const CRASH_WINDOW_PER_PARTITION = MAX_UNCONFIRMED_COMPLETES + 1;
-export const CRASH_WINDOW = MAX_UNCONFIRMED_COMPLETES + PARTITIONS;
+export const CRASH_WINDOW_PER_PARTITION = MAX_UNCONFIRMED_COMPLETES + ADVANCE_EVERY + 1;
+export const CRASH_WINDOW = MAX_UNCONFIRMED_COMPLETES + (ADVANCE_EVERY + 1) * PARTITIONS;
 
 /** The reason of a produced record that reuses an earlier txId with other content (see `produceConflicts`). */
 const CONFLICT_REASON = 'conflict: reuses the txId of';
