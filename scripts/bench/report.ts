@@ -338,10 +338,13 @@ export const renderResultsMarkdown = (results: BenchResults, notes: readonly str
       'batches, then one read per batch for the keys found taken). **warm cache**: the same duplicates met by the ' +
       'instance that completed them (a redelivery to a warm container).',
     '- **ideal ms**: two sequential round trips (a conditional write each) through the proxy with nothing else ' +
-      'running, measured in this run. **bare requests ms**: the requests our runtime makes for a batch of fresh records, ' +
-      "made by the runtime's own idempotency store with no processor around it (one wave of claims, at most 100 at " +
-      'once, sent as PartiQL insert batches of 25, then the settlements, BatchWriteItems of 25): ' +
-      'what DynamoDB Local on this machine needs for the batch, whatever the runtime.',
+      'running, measured in this run. **bare requests ms**: the requests the per-key strategy makes for a batch of ' +
+      "fresh records, made by the runtime's own per-key store with no processor around it (one wave of claims, at " +
+      'most 100 at once, sent as PartiQL insert batches of 25, then the settlements, BatchWriteItems of 25): what ' +
+      'DynamoDB Local on this machine needs for the batch on that strategy. **key strategy**: our route with ' +
+      "`idempotency.strategy: 'key'` (an item per record, as business-keyed routes run); the bridge columns are the " +
+      'default for this coordinate-keyed route, the watermark strategy. **WRU/RRU**: write and read capacity units ' +
+      'per record as DynamoDB bills them on demand, counted from each request at the proxy.',
     '',
     ...throughputTable(results),
     ...settleSection(results),
@@ -475,10 +478,9 @@ export const analysis = (results: BenchResults): string[] => {
       '`node scripts/bench/profileSummary.ts prof/<main thread>.cpuprofile`), show where each side spends its ' +
       'handler-thread CPU: in the AWS SDK v3 request path (`@smithy/core` serialisation and middleware, ' +
       '`@aws-sdk/core`, SigV4 signing with `node:crypto` HMACs, `node:http`), a cost paid per request, whatever the ' +
-      'request carries. Powertools makes two requests per record. The bridge sends its claims as PartiQL inserts ' +
-      'and its settlements as BatchWriteItems, 25 records to a request, so it pays that cost once per 25 records. ' +
-      'In the last such profile of the bridge side, its handler thread was idle (waiting for DynamoDB Local) 59% of ' +
-      "the time, and the runtime's own code (`functions/runtime`) was 1.5% of it.",
+      'request carries. Powertools makes two requests per record. The bridge, on the watermark strategy this ' +
+      'coordinate-keyed route uses, makes two per partition per batch (its lease and its end) and one per 25 records ' +
+      'beyond, so what is left on its handler thread is decoding, validating and running the records, and EMF.',
   );
   if (g?.bridge.cpuMsPerRecord !== undefined && g.powertools.cpuMsPerRecord !== undefined) {
     out.push(
@@ -486,20 +488,9 @@ export const analysis = (results: BenchResults): string[] => {
       `In this run (batch 100 × 4 partitions, ${rtt} ms): the bridge used ${fmt(g.bridge.cpuMsPerRecord, 3)} ms of ` +
         `handler-thread CPU per record for ${fmt(g.bridge.ddbRequestsPerRecord, 2)} requests/record, Powertools ` +
         `${fmt(g.powertools.cpuMsPerRecord, 2)} ms for ${fmt(g.powertools.ddbRequestsPerRecord, 2)} requests/record ` +
-        `(${times(g.powertools.cpuMsPerRecord / g.bridge.cpuMsPerRecord)} ours)` +
-        (g.bareSdkCpuMsPerRecord === undefined
-          ? '.'
-          : `; the SDK alone, driven by the idempotency store with no processor, used ` +
-            `${fmt(g.bareSdkCpuMsPerRecord, 3)} ms per record, so decoding, validation, ordering and EMF add about ` +
-            `${fmt(Math.max(0, g.bridge.cpuMsPerRecord - g.bareSdkCpuMsPerRecord), 3)} ms per record.`),
+        `(${times(g.powertools.cpuMsPerRecord / g.bridge.cpuMsPerRecord)} ours).`,
     );
   }
-  const localPerBatch =
-    g?.dynamodbLocalCpuMsPerRecord === undefined
-      ? ''
-      : ` DynamoDB Local spent ${fmt(g.dynamodbLocalCpuMsPerRecord, 2)} ms of its own CPU per record on those ` +
-        `requests, ${fmt(g.dynamodbLocalCpuMsPerRecord * g.batchSize, 0)} ms of CPU per batch of ${g.batchSize}, ` +
-        `on the same ${results.machine.cores} cores as everything else.`;
   if (g?.twoRoundTripIdealMs && g.bridge.batchMsMedian && g.ratio < 15) {
     const oneTrip = g.twoRoundTripIdealMs / 2;
     const ptBound = (g.partitions * 1000) / (2 * oneTrip);
@@ -510,10 +501,11 @@ export const analysis = (results: BenchResults): string[] => {
         `${fmt(ptBound)} records/s (one unloaded round trip through the proxy measured ${fmt(oneTrip, 1)} ms; it ` +
         `reached ${fmt(g.powertools.recordsPerSec)}). Fifteen times that needs a batch of ${g.batchSize} in ` +
         `${fmt((g.batchSize * 1000) / (15 * g.powertools.recordsPerSec), 1)} ms. Ours took ` +
-        `${fmt(g.bridge.batchMsMedian, 1)} ms, and the runtime's idempotency store making the same requests with no ` +
-        `processor around it took ${fmt(g.rawWavesMs, 1)} ms: the limit is what DynamoDB Local needs for those ` +
-        `requests, not the runtime.${localPerBatch} DynamoDB Local works per item, so batching the requests does ` +
-        'not shrink its share; against DynamoDB itself a 25-item request costs about one round trip.',
+        `${fmt(g.bridge.batchMsMedian, 1)} ms: its partitions each wait two round trips (the watermark's lease and ` +
+        `its end, ${fmt(g.twoRoundTripIdealMs, 1)} ms), and its handler thread spent ` +
+        `${fmt((g.bridge.cpuMsPerRecord ?? 0) * g.batchSize, 1)} ms of CPU on the batch ` +
+        `(${fmt(g.bridge.cpuMsPerRecord, 3)} ms per record: decoding, validation, the route's work, EMF), sharing ` +
+        `${results.machine.cores} cores with DynamoDB Local and the proxy.`,
     );
   }
   const best = [...results.handlerThroughput].sort((a, b) => b.ratio - a.ratio)[0];
@@ -533,11 +525,11 @@ export const analysis = (results: BenchResults): string[] => {
       `**Why the batch takes longer than two round trips.** The ideal (${fmt(g.twoRoundTripIdealMs, 1)} ms) counts ` +
         `the waiting only. A batch of ${g.batchSize} fresh records is ` +
         `${fmt(g.bridge.ddbRequestsPerRecord * g.batchSize)} requests carrying ` +
-        `${fmt(g.bridge.ddbWriteUnitsPerRecord * g.batchSize)} write units, and DynamoDB Local, sharing the cores ` +
-        'with the bridge, takes ' +
-        `${fmt(g.rawWavesMs, 1)} ms for them when the idempotency store sends them bare, against the bridge's ` +
-        `${fmt(g.bridge.batchMsMedian, 1)} ms (${times(g.bridge.batchMsMedian / (g.rawWavesMs ?? g.bridge.batchMsMedian))}): ` +
-        'what the processor adds is small next to what the requests cost here.',
+        `${fmt(g.bridge.ddbWriteUnitsPerRecord * g.batchSize)} write units (the watermark strategy: a lease and an ` +
+        `end per partition), and ${fmt((g.bridge.cpuMsPerRecord ?? 0) * g.batchSize, 1)} ms of handler-thread CPU; ` +
+        `the two together are ${fmt(g.twoRoundTripIdealMs + (g.bridge.cpuMsPerRecord ?? 0) * g.batchSize, 1)} ms ` +
+        `against the ${fmt(g.bridge.batchMsMedian, 1)} ms measured. (The per-key strategy's requests for the same ` +
+        `batch, sent bare by its store, took ${fmt(g.rawWavesMs, 1)} ms: the **bare requests** column.)`,
     );
   }
   const e2e = results.endToEnd as BenchResults['endToEnd'] & {
