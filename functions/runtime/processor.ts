@@ -19,7 +19,7 @@ import type { PartitionLease, PartitionWatermarks } from './idempotency/Idempote
 import { ProcessMode } from './modes/ProcessMode.ts';
 import { TransactMode } from './modes/TransactMode.ts';
 import type { InvocationSamples, InvocationSummary } from './observability.ts';
-import { backoffDelay, retryFits, START_MARGIN_MS, sleep } from './retry.ts';
+import { START_MARGIN_MS, sleep } from './retry.ts';
 
 export type { Invocation, InvocationDeps } from './batch/BatchContext.ts';
 export { REPLAY_HEADER } from './batch/prepare.ts';
@@ -284,14 +284,8 @@ const takeLeases = async <V, K>(
           runnable.set(id, fresh);
           return;
         }
-        const delay = Math.min(
-          backoffDelay(retry, batch.settings.retry, batch.random),
-          Math.max(0, lease.retryAtMs - batch.now()),
-        );
-        if (
-          retry >= batch.settings.retry.maxAttempts ||
-          !retryFits(delay, 0, batch.invocation.getRemainingTimeInMillis())
-        ) {
+        const delay = batch.lockedWait(retry, lease.retryAtMs);
+        if (delay === undefined) {
           const until = new Date(lease.retryAtMs).toISOString();
           stopAt(
             [id],

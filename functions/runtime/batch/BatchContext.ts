@@ -7,7 +7,7 @@ import { type CompletedKeyCache, cacheKeyOf } from '../idempotency/CompletedKeyC
 import type { ClaimOwner, IdempotencyStore, Release } from '../idempotency/IdempotencyStore.ts';
 import { emptySamples, emptySummary } from '../observability.ts';
 import type { RecordContext, RouteDefinition } from '../processor.ts';
-import { retryFits, sleep } from '../retry.ts';
+import { backoffDelay, retryFits, sleep } from '../retry.ts';
 import type { RouteSettings } from '../settings.ts';
 import { type Prepared, partitionId } from './prepare.ts';
 
@@ -126,6 +126,17 @@ export class BatchContext<V, K> {
   breakerOutcomeOf(prepared: Pick<Prepared<V, K>, 'parked'>, kind: Classification): BreakerOutcome {
     const outcome = breakerOutcome(kind);
     return prepared.parked && outcome === 'failure' ? 'ignored' : outcome;
+  }
+
+  /**
+   * The wait before asking again for what another invocation holds until `retryAtMs` (a record's claim, a partition's
+   * lease): backoff, never past the holder's lease; undefined once the attempts or the time budget are spent.
+   */
+  lockedWait(retry: number, retryAtMs: number): number | undefined {
+    const delay = Math.min(backoffDelay(retry, this.settings.retry, this.random), Math.max(0, retryAtMs - this.now()));
+    const spent =
+      retry >= this.settings.retry.maxAttempts || !retryFits(delay, 0, this.invocation.getRemainingTimeInMillis());
+    return spent ? undefined : delay;
   }
 
   /** Whether a record is old enough, after its attempts ran out, to be dead-lettered instead of retried. */

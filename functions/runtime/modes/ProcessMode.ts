@@ -7,7 +7,7 @@ import type { KafkaRecord } from '../decode.ts';
 import { breakerOpenError, ErrorKind, IdempotencyStoreError, RecordLockedError, TransientError } from '../errors.ts';
 import type { ClaimResult } from '../idempotency/IdempotencyStore.ts';
 import type { ProcessFn } from '../processor.ts';
-import { backoffDelay, retryDelay, retryFits, START_MARGIN_MS, sleep } from '../retry.ts';
+import { retryDelay, retryFits, START_MARGIN_MS, sleep } from '../retry.ts';
 
 type ClaimOutcome = ClaimResult | { readonly outcome: 'error'; readonly error: unknown };
 /** A claim outcome once any lease held by another invocation has been waited out. */
@@ -135,14 +135,8 @@ export class ProcessMode<V, K> implements WorkMode<V, K> {
     const batch = this.#batch;
     let outcome = await pending;
     for (let retry = 1; outcome.outcome === 'locked'; retry++) {
-      const delay = Math.min(
-        backoffDelay(retry, batch.settings.retry, batch.random),
-        Math.max(0, outcome.retryAtMs - batch.now()),
-      );
-      if (
-        retry >= batch.settings.retry.maxAttempts ||
-        !retryFits(delay, 0, batch.invocation.getRemainingTimeInMillis())
-      ) {
+      const delay = batch.lockedWait(retry, outcome.retryAtMs);
+      if (delay === undefined) {
         return {
           outcome: 'error',
           error: new RecordLockedError(
