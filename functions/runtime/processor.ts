@@ -268,10 +268,10 @@ const takeLeases = async <V, K>(
       const first = records[0];
       if (!first) return;
       const { topic, partition } = first.coordinates;
+      const last = (records[records.length - 1] as Prepared<V, K>).coordinates.offset;
       for (let retry = 1; ; retry++) {
         let lease: PartitionLease;
         try {
-          const last = (records[records.length - 1] as Prepared<V, K>).coordinates.offset;
           lease = await watermarks.acquire(topic, partition, last, batch.owner, batch.now());
         } catch (error) {
           stopAt([id], batch.failure(first, error));

@@ -244,9 +244,10 @@ export class WatermarkStore implements IdempotencyStore, PartitionWatermarks {
     if (held.fencedBy !== undefined) return;
     const head = stoppedAt === undefined ? undefined : held.attemptsBefore(stoppedAt);
     const to = Math.max(held.committed, through);
-    const release = head
-      ? 'SET leaseUntil = :zero, expiresAt = :exp, headOffset = :ho, headAttempts = :ha, headFirstSeen = :hf'
-      : 'SET leaseUntil = :zero, expiresAt = :exp REMOVE headOffset, headAttempts, headFirstSeen';
+    const headUpdate = head
+      ? ', headOffset = :ho, headAttempts = :ha, headFirstSeen = :hf'
+      : ' REMOVE headOffset, headAttempts, headFirstSeen';
+    const release = `SET leaseUntil = :zero, expiresAt = :exp${headUpdate}`;
     const values: Item = {
       ':zero': n(0),
       ':exp': this.#expiresAt(Date.now()),
@@ -257,12 +258,9 @@ export class WatermarkStore implements IdempotencyStore, PartitionWatermarks {
         // Never lower: a pack whose answer was lost may have moved it further than we know.
         await this.#fenced(
           held,
-          `${release.replace('SET ', 'SET committedOffset = :to, ')}`,
+          `SET committedOffset = :to, leaseUntil = :zero, expiresAt = :exp${headUpdate}`,
           'committedOffset <= :to',
-          {
-            ...values,
-            ':to': n(to),
-          },
+          { ...values, ':to': n(to) },
         );
         return;
       } catch (error) {
@@ -366,8 +364,8 @@ export class WatermarkStore implements IdempotencyStore, PartitionWatermarks {
       }
       if (this.#perKey.unconfirmedCompletes() > 0)
         waits.push(this.#perKey.settleCompletes(deadlineMs, Math.max(1, this.#perKey.unconfirmedCompletes())));
-      await Promise.race([Promise.all(waits), sleep(Math.max(0, deadlineMs - Date.now()))]);
       if (waits.length === 0) await sleep(WRITE_BACKOFF.baseDelayMs);
+      else await beforeDeadline(deadlineMs, () => Promise.all(waits)).catch(() => undefined);
     }
     return true;
   }

@@ -4,6 +4,7 @@
 // services cannot produce them: a lost answer, a refused send.
 
 import type { Context } from 'aws-lambda';
+import { z } from 'zod';
 import { BridgeError, TransientError } from '../../../../functions/runtime/errors.ts';
 import { CompletedKeyCache } from '../../../../functions/runtime/idempotency/CompletedKeyCache.ts';
 import { DynamoDbIdempotencyStore } from '../../../../functions/runtime/idempotency/DynamoDbIdempotencyStore.ts';
@@ -221,7 +222,7 @@ test('fencing: a pack of an owner whose lease was taken over never lands, and it
 test('a route with a business idempotencyKey cannot be put on the watermark strategy', async () => {
   const handler = kafkaHandler({
     route: 'wm-misconfigured',
-    value: { parse: (v: unknown) => v } as never,
+    value: z.unknown(),
     idempotencyKey: () => 'k',
     settings: { idempotency: { strategy: 'watermark' } },
     process: async () => {},
