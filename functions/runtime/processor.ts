@@ -184,25 +184,18 @@ export class BatchProcessor<V, K> {
     }
     if (watermarks) {
       // Each partition's watermark moves to the record before its stop (or its last record), and its lease ends.
-      await Promise.all(
-        [...runnable.keys()].map(async (id) => {
+      // A watermark left below records that ran fails the batch, as unwritten completes do: they run again on its
+      // redelivery (process mode's crash window) instead of being committed past with nothing saying they are done.
+      const ends = await Promise.allSettled(
+        [...runnable.keys()].map((id) => {
           const records = partitions.get(id) as readonly Prepared<V, K>[];
           const { topic, partition, offset: last } = (records[records.length - 1] as Prepared<V, K>).coordinates;
           const stop = stops.get(id)?.offset;
-          try {
-            await watermarks.end(
-              topic,
-              partition,
-              stop === undefined ? last : stop - 1,
-              stop,
-              batch.owner.leaseUntilMs - START_MARGIN_MS,
-            );
-          } catch {
-            // Its lease ends on its own at this invocation's timeout. Nothing is lost: the records it did not cover
-            // are redelivered only if the batch fails, and then run again (process mode's crash window).
-          }
+          const through = stop === undefined ? last : stop - 1;
+          return watermarks.end(topic, partition, through, stop, batch.owner.leaseUntilMs - START_MARGIN_MS);
         }),
       );
+      for (const end of ends) if (end.status === 'rejected') storeError ??= end.reason;
     }
     finishBreakers(batch.summary);
     return { batch, stops, deadLetters: deadLetters.sent, storeError };

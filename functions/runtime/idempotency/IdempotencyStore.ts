@@ -152,7 +152,9 @@ export interface PartitionWatermarks {
   ): Promise<PartitionLease>;
   /**
    * Ends our lease: the watermark moves up to `through` (never down), and the attempts of the record the partition
-   * stopped at (`stoppedAt`) are kept for its redelivery. Retries until `deadlineMs`; throws if it never landed.
+   * stopped at (`stoppedAt`) are kept for its redelivery. Retries until `deadlineMs`. Throws when the watermark is
+   * left below `through` (the write never landed, or another invocation holds the partition): records that ran are
+   * then covered by nothing, and the batch must fail. A lease that could not be given back ends on its own.
    */
   end(
     topic: string,

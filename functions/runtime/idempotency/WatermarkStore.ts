@@ -241,9 +241,16 @@ export class WatermarkStore implements IdempotencyStore, PartitionWatermarks {
     if (!held) return;
     this.#held.delete(`${topic}-${partition}`);
     await held.advancing;
-    if (held.fencedBy !== undefined) return;
-    const head = stoppedAt === undefined ? undefined : held.attemptsBefore(stoppedAt);
     const to = Math.max(held.committed, through);
+    // Records that ran and that no watermark of ours covers: the batch must not succeed, or they would be committed
+    // past in Kafka with nothing in the table saying they are done.
+    const uncovered = (why: string, cause?: unknown) =>
+      new IdempotencyStoreError(`the watermark of ${topic}-${partition} was not moved to ${to}: ${why}`, { cause });
+    if (held.fencedBy !== undefined) {
+      if (to > held.committed) throw uncovered(`another invocation (${held.fencedBy}) holds the partition`);
+      return;
+    }
+    const head = stoppedAt === undefined ? undefined : held.attemptsBefore(stoppedAt);
     const headUpdate = head
       ? ', headOffset = :ho, headAttempts = :ha, headFirstSeen = :hf'
       : ' REMOVE headOffset, headAttempts, headFirstSeen';
@@ -266,18 +273,21 @@ export class WatermarkStore implements IdempotencyStore, PartitionWatermarks {
       } catch (error) {
         if (error instanceof ConditionalCheckFailedException) {
           const found = watermarkFromItem(error.Item ?? {});
-          if (!this.#ours(held, error.Item)) return;
+          if (!this.#ours(held, error.Item)) {
+            if (to > held.committed) throw uncovered(`another invocation (${found.owner ?? '?'}) holds the partition`);
+            return;
+          }
           if (found.committedOffset > to) {
             await this.#fenced(held, release, undefined, values).catch(() => undefined);
             return;
           }
         }
         const delay = backoffDelay(attempt, WRITE_BACKOFF);
-        if (Date.now() + delay >= deadlineMs)
-          throw new IdempotencyStoreError(
-            `the watermark of ${topic}-${partition} was not moved to ${to} before the deadline: ${(error as Error).message}`,
-            { cause: error },
-          );
+        if (Date.now() + delay >= deadlineMs) {
+          // Only the lease and the head's attempts are lost: the lease ends on its own at the deadline.
+          if (to <= held.committed) return;
+          throw uncovered(`the deadline came first (${(error as Error).message})`, error);
+        }
         await sleep(delay);
       }
     }

@@ -12,7 +12,7 @@ import { ADVANCE_EVERY, WatermarkStore } from '../../../../functions/runtime/ide
 import { kafkaHandler } from '../../../../functions/runtime/kafkaHandler.ts';
 import { createTable, dynamodb, getItem, uniqueName } from '../../../helpers/aws.ts';
 import { lambdaContext, mskEvent } from '../../../helpers/events.ts';
-import { faultyRoute, type Tx } from '../../../helpers/faultyRoute.ts';
+import { faultyRoute, requestKey, type Tx } from '../../../helpers/faultyRoute.ts';
 
 const records = (from: number, to: number, value: (i: number) => Partial<Tx> = () => ({})) =>
   Array.from({ length: to - from }, (_, i) => ({
@@ -132,6 +132,33 @@ test('the trap: a letter decided but not sent stops its partition below it; the 
   expect(num((await route.watermark())?.committedOffset)).toBe(5);
 });
 
+test('an end write that never lands fails the batch: records that ran are not committed past with no watermark over them', async () => {
+  const route = await countingRoute(undefined, { idempotency: { clockSkewMs: 100 } });
+  // The table stops taking the partition item's writes once the lease is taken (DynamoDB going away mid-batch).
+  let taken = false;
+  route.faults.dynamodb = (command, input) => {
+    if (command !== 'UpdateItemCommand' || !String(requestKey(input)).includes('#wm#')) return undefined;
+    if (!taken) {
+      taken = true;
+      return undefined;
+    }
+    return { error: new Error('DynamoDB is unreachable') };
+  };
+  const first = await route.invoke(records(0, 10), 3_000);
+  expect(first.error?.message).toMatch(/the watermark of orders-0 was not moved to 9: the deadline came first/);
+  expect(route.applied).toHaveLength(10);
+  const mark = await route.watermark();
+  expect(num(mark?.committedOffset)).toBe(-1);
+
+  // The redelivery, once the unreleased lease lapsed, runs them again: the crash window, not a silent gap.
+  route.faults.dynamodb = () => undefined;
+  await new Promise((resolve) => setTimeout(resolve, (num(mark?.leaseUntil) ?? 0) + 200 - Date.now()));
+  const again = await route.invoke(records(0, 10));
+  expect(again.error).toBeUndefined();
+  expect(route.applied).toHaveLength(20);
+  expect(num((await route.watermark())?.committedOffset)).toBe(9);
+});
+
 test("a failing record's attempts are kept on the watermark between deliveries, so it is dead-lettered once they run out", async () => {
   const old = Date.now() - 2 * 3_600_000;
   const route = await countingRoute((id) => (id === 'r1' ? new TransientError('down') : undefined), {
@@ -210,7 +237,10 @@ test('fencing: a pack of an owner whose lease was taken over never lands, and it
   };
   const outcomes = await a.transact([entry], now, 'a-pack');
   expect(outcomes).toEqual([{ outcome: 'taken', taken: { outcome: 'locked', retryAtMs: now + 60_000, owner: 'b' } }]);
-  await a.end('orders', 0, 10, undefined, Date.now() + 5_000);
+  // a's records are covered by no watermark of a's: its batch must fail.
+  await expect(a.end('orders', 0, 10, undefined, Date.now() + 5_000)).rejects.toThrow(
+    'the watermark of orders-0 was not moved to 10: another invocation (b) holds the partition',
+  );
   const item = await watermarkItem(table, route);
   expect({ owner: item?.owner?.S, committed: num(item?.committedOffset), epoch: num(item?.epoch) }).toEqual({
     owner: 'b',
