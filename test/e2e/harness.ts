@@ -16,7 +16,11 @@ import { createInterface } from 'node:readline';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetQueueUrlCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { PaymentEvent } from '../../functions/handlers/payments.ts';
-import { ADVANCE_EVERY } from '../../functions/runtime/idempotency/WatermarkStore.ts';
+import {
+  ADVANCE_EVERY,
+  WATERMARK_KIND,
+  watermarkFromItem,
+} from '../../functions/runtime/idempotency/WatermarkStore.ts';
 import { MAX_UNCONFIRMED_COMPLETES } from '../../functions/runtime/modes/ProcessMode.ts';
 import {
   type BridgeConfig,
@@ -692,11 +696,11 @@ export const expectConsistent = async (
       sqs: run.sqs,
       queueUrl: await run.queueUrl(name),
     });
-    expect({ route: name, missing: report.missingRecords, inProgress: report.inProgressRecords }).toEqual({
-      route: name,
-      missing: [],
-      inProgress: [],
-    });
+    // One line each, so a failure stays readable in a clipped CI log.
+    const missing = report.missingRecords.map(partitionOffset).join(' ');
+    const inProgress = report.inProgressRecords.map(partitionOffset).join(' ');
+    if (missing || inProgress) await logDiagnostics(run, name);
+    expect({ route: name, missing, inProgress }).toEqual({ route: name, missing: '', inProgress: '' });
     expect(report.records).toBe(run.produced[name].length);
     expect(report.skipped.tombstones).toBe(run.produced[name].filter((r) => r.kind === 'tombstone').length);
 
@@ -741,6 +745,23 @@ export const expectConsistent = async (
   return result;
 };
 
+const partitionOffset = (c: { readonly partition: number; readonly offset: number }) => `${c.partition}@${c.offset}`;
+
+/** What a failed check needs to be understood from a CI log: the route's watermarks and its bridges' last words. */
+const logDiagnostics = async (run: Run, name: RouteName): Promise<void> => {
+  const items = await scanAll(localResourceNames(run.config).idempotencyTable, run.dynamodb);
+  const watermarks = items
+    .filter((item) => item.kind?.S === WATERMARK_KIND && item.pk?.S?.startsWith(`${name}#wm#`))
+    .map((item) => {
+      const w = watermarkFromItem(item);
+      return `${w.partition}: committed ${w.committedOffset}, touched ${w.touchedOffset}, epoch ${w.epoch}, owner ${w.owner}`;
+    });
+  const messages = run.bridges.flatMap((bridge) => bridge.logMessages()).filter((m) => m.includes(name));
+  console.info(
+    `${name}: watermarks [${watermarks.join('; ')}]\n${name}: last bridge messages:\n${messages.slice(-40).join('\n')}`,
+  );
+};
+
 /**
  * `counted`, record by record: a tombstone or a dead-lettered record was never applied; every other record was
  * applied exactly once, except, after a SIGKILL, records inside the crash window, which may have been applied twice.
@@ -775,7 +796,11 @@ const expectAppliedOnce = async (
   }
   // Counters for records the topic does not hold would be effects out of nowhere.
   for (const [c, applied] of applications) wrong.push({ record: c, expected: 'no such record', ...applied });
-  expect({ route: 'counted', wrong }).toEqual({ route: 'counted', wrong: [] });
+  if (wrong.length > 0) await logDiagnostics(run, 'counted');
+  expect({
+    route: 'counted',
+    wrong: wrong.map((w) => `${w.record}: ${w.expected}, applied ${w.applications} (${w.requestIds.join(' ')})`),
+  }).toEqual({ route: 'counted', wrong: [] });
   // The crash window: per partition (one invocation in flight each), its unwritten completes and one started record.
   const perPartition = new Map<number, number>();
   for (const r of twice) perPartition.set(r.partition, (perPartition.get(r.partition) ?? 0) + 1);
