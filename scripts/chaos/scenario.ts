@@ -333,7 +333,7 @@ const driveEventSourceMapping = async (
   onInvocation: () => void,
   retryQueue: ReturnType<typeof retryQueueModel> | undefined,
   /** Checked after each Kafka invocation while no zombie runs, so what it reads is a state at rest. */
-  atRest: () => Promise<void>,
+  atRest: (committed: readonly number[]) => Promise<void>,
 ) => {
   const committed = logs.map(() => 0);
   const drained = () => committed.every((offset, p) => offset >= (logs[p] as Planned[]).length);
@@ -387,7 +387,7 @@ const driveEventSourceMapping = async (
       // The mapping backs off before it delivers the batch again.
       await sleep(20);
     }
-    if (zombiesRunning === 0) await atRest();
+    if (zombiesRunning === 0) await atRest(committed);
     if (retryQueue) await retryQueue.poll(handler, counts);
   }
   // The topic is drained; the retry queue goes on until it is empty too.
@@ -517,11 +517,18 @@ const checkInvariant = async (
 };
 
 /**
- * The watermark strategy's own promise: a per-record item above a partition's watermark lies at or below its
- * `touchedOffset`, so the partition's next owner reads it instead of running its record as fresh. Checked between
- * invocations: once a run drained, every watermark is past every record and the check could not fail.
+ * The watermark strategy's own promises, checked between invocations (once a run drained, every watermark is past
+ * every record and the checks could not fail):
+ * - a per-record item above a partition's watermark lies at or below its `touchedOffset`, so the partition's next
+ *   owner reads it instead of running its record as fresh;
+ * - what the mapping committed is under the watermark: a batch that succeeded left no record it ran uncovered, to be
+ *   committed past with nothing saying it is done.
  */
-const checkWatermarks = async (client: DynamoDBClient, table: string): Promise<string[]> => {
+const checkWatermarks = async (
+  client: DynamoDBClient,
+  table: string,
+  committed: readonly number[],
+): Promise<string[]> => {
   const items = await scanTable(client, table);
   const marks = new Map<string, WatermarkItem>();
   for (const item of items)
@@ -541,6 +548,13 @@ const checkWatermarks = async (client: DynamoDBClient, table: string): Promise<s
         `${at} has a ${item.status.S} item above its partition's watermark (${mark.committedOffset}) and touched offset (${mark.touchedOffset})`,
       );
   }
+  committed.forEach((next, partition) => {
+    const mark = marks.get(`${TOPIC}-${partition}`);
+    if (next > 0 && (mark?.committedOffset ?? -1) < next - 1)
+      violations.push(
+        `${TOPIC}-${partition} is committed up to ${next}, its watermark only to ${mark?.committedOffset ?? 'nothing'}`,
+      );
+  });
   return violations;
 };
 
@@ -587,15 +601,16 @@ export const runChaos = async (input: ChaosOptions, onInvocation: () => void = (
     const newHandler = routeFactory(options, resources, random, faults) as () => Handler;
     const retryQueue = resources.retryQueueUrl ? retryQueueModel(resources.retryQueueUrl) : undefined;
     // Each broken promise once, however many times it is seen.
-    const touchViolations = new Set<string>();
-    const atRest = async () => {
+    const watermarkViolations = new Set<string>();
+    const atRest = async (committed: readonly number[]) => {
       if (options.strategy !== 'watermark') return;
-      for (const violation of await checkWatermarks(dynamodb, resources.table)) touchViolations.add(violation);
+      for (const violation of await checkWatermarks(dynamodb, resources.table, committed))
+        watermarkViolations.add(violation);
     };
     const run = await driveEventSourceMapping(options, logs, newHandler, random, onInvocation, retryQueue, atRest);
     const letters = await drainLetters(sqs, resources.queueUrl);
     const checked = await checkInvariant(options, logs, resources, letters, dynamodb);
-    const violations = [...checked.violations, ...touchViolations];
+    const violations = [...checked.violations, ...watermarkViolations];
     logs.forEach((log, partition) => {
       if ((run.committed[partition] as number) < log.length)
         violations.push(`${TOPIC}-${partition} did not drain: committed ${run.committed[partition]} of ${log.length}`);
