@@ -875,3 +875,36 @@ const expectPaymentsModel = async (
   });
   return exhausted.size;
 };
+
+export type DemoRow = {
+  produced: number;
+  processed: number;
+  duplicates: number;
+  stale: number;
+  deadLettered: number;
+  lag: number;
+};
+
+/** The demo's last summary table (printed after it stopped), one row per route. */
+export const demoSummary = (stdout: string): Map<string, DemoRow> => {
+  const lines = stdout.split('\n');
+  const header = lines.findLastIndex((line) => /^route\s+produced\s+processed/.test(line));
+  if (header < 0) throw new Error(`no summary in the demo's output:\n${stdout}`);
+  // route  produced  processed  duplicates  stale  dead-lettered  lag  records/s  p99 e2e
+  const rows = new Map<string, DemoRow>();
+  for (const line of lines.slice(header + 1)) {
+    const cells = line.trim().split(/\s+/);
+    if (cells.length < 7 || !/^\d+$/.test(cells[1] ?? '')) break;
+    const [route, produced, processed, duplicates, stale, deadLettered, lag] = cells;
+    rows.set(route as string, {
+      produced: Number(produced),
+      processed: Number(processed),
+      duplicates: Number(duplicates),
+      // '-': the route counted no stale events.
+      stale: stale === '-' ? 0 : Number(stale),
+      deadLettered: Number(deadLettered),
+      lag: Number(lag),
+    });
+  }
+  return rows;
+};

@@ -1,5 +1,5 @@
 // A new route from nothing to live traffic, as the README's three commands promise, with no hand-written file:
-// `new-route`, `invoke --generate | invoke --event -`, a `load` run, the bridge, then `reconcile`. The invoke runs a
+// `new-route`, `invoke --generate | invoke --event -`, a `load` run, the bridge, `reconcile`, then `npm start`. The invoke runs a
 // sample at the same coordinates as the first real record, and the bridge must still process that record.
 
 import { randomUUID } from 'node:crypto';
@@ -10,7 +10,7 @@ import { Match } from 'aws-cdk-lib/assertions';
 import { loadBridgeConfig } from '../../infra/config/index.ts';
 import { ROOT, runScript } from '../helpers/cli.ts';
 import { CLUSTER_ARN, synthBridge } from '../infra/helpers.ts';
-import { drainRoute, endpointEnv, sharedEndpoints } from './harness.ts';
+import { demoSummary, drainRoute, endpointEnv, sharedEndpoints } from './harness.ts';
 
 const id = randomUUID().slice(0, 6);
 const name = `widgets-${id}`;
@@ -92,6 +92,19 @@ test('new-route, invoke --generate | invoke, load, the bridge and reconcile: eve
   const reconcile = await run('scripts/reconcile.ts', ['--route', name]);
   expect(reconcile.code).toBe(0);
   expect(JSON.parse(reconcile.stdout)).toMatchObject({ records: sent, completed: sent, missing: 0, pending: 0 });
+
+  // The README's third command, `npm start`: the demo drives the new route too, with values from its schema,
+  // duplicates and poison.
+  const demo = await run('scripts/demo.ts', ['--duration', '6', '--rate', '50', '--poison', '5', '--refresh', '1']);
+  expect({ code: demo.code, stderr: demo.code === 0 ? '' : `${demo.stderr}\n${demo.stdout}` }).toEqual({
+    code: 0,
+    stderr: '',
+  });
+  const row = demoSummary(demo.stdout).get(name);
+  expect(row?.produced).toBeGreaterThan(100);
+  expect(row?.processed).toBeGreaterThan(0);
+  // At 5% poison of some 300 records, the chance of none at all is about 2e-7.
+  expect(row?.deadLettered).toBeGreaterThan(0);
 });
 
 test('new-route into a copy of the .ts default config, in both modes: the config synthesizes, the scaffolded tests pass', async () => {

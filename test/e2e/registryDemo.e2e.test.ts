@@ -23,7 +23,7 @@ import { localPaths } from '../../scripts/local/config.ts';
 import { ensureRegistry, stopRegistry } from '../../scripts/local/registry.ts';
 import { drainQueue, scanAll, sqs } from '../helpers/aws.ts';
 import { runScript } from '../helpers/cli.ts';
-import { sharedEndpoints } from './harness.ts';
+import { type DemoRow, demoSummary, sharedEndpoints } from './harness.ts';
 
 const ROUTE = 'orders-avro';
 const id = randomUUID().slice(0, 6);
@@ -37,39 +37,6 @@ const registryWasUp = fs.existsSync(localPaths().pidFile('registry'));
 const exampleInput = (): BridgeConfigInput => {
   const noContext: ConfigContext = { lookup: () => undefined };
   return typeof example === 'function' ? example(noContext) : example;
-};
-
-type DemoRow = {
-  produced: number;
-  processed: number;
-  duplicates: number;
-  stale: number;
-  deadLettered: number;
-  lag: number;
-};
-
-/** The demo's last summary table (printed after it stopped), one row per route. */
-const finalSummary = (stdout: string): Map<string, DemoRow> => {
-  const lines = stdout.split('\n');
-  const header = lines.findLastIndex((line) => /^route\s+produced\s+processed/.test(line));
-  if (header < 0) throw new Error(`no summary in the demo's output:\n${stdout}`);
-  // route  produced  processed  duplicates  stale  dead-lettered  lag  records/s  p99 e2e
-  const rows = new Map<string, DemoRow>();
-  for (const line of lines.slice(header + 1)) {
-    const cells = line.trim().split(/\s+/);
-    if (cells.length < 7 || !/^\d+$/.test(cells[1] ?? '')) break;
-    const [route, produced, processed, duplicates, stale, deadLettered, lag] = cells;
-    rows.set(route as string, {
-      produced: Number(produced),
-      processed: Number(processed),
-      duplicates: Number(duplicates),
-      // '-': the route counted no stale events.
-      stale: stale === '-' ? 0 : Number(stale),
-      deadLettered: Number(deadLettered),
-      lag: Number(lag),
-    });
-  }
-  return rows;
 };
 
 afterAll(async () => {
@@ -104,7 +71,7 @@ test('npm start with it: Avro decoded through the local registry, only the poiso
     stderr: '',
   });
 
-  const row = finalSummary(demo.stdout).get(ROUTE);
+  const row = demoSummary(demo.stdout).get(ROUTE);
   expect(row).toBeDefined();
   const { produced, processed, deadLettered } = row as DemoRow;
   expect(produced).toBeGreaterThan(100);

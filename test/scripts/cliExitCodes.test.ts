@@ -30,6 +30,7 @@ describe('a usage error: exit 2 and one line on stderr', () => {
     ['invoke', 'scripts/invoke.ts', ['--route', 'audit', '--bogus']],
     ['reconcile', 'scripts/reconcile.ts', ['--route', 'audit', '--bogus']],
     ['replay', 'scripts/replay.ts', ['--route', 'audit', '--bogus']],
+    ['watermarks', 'scripts/watermarks.ts', ['--route', 'audit', '--bogus']],
   ])(
     '%s --bogus',
     async (_name, script, args) => {
@@ -79,6 +80,21 @@ describe('a refused connection: exit 2, one line, and `npm run local:up`', () =>
           'Start them with `npm run local:up`',
       ],
     });
+  }, 60_000);
+
+  test('bridge', async () => {
+    const result = await run('scripts/bridge/cli.ts', ['--config', AUDIT_CONFIG], {
+      ...REFUSED_KAFKA,
+      AWS_ENDPOINT_URL_DYNAMODB: 'http://127.0.0.1:1',
+      AWS_ENDPOINT_URL_SQS: 'http://127.0.0.1:1',
+    });
+    expect({ code: result.code, stderr: lines(result.stderr) }).toEqual({
+      code: 2,
+      stderr: [
+        expect.stringMatching(/^bridge: cannot connect to .*127\.0\.0\.1:1 \(connection refused\).*`npm run local:up`/),
+      ],
+    });
+    expect(result.ms).toBeLessThan(20_000);
   }, 60_000);
 
   test('bench fails before its minutes of cold-start measurements', async () => {
