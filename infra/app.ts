@@ -2,6 +2,7 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { App, Token } from 'aws-cdk-lib';
 import { addBridge } from './bridgeApp.ts';
+import { checkRouteHandlers } from './config/handlerRules.ts';
 import { BridgeConfigError, loadBridgeConfig } from './config/load.ts';
 import type { BridgeConfig } from './config/schema.ts';
 import {
@@ -42,6 +43,7 @@ const context = (key: string): unknown => app.node.tryGetContext(key);
 let config: BridgeConfig;
 try {
   config = await loadBridgeConfig(undefined, { context });
+  await checkRouteHandlers(config);
 } catch (error) {
   if (error instanceof BridgeConfigError) fail(error.message);
   throw error;

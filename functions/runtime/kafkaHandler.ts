@@ -251,9 +251,15 @@ export const kafkaHandler = <V, K = string | null>(options: KafkaHandlerOptions<
   const handler = middy<unknown, KafkaBatchResponse | SqsBatchResponse | undefined, Error, Context>({
     timeoutEarlyInMillis: 0,
   }).handler((event, context) => runtime.invoke(event, context));
-  // The local tools make values from the route's own schema (`load`, `invoke --generate`, `new-route`).
-  return Object.assign(handler, { schemas: { value: options.value, key: options.key } as RouteSchemas<V, K> });
+  // The local tools make values from the route's own schema (`load`, `invoke --generate`, `new-route`); the CDK app
+  // checks the route's dedupe settings against what the handler sets (infra/config/handlerRules.ts).
+  return Object.assign(handler, {
+    schemas: { value: options.value, key: options.key } as RouteSchemas<V, K>,
+    dedupe: { businessKey: options.idempotencyKey !== undefined, fingerprint: options.fingerprint !== undefined },
+  });
 };
 
 /** What a route decodes its records with, as `kafkaHandler` exposes it on the handler. */
 export type RouteSchemas<V, K> = { readonly value: ValueSpec<V>; readonly key?: ValueSpec<K> | undefined };
+/** How a handler dedupes, as `kafkaHandler` exposes it on the handler. */
+export type HandlerDedupe = { readonly businessKey: boolean; readonly fingerprint: boolean };
