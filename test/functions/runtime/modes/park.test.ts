@@ -241,6 +241,35 @@ test("ordering 'key': later records of a parked record's key wait behind it, unt
   expect(await route.letters()).toEqual([]);
 });
 
+test("ordering 'none': only the failing record is parked; later records of its key run at once", async () => {
+  let down = true;
+  const applied: string[] = [];
+  const route = await faultyRoute({
+    settings: { retry: { ...retry, park: { ...park, ordering: 'none' } }, breaker: { enabled: false } },
+    process: async (record: { value: Tx }) => {
+      if (record.value.id === 'r1' && down) throw new TransientError('down');
+      applied.push(record.value.id);
+    },
+  });
+  const keyed = (offset: number, key: string) => ({ offset, key, value: { id: `r${offset}`, amount: 1 } });
+
+  const first = await route.invoke([keyed(0, 'k'), keyed(1, 'k'), keyed(2, 'k'), keyed(3, 'j')]);
+  expect(first.error).toBeUndefined();
+  expect(first.summary).toMatchObject({ processed: 3, parked: 1 });
+  expect(applied).toEqual(['r0', 'r2', 'r3']);
+  // The parked record's decision is the only per-record item: r2 did not park behind it.
+  expect((await route.recordItems()).map((i) => [i.pk?.S?.split('#').slice(1).join('#'), i.status?.S])).toEqual([
+    ['orders-0@1', 'PARKED'],
+  ]);
+
+  down = false;
+  const messages = await route.parked();
+  expect(messages.map((m) => JSON.parse(m.Body ?? '{}').idempotencyKey)).toEqual(['orders-0@1']);
+  expect((await route.invokeParked(messages)).response).toEqual({ batchItemFailures: [] });
+  expect(applied).toEqual(['r0', 'r2', 'r3', 'r1']);
+  expect(await route.parked()).toEqual([]);
+});
+
 test("ordering 'key': a hand-over cut off after its message went keeps the next record waiting until it completes", async () => {
   const applied: string[] = [];
   let down = true;
