@@ -19,6 +19,8 @@ export const COUNTED_ROUTE = 'counted';
 export const HANG_PREFIX = 'hang-';
 /** Until this epoch ms (E2E_OUTAGE_UNTIL), the downstream fails every call, as a service in an outage would. */
 const outageUntil = Number(process.env.E2E_OUTAGE_UNTIL ?? 0);
+/** With E2E_OUTAGE_KEY, only the calls for records of that Kafka key fail (one sick entity downstream). */
+const outageKey = process.env.E2E_OUTAGE_KEY || undefined;
 
 const client = new DynamoDBClient({
   ...(process.env.E2E_COUNTS_ENDPOINT && { endpoint: process.env.E2E_COUNTS_ENDPOINT }),
@@ -30,7 +32,8 @@ export const handler = kafkaHandler({
   process: async (record, context) => {
     // A record that never returns: its invocation times out, as a stuck downstream call would make it.
     if (record.value.orderId.startsWith(HANG_PREFIX)) await new Promise(() => {});
-    if (Date.now() < outageUntil) throw new TransientError('the downstream is in an outage (E2E_OUTAGE_UNTIL)');
+    if (Date.now() < outageUntil && (outageKey === undefined || record.key === outageKey))
+      throw new TransientError('the downstream is in an outage (E2E_OUTAGE_UNTIL)');
     await client.send(
       new UpdateItemCommand({
         TableName: requiredEnv('E2E_COUNTS_TABLE', COUNTED_ROUTE),
