@@ -3,6 +3,7 @@
 // route whose first invocation would refuse to run.
 import { relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { BridgeError } from '../../functions/runtime/errors.ts';
 import type { HandlerDedupe } from '../../functions/runtime/kafkaHandler.ts';
 import { BridgeConfigError, type ConfigIssue } from './load.ts';
 import { resolveHandlerEntry } from './resources.ts';
@@ -35,8 +36,8 @@ export const dedupeProblem = (route: RouteConfig, dedupe: HandlerDedupe): string
 };
 
 /**
- * Loads every route's handler module and checks its dedupe against the route's config. A module that fails to load
- * (a fingerprint without a business key is refused right there) is a problem of its route too.
+ * Loads every route's handler module and checks its dedupe against the route's config. A module the runtime refuses
+ * to load (a fingerprint without a business key is refused right there) is a problem of its route too.
  */
 export const checkRouteHandlers = async (
   config: BridgeConfig,
@@ -51,9 +52,11 @@ export const checkRouteHandlers = async (
     try {
       module = await importHandler(route);
     } catch (error) {
-      at(
-        `its handler ${relative(process.cwd(), resolveHandlerEntry(route))} failed to load: ${(error as Error).message}`,
-      );
+      // The runtime's own refusals are the route's problem. Anything else (a handler that reads its environment
+      // when it loads, which synth does not set) is not for this rule to judge: the bundling and the first
+      // invocation report it.
+      if (error instanceof BridgeError)
+        at(`its handler ${relative(process.cwd(), resolveHandlerEntry(route))} refused to load: ${error.message}`);
       continue;
     }
     const dedupe = module.handler?.dedupe;

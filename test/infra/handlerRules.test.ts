@@ -54,10 +54,17 @@ test('a handler module that refuses to load (a fingerprint without a business ke
     {
       path: 'routes[1].handler',
       message: expect.stringMatching(
-        /^route "payments": its handler functions\/handlers\/payments\.ts failed to load: .*a fingerprint needs a business idempotencyKey/,
+        /^route "payments": its handler functions\/handlers\/payments\.ts refused to load: .*a fingerprint needs a business idempotencyKey/,
       ),
     },
   ]);
+});
+
+test('a handler that cannot load outside Lambda for its own reasons (its environment) is left to the bundling and the first invocation', async () => {
+  const needsItsEnvironment = async () => {
+    throw new Error('ORDERS_TABLE_NAME is not set');
+  };
+  await expect(checkRouteHandlers(parseBridgeConfig(baseConfig()), needsItsEnvironment)).resolves.toBeUndefined();
 });
 
 test.each([
