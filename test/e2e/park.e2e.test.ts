@@ -86,13 +86,18 @@ test('a 4 s outage parks records instead of stopping partitions; the retry queue
 
 const SICK_KEY_MS = 20_000;
 
-test('one key failing for 20 s, with park: the other keys of its partition flow meanwhile; its records apply after, in order', async () => {
-  const run = await newRun(45, true);
+/** 400 records, then the bridge, with the downstream failing for 20 s for the busiest key only. */
+const startWithSickKey = async (seed: number, park: boolean) => {
+  const run = await newRun(seed, park);
   await run.produce(400);
   const sick = busiestKey(run);
   run.outageKey = sick;
   run.outageUntil = Date.now() + SICK_KEY_MS;
-  const bridge = run.startBridge();
+  return { run, sick, bridge: run.startBridge() };
+};
+
+test('one key failing for 20 s, with park: the other keys of its partition flow meanwhile; its records apply after, in order', async () => {
+  const { run, sick, bridge } = await startWithSickKey(45, true);
   // The topic drains while the key is still failing: its records are parked, the rest of the partition moves on.
   await waitDrained(run, 60_000);
   expect(Date.now()).toBeLessThan(run.outageUntil);
@@ -117,12 +122,7 @@ test('one key failing for 20 s, with park: the other keys of its partition flow 
 });
 
 test('one key failing for 20 s, without park: its partition waits behind it, as the event source mapping does', async () => {
-  const run = await newRun(47, false);
-  await run.produce(400);
-  const sick = busiestKey(run);
-  run.outageKey = sick;
-  run.outageUntil = Date.now() + SICK_KEY_MS;
-  const bridge = run.startBridge();
+  const { run, sick, bridge } = await startWithSickKey(47, false);
   await waitDrained(run, SICK_KEY_MS + 120_000);
   expect((await bridge.stop()).code).toBe(0);
   await expectConsistent(run);

@@ -7,14 +7,19 @@ import { faultyRoute, requestKey, type Tx } from '../../../helpers/faultyRoute.t
 const park = { delaysSeconds: [0, 0] };
 const retry = { maxAttempts: 10, baseDelayMs: 1, maxDelayMs: 5, transient: { tries: 1 }, temporary: { coolDownMs: 5 } };
 const records = (n: number) => Array.from({ length: n }, (_, i) => ({ offset: i, value: { id: `r${i}`, amount: 1 } }));
+const keyed = (offset: number, key: string) => ({ offset, key, value: { id: `r${offset}`, amount: 1 } });
 
-/** A process route whose record `r1` fails while `failing` says so; every application is counted. */
-const parkingRoute = async (failing: () => Error | undefined, extra: Record<string, unknown> = {}) => {
+/** A process route whose record `failingId` (`r1`) fails while `failing` says so; every application is counted. */
+const parkingRoute = async (
+  failing: () => Error | undefined,
+  extra: Record<string, unknown> = {},
+  { ordering, failingId = 'r1' }: { ordering?: 'key' | 'none'; failingId?: string } = {},
+) => {
   const applied: string[] = [];
   const route = await faultyRoute({
-    settings: { retry: { ...retry, park }, breaker: { enabled: false } },
+    settings: { retry: { ...retry, park: { ...park, ...(ordering && { ordering }) } }, breaker: { enabled: false } },
     process: async (record: { value: Tx }) => {
-      const error = record.value.id === 'r1' ? failing() : undefined;
+      const error = record.value.id === failingId ? failing() : undefined;
       if (error) throw error;
       applied.push(record.value.id);
     },
@@ -195,15 +200,8 @@ test('a message that is not a parked record of the route is left for the retry q
 
 test("ordering 'key': later records of a parked record's key wait behind it, untried, and go in order as each one settles", async () => {
   let down = true;
-  const applied: string[] = [];
-  const route = await faultyRoute({
-    settings: { retry: { ...retry, park: { ...park, ordering: 'key' } }, breaker: { enabled: false } },
-    process: async (record: { value: Tx }) => {
-      if (record.value.id === 'r1' && down) throw new TransientError('down');
-      applied.push(record.value.id);
-    },
-  });
-  const keyed = (offset: number, key: string) => ({ offset, key, value: { id: `r${offset}`, amount: 1 } });
+  const route = await parkingRoute(() => (down ? new TransientError('down') : undefined), {}, { ordering: 'key' });
+  const { applied } = route;
 
   const first = await route.invoke([keyed(0, 'k'), keyed(1, 'k'), keyed(2, 'k'), keyed(3, 'j')]);
   expect(first.error).toBeUndefined();
@@ -243,15 +241,8 @@ test("ordering 'key': later records of a parked record's key wait behind it, unt
 
 test("ordering 'none': only the failing record is parked; later records of its key run at once", async () => {
   let down = true;
-  const applied: string[] = [];
-  const route = await faultyRoute({
-    settings: { retry: { ...retry, park: { ...park, ordering: 'none' } }, breaker: { enabled: false } },
-    process: async (record: { value: Tx }) => {
-      if (record.value.id === 'r1' && down) throw new TransientError('down');
-      applied.push(record.value.id);
-    },
-  });
-  const keyed = (offset: number, key: string) => ({ offset, key, value: { id: `r${offset}`, amount: 1 } });
+  const route = await parkingRoute(() => (down ? new TransientError('down') : undefined), {}, { ordering: 'none' });
+  const { applied } = route;
 
   const first = await route.invoke([keyed(0, 'k'), keyed(1, 'k'), keyed(2, 'k'), keyed(3, 'j')]);
   expect(first.error).toBeUndefined();
@@ -271,16 +262,14 @@ test("ordering 'none': only the failing record is parked; later records of its k
 });
 
 test("ordering 'key': a hand-over cut off after its message went keeps the next record waiting until it completes", async () => {
-  const applied: string[] = [];
   let down = true;
-  const route = await faultyRoute({
-    settings: { retry: { ...retry, park: { ...park, ordering: 'key' } }, breaker: { enabled: false } },
-    process: async (record: { value: Tx }) => {
-      if (record.value.id === 'r0' && down) throw new TransientError('down');
-      applied.push(record.value.id);
-    },
-  });
-  await route.invoke([0, 1].map((offset) => ({ offset, key: 'k', value: { id: `r${offset}`, amount: 1 } })));
+  const route = await parkingRoute(
+    () => (down ? new TransientError('down') : undefined),
+    {},
+    { ordering: 'key', failingId: 'r0' },
+  );
+  const { applied } = route;
+  await route.invoke([keyed(0, 'k'), keyed(1, 'k')]);
   const r0 = await route.parked();
   down = false;
 
