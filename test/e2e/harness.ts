@@ -689,9 +689,9 @@ export const expectConsistent = async (
     crashWindow?: CrashWindow;
     /**
      * When the run's ElasticMQ was stopped. ElasticMQ loses messages it acknowledged just before a SIGTERM under load
-     * (its H2 store is written behind the answer: 19 to 42 of 190 to 330 messages acknowledged in the 0.7 s before
-     * each of six stops, measured with four senders), which SQS never does. A letter the runtime saw acknowledged (its decision marked `letterSent`) and decided within
-     * LOST_LETTER_WINDOW_MS before the stop then counts as sent, and is logged.
+     * (19 to 42 of 190 to 330 messages acknowledged in the 0.7 s before each of six stops, measured with four senders
+     * and its H2 message store), which SQS never does. A letter the runtime saw acknowledged (its decision marked
+     * `letterSent`) and decided within LOST_LETTER_WINDOW_MS before the stop then counts as sent, and is logged.
      */
     sqsStoppedAt?: number;
   } = {},
