@@ -272,6 +272,13 @@ export const EventSourceOptions = z
       .refine((s) => s === -1 || (s >= 60 && s <= 604_800), 'must be -1 or 60..604800 seconds')
       .optional(),
     bisectOnError: z.boolean().optional(),
+    /**
+     * The mapping's own metrics (`MetricsConfig`: EventCount, ErrorCount, KafkaMetrics), and the alarms and graphs built
+     * on them. On by default in both modes: the Lambda docs limit only the poller metrics to provisioned mode
+     * (monitoring-metrics-types), though the CDK's README says MetricsConfig needs it. `false` is the way out if AWS
+     * refuses it on an on-demand mapping; `alarms.minInvocations` then stands in for the error alarm.
+     */
+    metrics: z.boolean().default(true),
     /** Lambda event filter patterns, for example `{ value: { status: ['PAID'] } }`. */
     filters: z
       .array(z.record(z.string(), z.unknown()))

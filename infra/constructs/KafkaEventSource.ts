@@ -174,9 +174,9 @@ export class KafkaEventSource extends Construct {
       bisectBatchOnError: es.bisectOnError,
       schemaRegistryConfig: es.schemaRegistry && this.#schemaRegistry(es.schemaRegistry),
       // EventCount and KafkaMetrics for the dashboard; ErrorCount is the only signal of a mapping that cannot poll.
-      metricsConfig: {
-        metrics: [lambda.MetricType.EVENT_COUNT, lambda.MetricType.ERROR_COUNT, lambda.MetricType.KAFKA_METRICS],
-      },
+      metricsConfig: es.metrics
+        ? { metrics: [lambda.MetricType.EVENT_COUNT, lambda.MetricType.ERROR_COUNT, lambda.MetricType.KAFKA_METRICS] }
+        : undefined,
     });
     this.#setRetryLimits(route);
     this.#grantSourceAccess(props);

@@ -538,6 +538,33 @@ describe('production and options', () => {
     });
   });
 
+  test('eventSource.metrics: false leaves out MetricsConfig and the alarms and graphs that read it', () => {
+    const esmAlarms = (template: Template) =>
+      Object.values(template.findResources('AWS::CloudWatch::Alarm'))
+        .map((a) => String((a as Resource).Properties.AlarmName))
+        .filter((name) => /-orders-(EventSourceErrors|RecordsDropped)-/.test(name));
+    // The dashboard names a mapping only in the graphs of its own metrics (by EventSourceMappingUUID).
+    const graphsOrdersMapping = (template: Template) => {
+      const [mappingId] = resources(template, 'AWS::Lambda::EventSourceMapping').find(
+        ([, m]) => (m.Properties.Topics as string[])[0] === 'orders',
+      ) as [string, Resource];
+      return JSON.stringify(resources(template, 'AWS::CloudWatch::Dashboard')).includes(`"Ref":"${mappingId}"`);
+    };
+
+    const on = synthBridge(withOrders({})).template;
+    expect(ordersMapping(on).MetricsConfig).toEqual({ Metrics: ['EventCount', 'ErrorCount', 'KafkaMetrics'] });
+    expect(esmAlarms(on)).toHaveLength(2);
+    expect(graphsOrdersMapping(on)).toBe(true);
+
+    const off = synthBridge(withOrders({ eventSource: { metrics: false }, alarms: { minInvocations: 1 } })).template;
+    expect(ordersMapping(off).MetricsConfig).toBeUndefined();
+    expect(esmAlarms(off)).toEqual([]);
+    expect(graphsOrdersMapping(off)).toBe(false);
+    off.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      AlarmName: Match.stringLikeRegexp('-orders-MissingInvocations-Critical$'),
+    });
+  });
+
   test('an alarm e-mail subscribes to the alarm topic', () => {
     const { template } = synthBridge({ ...baseConfig(), observability: { alarmEmail: 'ops@example.com' } });
     template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'ops@example.com' });

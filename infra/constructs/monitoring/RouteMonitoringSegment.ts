@@ -1,5 +1,6 @@
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
 import type { AlarmThresholds } from '../../config/schema.ts';
 import type { BridgeRoute } from '../BridgeRoute.ts';
@@ -35,7 +36,7 @@ export class RouteMonitoringSegment extends Construct {
     const name = route.route.name;
     this.routeName = name;
     const fn = route.function;
-    const mapping = route.eventSource?.mapping;
+    const mapping = this.#publishingMapping();
     const timeoutMs = route.route.timeoutSeconds * 1000;
     const add = props.alarms.addAlarms.bind(props.alarms, this, name);
 
@@ -171,6 +172,12 @@ export class RouteMonitoringSegment extends Construct {
     ];
   }
 
+  /** The route's event source mapping when it publishes its own metrics (`eventSource.metrics`), for their alarms and graphs. */
+  #publishingMapping(): lambda.IEventSourceMapping | undefined {
+    const { route } = this.#props;
+    return route.route.eventSource.metrics ? route.eventSource?.mapping : undefined;
+  }
+
   #tables(): Array<{ table: dynamodb.ITable; label: string }> {
     return [
       { table: this.#props.idempotencyTable, label: 'idempotency' },
@@ -196,7 +203,7 @@ export class RouteMonitoringSegment extends Construct {
     const { route, metrics, thresholds } = this.#props;
     const name = route.route.name;
     const fn = route.function;
-    const mapping = route.eventSource?.mapping;
+    const mapping = this.#publishingMapping();
     const graph = (title: string, left: cloudwatch.IMetric[], extra: Partial<cloudwatch.GraphWidgetProps> = {}) =>
       new cloudwatch.GraphWidget({ title, left, width: WIDGET_WIDTH, height: WIDGET_HEIGHT, ...extra });
     const deadLetterLeft = [metrics.queueVisible(route.deadLetterQueue, 'DLQ visible')];
