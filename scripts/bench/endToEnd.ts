@@ -15,7 +15,7 @@ import { createAdmin, createConsumer, createProducer, ensureTopics, type RawProd
 import { createQueue, createTable, deleteQueue, deleteTable, dynamoDbClient, sqsClient } from './aws.ts';
 import { WORK_DIR } from './coldStart.ts';
 import type { ProxyWorker } from './proxyHost.ts';
-import type { EndToEnd } from './schema.ts';
+import { type EndToEnd, KEEPING_UP_SHARES, keepsUp } from './schema.ts';
 import { percentileSorted, round } from './stats.ts';
 import { measureRawWaves, processCpuMs } from './throughput.ts';
 
@@ -246,7 +246,10 @@ const runBridge = async (
       const cpuBefore = cpuNow(options);
       const firstAt = Date.now();
       const timeoutMs = Math.max(120_000, load.records * 10);
-      while ((bridge.snapshots()[0]?.committed ?? 0) < load.records) {
+      // The counter itself, not a snapshot: a snapshot sorts the latency samples, and this loop runs every 10 ms on the
+      // cores it measures.
+      const committed = () => bridge.routes[0]?.stats.committed ?? 0;
+      while (committed() < load.records) {
         if (performance.now() - t0 > timeoutMs) throw new Error(`the bridge did not finish within ${timeoutMs} ms`);
         await sleep(10);
       }
@@ -393,18 +396,36 @@ export const runEndToEnd = async (options: EndToEndOptions): Promise<EndToEnd> =
       `(${bridge.invocations} invocations)`,
   );
   // The latency of a bridge that keeps up, with the batching window chosen for latency (0 s: the ESM invokes as soon
-  // as records arrive, in batches of what came meanwhile), for about 15 s: at three quarters of the throughput it just
-  // reached, or at half of it if it fell behind there (its throughput short of the offer, or a P99 over a second).
+  // as records arrive, in batches of what came meanwhile), for about 15 s a step. Keeping up is the goal's own measure:
+  // consuming at least 95% of the offer with a P99 of at most 200 ms. The steps go down from three quarters of the
+  // throughput just reached until one keeps up; every step is recorded, so the report shows how P99 grows with load.
   const attempt = async (share: number) => {
     const rate = Math.max(1, Math.round(Math.min(bridge.recordsPerSec, options.offeredRate) * share));
     const records = Math.max(100, Math.min(options.records, rate * 15));
-    const run = await runBridge(options, { name: `kept${share * 100}`, records, rate, windowSeconds: 0 });
+    const run = await runBridge(options, { name: `kept${Math.round(share * 100)}`, records, rate, windowSeconds: 0 });
     options.log(`e2e bridge at ${rate} rec/s (window 0 s): P50 ${run.p50LatencyMs} ms, P99 ${run.p99LatencyMs} ms`);
-    return { rate, records, run, kept: run.recordsPerSec >= 0.95 * rate && run.p99LatencyMs <= 1_000 };
+    return {
+      offeredRatePerSec: rate,
+      records,
+      recordsPerSec: run.recordsPerSec,
+      p50LatencyMs: run.p50LatencyMs,
+      p99LatencyMs: run.p99LatencyMs,
+      shareOfCores: run.cpu.shareOfCores,
+      invocations: run.invocations,
+      cpuMsPerRecord: round(
+        run.cpu.benchProcessMsPerRecord + (run.cpu.kafkaMsPerRecord ?? 0) + (run.cpu.dynamodbLocalMsPerRecord ?? 0),
+        3,
+      ),
+    };
   };
-  const first = await attempt(0.75);
-  const kept = first.kept ? first : await attempt(0.5);
-  const { rate: sustainedRate, records: sustainedRecords, run: sustained } = kept;
+  const steps: Array<Awaited<ReturnType<typeof attempt>>> = [];
+  for (const share of KEEPING_UP_SHARES) {
+    const step = await attempt(share);
+    steps.push(step);
+    if (keepsUp(step)) break;
+  }
+  // With no step kept, the lowest one stands, and the report marks the goal missed on its P99.
+  const sustained = steps.find(keepsUp) ?? (steps[steps.length - 1] as (typeof steps)[number]);
   const baseline = await runBaseline(options);
   options.log(`e2e baseline: ${baseline.recordsPerSec} rec/s, P99 ${baseline.p99LatencyMs} ms`);
   return {
@@ -421,14 +442,7 @@ export const runEndToEnd = async (options: EndToEndOptions): Promise<EndToEnd> =
     bridgeInvocations: bridge.invocations,
     cpuSplit: bridge.cpu,
     producerSeconds: bridge.producerSeconds,
-    keepingUp: {
-      offeredRatePerSec: sustainedRate,
-      batchingWindowSeconds: 0,
-      records: sustainedRecords,
-      recordsPerSec: sustained.recordsPerSec,
-      p50LatencyMs: sustained.p50LatencyMs,
-      p99LatencyMs: sustained.p99LatencyMs,
-    },
+    keepingUp: { ...sustained, batchingWindowSeconds: 0, steps },
     bareStoreRecordsPerSec: ceiling.recordsPerSec,
     bareSdkCpuMsPerRecord: ceiling.clientCpuMsPerRecord,
     ...(ceiling.dynamodbLocalCpuMsPerRecord === undefined

@@ -58,6 +58,13 @@ export const ColdStartEntry = z.object({
 });
 export type ColdStartEntry = z.infer<typeof ColdStartEntry>;
 
+/** The keeping-up steps of the end-to-end section, as shares of the saturated throughput, tried from the top. */
+export const KEEPING_UP_SHARES = [0.75, 0.55, 0.4, 0.25] as const;
+
+/** Keeping up, as the goal measures it: at least 95% of the offer consumed, with a P99 of at most 200 ms. */
+export const keepsUp = (step: { offeredRatePerSec: number; recordsPerSec: number; p99LatencyMs: number }): boolean =>
+  step.recordsPerSec >= 0.95 * step.offeredRatePerSec && step.p99LatencyMs <= 200;
+
 export const EndToEnd = z
   .object({
     records: z.number().int().positive(),

@@ -1,8 +1,8 @@
 // The committed benchmark results: their shape (DESIGN §9), not their timings, and that RESULTS.md is the rendering
 // of exactly that results.json (so the numbers people read come from the run).
 import fs from 'node:fs';
-import { evaluateGoals, renderResultsMarkdown } from '../../../scripts/bench/report.ts';
-import { BenchResults } from '../../../scripts/bench/schema.ts';
+import { analysis, evaluateGoals, renderResultsMarkdown } from '../../../scripts/bench/report.ts';
+import { BenchResults, keepsUp } from '../../../scripts/bench/schema.ts';
 
 const RESULTS_JSON = new URL('../../../scripts/bench/results.json', import.meta.url);
 const RESULTS_MD = new URL('../../../scripts/bench/RESULTS.md', import.meta.url);
@@ -96,4 +96,48 @@ test('goal verdicts follow the numbers', () => {
   });
   // Saturated 11,000 records/s misses 12,000; no keeping-up run was measured.
   expect(evaluateGoals(results).map((g) => g.met)).toEqual([true, true, true, true, true, false, undefined]);
+});
+
+test("keeping up is the goal's measure: 95% of the offer consumed with P99 ≤ 200 ms, at ≥ 10,000 records/s", () => {
+  const withKeepingUp = (keepingUp: Record<string, number>) => {
+    const results = BenchResults.parse(committed());
+    return { ...results, endToEnd: { ...results.endToEnd, keepingUp } } as typeof results;
+  };
+  const verdict = (step: Record<string, number>) => evaluateGoals(withKeepingUp(step)).at(-1)?.met;
+  const step = { offeredRatePerSec: 10_500, records: 100_000, recordsPerSec: 10_400, p50LatencyMs: 40 };
+  expect(verdict({ ...step, p99LatencyMs: 190 })).toBe(true);
+  expect(verdict({ ...step, p99LatencyMs: 250 })).toBe(false);
+  expect(verdict({ ...step, recordsPerSec: 9_000, p99LatencyMs: 190 })).toBe(false);
+  expect(verdict({ ...step, offeredRatePerSec: 9_000, recordsPerSec: 9_000, p99LatencyMs: 190 })).toBe(false);
+  expect(keepsUp({ offeredRatePerSec: 1_000, recordsPerSec: 950, p99LatencyMs: 200 })).toBe(true);
+  expect(keepsUp({ offeredRatePerSec: 1_000, recordsPerSec: 949, p99LatencyMs: 200 })).toBe(false);
+});
+
+test('the analysis states what bounds keeping up from the steps measured, the one that kept up marked', () => {
+  const results = BenchResults.parse(committed());
+  const steps = [
+    { offeredRatePerSec: 4_000, records: 20_000, recordsPerSec: 3_990, p50LatencyMs: 60, p99LatencyMs: 400 },
+    { offeredRatePerSec: 2_900, records: 20_000, recordsPerSec: 2_890, p50LatencyMs: 30, p99LatencyMs: 150 },
+  ];
+  const run = {
+    ...results,
+    endToEnd: {
+      ...results.endToEnd,
+      recordsPerSec: 5_000,
+      cpuSplit: {
+        benchProcessMsPerRecord: 0.2,
+        kafkaMsPerRecord: 0.02,
+        dynamodbLocalMsPerRecord: 0.03,
+        shareOfCores: 0.8,
+      },
+      keepingUp: { ...(steps[1] as (typeof steps)[number]), batchingWindowSeconds: 0, steps },
+    },
+  } as typeof results;
+  const bound = analysis(run).find((p) => p.startsWith('**What bounds keeping up.**'));
+  expect(bound).toContain("keeps up, by the goal's measure, at 2,900 records/s");
+  expect(bound).toContain('10,000 records/s alone would keep 2.5 cores busy');
+  expect(renderResultsMarkdown(run)).toMatch(/offered 2,900 records\/s \(batching window 0 s\): \*\*keeping up\*\*/);
+  expect(renderResultsMarkdown(run)).not.toMatch(
+    /offered 4,000 records\/s \(batching window 0 s\): \*\*keeping up\*\*/,
+  );
 });
