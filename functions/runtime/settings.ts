@@ -49,8 +49,8 @@ export const RetrySettings = z
     /** Exponential backoff with full jitter, for transient errors and while another invocation holds a record. */
     baseDelayMs: z.number().int().min(0).max(60_000).default(100),
     maxDelayMs: z.number().int().min(0).max(300_000).default(2_000),
-    transient: TransientPolicy.default(TransientPolicy.parse({})),
-    temporary: TemporaryPolicy.default(TemporaryPolicy.parse({})),
+    transient: TransientPolicy.prefault({}),
+    temporary: TemporaryPolicy.prefault({}),
     /** Off by default: without a retry queue a failing record stops its partition until it succeeds or is exhausted. */
     park: ParkSettings.optional(),
     /**
@@ -146,10 +146,10 @@ export type BreakerSettings = z.infer<typeof BreakerSettings>;
 
 export const RouteSettings = z
   .object({
-    retry: RetrySettings.default(RetrySettings.parse({})),
-    idempotency: IdempotencySettings.default(IdempotencySettings.parse({})),
-    deadLetter: DeadLetterSettings.default(DeadLetterSettings.parse({})),
-    breaker: BreakerSettings.default(BreakerSettings.parse({})),
+    retry: RetrySettings.prefault({}),
+    idempotency: IdempotencySettings.prefault({}),
+    deadLetter: DeadLetterSettings.prefault({}),
+    breaker: BreakerSettings.prefault({}),
     /** True only for provisioned-mode routes with `eventSource.reportBatchItemFailures`. */
     partialBatchResponse: z.boolean().default(false),
     /** Partitions processed at once within one invocation. */

@@ -405,12 +405,12 @@ export const RouteConfig = z
     /** Default: `${config.name}-${route.name}`, the same group the local bridge joins. */
     consumerGroupId: ConsumerGroupId.optional(),
     mode: RouteMode.default('on-demand'),
-    eventSource: EventSourceOptions.default(EventSourceOptions.parse({})),
-    retry: RetrySettings.default(RetrySettings.parse({})),
-    idempotency: IdempotencySettings.default(IdempotencySettings.parse({})),
-    deadLetter: DeadLetterSettings.default(DeadLetterSettings.parse({})),
+    eventSource: EventSourceOptions.prefault({}),
+    retry: RetrySettings.prefault({}),
+    idempotency: IdempotencySettings.prefault({}),
+    deadLetter: DeadLetterSettings.prefault({}),
     /** The route's circuit breaker: when a sick downstream stops its records being attempted. */
-    breaker: BreakerSettings.default(BreakerSettings.parse({})),
+    breaker: BreakerSettings.prefault({}),
     /** Partitions processed at once within one invocation (runtime default 16). */
     partitionConcurrency: z.number().int().min(1).max(1000).optional(),
     /** Payload values are logged only when a route opts in. */
@@ -419,7 +419,7 @@ export const RouteConfig = z
     registry: RuntimeRegistry.optional(),
     /** At most 4: the route's throttle alarm sums these and the idempotency table (alarm math takes 10 metrics). */
     tables: z.array(SideTable).max(4).default([]),
-    alarms: AlarmThresholds.default(AlarmThresholds.parse({})),
+    alarms: AlarmThresholds.prefault({}),
     memoryMb: z.number().int().min(128).max(10_240).default(512),
     /** Kafka event source mappings take functions of at most 14 minutes (with-msk-configure), not Lambda's 15. */
     timeoutSeconds: z
@@ -754,7 +754,7 @@ export const BridgeConfig = z
     name: z.string().regex(/^[a-z][a-z0-9-]{0,39}$/, 'must be lower-case kebab-case, at most 40 characters'),
     source: KafkaSource,
     routes: z.array(RouteConfig).min(1),
-    observability: Observability.default(Observability.parse({})),
+    observability: Observability.prefault({}),
     /**
      * Keep tables, queues and logs when the stack is deleted, with DynamoDB deletion protection.
      * Unset: on for the production stage (`-c stage=prod`), off otherwise.
