@@ -15,7 +15,7 @@ import { createAdmin, createConsumer, createProducer, ensureTopics, type RawProd
 import { createQueue, createTable, deleteQueue, deleteTable, dynamoDbClient, sqsClient } from './aws.ts';
 import { WORK_DIR } from './coldStart.ts';
 import type { ProxyWorker } from './proxyHost.ts';
-import { type EndToEnd, KEEPING_UP_SHARES, keepsUp } from './schema.ts';
+import { type EndToEnd, KEEPING_UP_SHARES, type KeepingUpStep, keepsUp } from './schema.ts';
 import { percentileSorted, round } from './stats.ts';
 import { measureRawWaves, processCpuMs } from './throughput.ts';
 
@@ -399,7 +399,7 @@ export const runEndToEnd = async (options: EndToEndOptions): Promise<EndToEnd> =
   // as records arrive, in batches of what came meanwhile), for about 15 s a step. Keeping up is the goal's own measure:
   // consuming at least 95% of the offer with a P99 of at most 200 ms. The steps go down from three quarters of the
   // throughput just reached until one keeps up; every step is recorded, so the report shows how P99 grows with load.
-  const attempt = async (share: number) => {
+  const attempt = async (share: number): Promise<KeepingUpStep> => {
     const rate = Math.max(1, Math.round(Math.min(bridge.recordsPerSec, options.offeredRate) * share));
     const records = Math.max(100, Math.min(options.records, rate * 15));
     const run = await runBridge(options, { name: `kept${Math.round(share * 100)}`, records, rate, windowSeconds: 0 });
@@ -418,14 +418,14 @@ export const runEndToEnd = async (options: EndToEndOptions): Promise<EndToEnd> =
       ),
     };
   };
-  const steps: Array<Awaited<ReturnType<typeof attempt>>> = [];
+  const steps: KeepingUpStep[] = [];
   for (const share of KEEPING_UP_SHARES) {
     const step = await attempt(share);
     steps.push(step);
     if (keepsUp(step)) break;
   }
   // With no step kept, the lowest one stands, and the report marks the goal missed on its P99.
-  const sustained = steps.find(keepsUp) ?? (steps[steps.length - 1] as (typeof steps)[number]);
+  const sustained = steps.find(keepsUp) ?? (steps[steps.length - 1] as KeepingUpStep);
   const baseline = await runBaseline(options);
   options.log(`e2e baseline: ${baseline.recordsPerSec} rec/s, P99 ${baseline.p99LatencyMs} ms`);
   return {

@@ -1,6 +1,12 @@
 // RESULTS.md from results.json: the goals with met/missed, a table per section, the machine and how to reproduce.
 // Pure: everything said here is computed from the results it is given, so the file always matches its run.
-import { type BenchResults, KEEPING_UP_SHARES, keepsUp, type ThroughputScenario } from './schema.ts';
+import {
+  type BenchResults,
+  KEEPING_UP_SHARES,
+  type KeepingUpStep,
+  keepsUp,
+  type ThroughputScenario,
+} from './schema.ts';
 
 export type GoalVerdict = {
   readonly goal: string;
@@ -95,8 +101,7 @@ export const evaluateGoals = (results: BenchResults): GoalVerdict[] => {
     result: `${fmt(e2e.recordsPerSec)} records/s`,
     met: e2e.recordsPerSec >= 12_000,
   });
-  const kept = (e2e as { keepingUp?: { offeredRatePerSec: number; recordsPerSec: number; p99LatencyMs: number } })
-    .keepingUp;
+  const kept = e2e.keepingUp;
   verdicts.push({
     goal: `End to end on ${results.machine.cores} cores, keeping up (produce to commit)`,
     target: '≥ 10,000 records/s offered with P99 ≤ 200 ms',
@@ -264,7 +269,6 @@ export const renderResultsMarkdown = (results: BenchResults, notes: readonly str
     partitions?: number;
   };
   const e2e = results.endToEnd as BenchResults['endToEnd'] & {
-    keepingUp?: KeepingUpStep & { steps?: KeepingUpStep[] };
     bareStoreRecordsPerSec?: number;
     bareSdkCpuMsPerRecord?: number;
     dynamodbLocalCpuMsPerRecord?: number;
@@ -434,18 +438,6 @@ export const renderResultsMarkdown = (results: BenchResults, notes: readonly str
 };
 
 type ColdStart = BenchResults['coldStart'];
-/** One keeping-up step of the end-to-end section (endToEnd.ts). */
-type KeepingUpStep = {
-  offeredRatePerSec: number;
-  records: number;
-  recordsPerSec: number;
-  p50LatencyMs: number;
-  p99LatencyMs: number;
-  shareOfCores?: number;
-  invocations?: number;
-  /** CPU per record over the step: this process, the broker and DynamoDB Local. */
-  cpuMsPerRecord?: number;
-};
 /**
  * What the keeping-up steps measured: how P99 grew with the load on the cores, and the cores 10,000 records/s would
  * keep busy at the saturated run's CPU per record.
@@ -613,7 +605,6 @@ export const analysis = (results: BenchResults): string[] => {
     bareStoreRecordsPerSec?: number;
     dynamodbLocalCpuMsPerRecord?: number;
     offeredRatePerSec?: number;
-    keepingUp?: KeepingUpStep & { steps?: KeepingUpStep[] };
     cpuSplit?: import('./endToEnd.ts').CpuSplit;
     rttMs?: number;
   };

@@ -61,8 +61,22 @@ export type ColdStartEntry = z.infer<typeof ColdStartEntry>;
 /** The keeping-up steps of the end-to-end section, as shares of the saturated throughput, tried from the top. */
 export const KEEPING_UP_SHARES = [0.75, 0.55, 0.4, 0.25] as const;
 
+/** One keeping-up step: an offered rate, with the batching window at 0 s, and what the bridge made of it. */
+export const KeepingUpStep = z.object({
+  offeredRatePerSec: nonNegative,
+  records: z.number().int().positive(),
+  recordsPerSec: nonNegative,
+  p50LatencyMs: nonNegative,
+  p99LatencyMs: nonNegative,
+  /** Extras: the machine's cores kept busy, the invocations, and CPU per record (this process, broker, DynamoDB Local). */
+  shareOfCores: nonNegative.optional(),
+  invocations: z.number().int().min(0).optional(),
+  cpuMsPerRecord: nonNegative.optional(),
+});
+export type KeepingUpStep = z.infer<typeof KeepingUpStep>;
+
 /** Keeping up, as the goal measures it: at least 95% of the offer consumed, with a P99 of at most 200 ms. */
-export const keepsUp = (step: { offeredRatePerSec: number; recordsPerSec: number; p99LatencyMs: number }): boolean =>
+export const keepsUp = (step: Pick<KeepingUpStep, 'offeredRatePerSec' | 'recordsPerSec' | 'p99LatencyMs'>): boolean =>
   step.recordsPerSec >= 0.95 * step.offeredRatePerSec && step.p99LatencyMs <= 200;
 
 export const EndToEnd = z
@@ -71,6 +85,11 @@ export const EndToEnd = z
     recordsPerSec: nonNegative,
     p50LatencyMs: nonNegative,
     p99LatencyMs: nonNegative,
+    /** The step that kept up (or, with none, the lowest tried), and every step tried, highest offer first. */
+    keepingUp: KeepingUpStep.extend({
+      batchingWindowSeconds: nonNegative.optional(),
+      steps: z.array(KeepingUpStep).optional(),
+    }).optional(),
     baseline: z
       .object({
         recordsPerSec: nonNegative,

@@ -2,7 +2,7 @@
 // of exactly that results.json (so the numbers people read come from the run).
 import fs from 'node:fs';
 import { analysis, evaluateGoals, renderResultsMarkdown } from '../../../scripts/bench/report.ts';
-import { BenchResults, keepsUp } from '../../../scripts/bench/schema.ts';
+import { BenchResults, type KeepingUpStep, keepsUp } from '../../../scripts/bench/schema.ts';
 
 const RESULTS_JSON = new URL('../../../scripts/bench/results.json', import.meta.url);
 const RESULTS_MD = new URL('../../../scripts/bench/RESULTS.md', import.meta.url);
@@ -99,11 +99,11 @@ test('goal verdicts follow the numbers', () => {
 });
 
 test("keeping up is the goal's measure: 95% of the offer consumed with P99 ≤ 200 ms, at ≥ 10,000 records/s", () => {
-  const withKeepingUp = (keepingUp: Record<string, number>) => {
+  const withKeepingUp = (keepingUp: KeepingUpStep) => {
     const results = BenchResults.parse(committed());
     return { ...results, endToEnd: { ...results.endToEnd, keepingUp } } as typeof results;
   };
-  const verdict = (step: Record<string, number>) => evaluateGoals(withKeepingUp(step)).at(-1)?.met;
+  const verdict = (step: KeepingUpStep) => evaluateGoals(withKeepingUp(step)).at(-1)?.met;
   const step = { offeredRatePerSec: 10_500, records: 100_000, recordsPerSec: 10_400, p50LatencyMs: 40 };
   expect(verdict({ ...step, p99LatencyMs: 190 })).toBe(true);
   expect(verdict({ ...step, p99LatencyMs: 250 })).toBe(false);
