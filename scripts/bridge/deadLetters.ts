@@ -77,20 +77,38 @@ const parseEnvelope = (message: Message): DeadLetter | undefined => {
   };
 };
 
-/** Messages left behind become visible again at once, so the next run (or a look) sees them. */
+/** Tries of the entries a ChangeMessageVisibilityBatch answered as failed (the batch itself succeeded). */
+const MAKE_VISIBLE_TRIES = 3;
+
+/**
+ * Messages left behind become visible again at once, so the next run (or a look) sees them. SQS answers a batch per
+ * entry: failed entries are tried again, and any still failing reject the call with their count and first reason
+ * (such a message stays invisible until its visibility timeout ends, so a look meanwhile would miss it).
+ */
 export const makeVisible = async (sqs: SQSClient, queueUrl: string, handles: readonly string[]): Promise<void> => {
+  const failures: string[] = [];
   for (let i = 0; i < handles.length; i += MAX_BATCH) {
-    await sqs.send(
-      new ChangeMessageVisibilityBatchCommand({
-        QueueUrl: queueUrl,
-        Entries: handles.slice(i, i + MAX_BATCH).map((handle, n) => ({
-          Id: String(n),
-          ReceiptHandle: handle,
-          VisibilityTimeout: 0,
-        })),
-      }),
-    );
+    let pending = handles.slice(i, i + MAX_BATCH);
+    let reasons: string[] = [];
+    for (let attempt = 1; pending.length > 0 && attempt <= MAKE_VISIBLE_TRIES; attempt++) {
+      if (attempt > 1) await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+      const { Failed = [] } = await sqs.send(
+        new ChangeMessageVisibilityBatchCommand({
+          QueueUrl: queueUrl,
+          Entries: pending.map((handle, n) => ({ Id: String(n), ReceiptHandle: handle, VisibilityTimeout: 0 })),
+        }),
+      );
+      const batch = pending;
+      pending = Failed.map((f) => batch[Number(f.Id)] as string);
+      reasons = Failed.map((f) => `${f.Code ?? 'unknown'}: ${f.Message ?? 'no message'}`);
+    }
+    failures.push(...reasons);
   }
+  if (failures.length > 0)
+    throw new Error(
+      `${failures.length} message(s) stay invisible until their visibility timeout ends; SQS refused to change it ` +
+        `(${failures[0]})`,
+    );
 };
 
 /** Every message in the queue (envelopes that do not parse are counted in `unreadable`). */

@@ -372,7 +372,7 @@ export const replayDeadLetters = async (options: ReplayOptions): Promise<ReplayR
   } finally {
     await Promise.allSettled([reader?.close(), producer?.close()]);
     await makeVisible(sqs, queueUrl, [...taken.values()]).catch((error: unknown) => {
-      progress(`warning: could not make ${taken.size} message(s) visible again: ${(error as Error).message}`);
+      progress(`warning: giving ${taken.size} message(s) back to the queue: ${(error as Error).message}`);
     });
   }
   report.replayed = report.items.filter((i) => i.outcome === 'replayed').length;
