@@ -563,6 +563,15 @@ describe('production and options', () => {
     off.hasResourceProperties('AWS::CloudWatch::Alarm', {
       AlarmName: Match.stringLikeRegexp('-orders-MissingInvocations-Critical$'),
     });
+    // Without minInvocations too, nothing would notice a mapping that cannot poll: the synth says so.
+    const unwatched = (overrides: Parameters<typeof withOrders>[0]) =>
+      Annotations.fromStack(synthBridge(withOrders(overrides)).stack).findWarning(
+        '*',
+        Match.stringLikeRegexp('route "orders": eventSource.metrics is false and alarms.minInvocations is unset'),
+      );
+    expect(unwatched({ eventSource: { metrics: false } })).toHaveLength(1);
+    expect(unwatched({ eventSource: { metrics: false }, alarms: { minInvocations: 1 } })).toEqual([]);
+    expect(unwatched({})).toEqual([]);
   });
 
   test('an alarm e-mail subscribes to the alarm topic', () => {

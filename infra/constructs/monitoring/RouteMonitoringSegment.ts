@@ -1,3 +1,4 @@
+import { Annotations } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -37,6 +38,12 @@ export class RouteMonitoringSegment extends Construct {
     this.routeName = name;
     const fn = route.function;
     const mapping = this.#publishingMapping();
+    if (route.eventSource && !mapping && thresholds.minInvocations === undefined)
+      Annotations.of(this).addWarningV2(
+        'kafka-lambda-bridge:unwatched-mapping',
+        `route "${name}": eventSource.metrics is false and alarms.minInvocations is unset, so no alarm fires when ` +
+          'its event source mapping cannot poll (auth, KMS, network); set alarms.minInvocations',
+      );
     const timeoutMs = route.route.timeoutSeconds * 1000;
     const add = props.alarms.addAlarms.bind(props.alarms, this, name);
 
