@@ -1,6 +1,7 @@
 // Reads a dead-letter queue without consuming it: every message is received with a visibility timeout, then made
 // visible again at once. Used by reconcile, replay's report and the end-to-end tests. Also what those tools say about
 // a dead letter: why it was dead-lettered (its reason, for grouping) and when.
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   ChangeMessageVisibilityBatchCommand,
   type Message,
@@ -77,21 +78,21 @@ const parseEnvelope = (message: Message): DeadLetter | undefined => {
   };
 };
 
-/** Tries of the entries a ChangeMessageVisibilityBatch answered as failed (the batch itself succeeded). */
+/** Tries of an entry a ChangeMessageVisibilityBatch answered as failed on SQS's side (the batch itself succeeded). */
 const MAKE_VISIBLE_TRIES = 3;
 
 /**
  * Messages left behind become visible again at once, so the next run (or a look) sees them. SQS answers a batch per
- * entry: failed entries are tried again, and any still failing reject the call with their count and first reason
- * (such a message stays invisible until its visibility timeout ends, so a look meanwhile would miss it).
+ * entry: entries that failed on SQS's side are tried again; any still failing, or refused as the caller's fault, reject
+ * the call with their count and first reason (such a message stays invisible until its visibility timeout ends, so a
+ * look meanwhile would miss it).
  */
 export const makeVisible = async (sqs: SQSClient, queueUrl: string, handles: readonly string[]): Promise<void> => {
   const failures: string[] = [];
   for (let i = 0; i < handles.length; i += MAX_BATCH) {
     let pending = handles.slice(i, i + MAX_BATCH);
-    let reasons: string[] = [];
-    for (let attempt = 1; pending.length > 0 && attempt <= MAKE_VISIBLE_TRIES; attempt++) {
-      if (attempt > 1) await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+    for (let attempt = 1; pending.length > 0; attempt++) {
+      if (attempt > 1) await sleep(100 * attempt);
       const { Failed = [] } = await sqs.send(
         new ChangeMessageVisibilityBatchCommand({
           QueueUrl: queueUrl,
@@ -99,10 +100,13 @@ export const makeVisible = async (sqs: SQSClient, queueUrl: string, handles: rea
         }),
       );
       const batch = pending;
-      pending = Failed.map((f) => batch[Number(f.Id)] as string);
-      reasons = Failed.map((f) => `${f.Code ?? 'unknown'}: ${f.Message ?? 'no message'}`);
+      pending = [];
+      for (const f of Failed) {
+        // The caller's fault (a handle that expired or never was) does not change on a retry.
+        if (!f.SenderFault && attempt < MAKE_VISIBLE_TRIES) pending.push(batch[Number(f.Id)] as string);
+        else failures.push(`${f.Code ?? 'unknown'}: ${f.Message ?? 'no message'}`);
+      }
     }
-    failures.push(...reasons);
   }
   if (failures.length > 0)
     throw new Error(
